@@ -1,0 +1,412 @@
+"""Load, validate and hot-swap serving bundles (`SERVING_DIR/<version>/`).
+
+Swap protocol:
+  1. read `LATEST`, verify every checksum of that version (`modules.bundle.verify_bundle`);
+  2. load the SearchEngine (and recommender) fully, run a smoke query, replay the delta log;
+  3. replace ONE reference (`self._bundle`). Requests that already took the old `ServingBundle`
+     keep using it until they finish; nothing is mutated in place across versions.
+A bundle that fails any step is refused with a log line and the old one keeps serving.
+Reloads (admin endpoint, LATEST watcher) are serialised by a lock.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modules.bundle import BundleError, read_latest, verify_bundle
+from modules.images import ImageError, load_image
+from serving.delta import DeltaLog
+
+log = logging.getLogger("pixelmatch.serving")
+
+REQUIRED_MANIFEST_KEYS = ("files",)
+ITEM_FIELDS = ("item_id", "title", "description", "category", "brand", "price", "gender", "image_path")
+# items.csv columns that are not free attributes
+_CORE_COLUMNS = {*ITEM_FIELDS, "created_at"}
+
+
+class RWLock:
+    """Many readers (searches) or one writer (live add/delete) on one engine."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def _clean(value: Any) -> Any:
+    """pandas/numpy scalars -> JSON-friendly Python values (NaN -> None)."""
+    if value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+@dataclass
+class ServingBundle:
+    """Everything one request needs, immutable except through the engine's write lock."""
+
+    version: str
+    path: Path
+    manifest: dict[str, Any]
+    engine: Any                          # modules.search.SearchEngine
+    recommender: Any | None              # modules.recommend.hybrid.HybridRecommender
+    items: dict[str, dict[str, Any]]     # item_id -> display record (bundle + live items)
+    image_files: dict[str, Path]         # item_id -> image file inside the bundle or delta_images/
+    loaded_at: float = field(default_factory=time.time)
+    lock: RWLock = field(default_factory=RWLock)
+    live_added: set[str] = field(default_factory=set)
+    live_deleted: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    outcome: str                 # swapped | unchanged | refused
+    version: str | None          # the version serving after the call
+    previous_version: str | None
+    message: str
+    load_ms: float | None = None
+
+
+BundleLoader = Callable[[Path, dict], tuple[Any, Any | None]]
+
+
+def load_components(version_dir: Path, params: dict) -> tuple[Any, Any | None]:
+    """Default loader: SearchEngine from `search/`, HybridRecommender from `recommend/` (optional)."""
+    from modules.search import SearchEngine
+
+    engine = SearchEngine.load(version_dir / "search", params=params)
+    recommender = None
+    if (version_dir / "recommend").is_dir():
+        from modules.recommend.hybrid import HybridRecommender
+
+        recommender = HybridRecommender.load(version_dir / "recommend")
+    return engine, recommender
+
+
+def item_table(engine: Any, version_dir: Path) -> pd.DataFrame:
+    """The catalogue the engine indexes: `engine.items` if it has one, else `search/items.parquet`."""
+    items = getattr(engine, "items", None)
+    if isinstance(items, pd.DataFrame):
+        return items
+    path = version_dir / "search" / "items.parquet"
+    if path.is_file():
+        return pd.read_parquet(path)
+    raise BundleError(f"{version_dir}: no item table (engine.items or search/items.parquet)")
+
+
+def _records_and_images(df: pd.DataFrame, version_dir: Path) -> tuple[dict[str, dict], dict[str, Path]]:
+    records: dict[str, dict[str, Any]] = {}
+    images: dict[str, Path] = {}
+    root = version_dir.resolve()
+    attr_cols = [c for c in df.columns if c not in _CORE_COLUMNS]
+    for row in df.to_dict(orient="records"):
+        item_id = str(row["item_id"])
+        rec = {k: _clean(row.get(k)) for k in ITEM_FIELDS if k in row}
+        rec["item_id"] = item_id
+        rec["title"] = str(rec.get("title") or "")
+        rec["attributes"] = {c: str(v) for c in attr_cols if (v := _clean(row.get(c))) not in (None, "")}
+        records[item_id] = rec
+        rel = rec.get("image_path")
+        if rel:
+            # Resolved once, at load time, from the bundle's own table; must stay inside the bundle.
+            p = (root / str(rel)).resolve()
+            if root in p.parents and p.is_file():
+                images[item_id] = p
+    return records, images
+
+
+class BundleManager:
+    def __init__(
+        self,
+        serving_dir: str | Path,
+        params: dict,
+        loader: BundleLoader = load_components,
+        on_swap: Callable[[ServingBundle], None] | None = None,
+        prepare: Callable[[ServingBundle], None] | None = None,
+    ) -> None:
+        """`prepare(bundle)` runs on a freshly loaded bundle before validation (e.g. plug TF Serving in);
+        `on_swap(bundle)` runs after a swap (metrics)."""
+        self.serving_dir = Path(serving_dir)
+        self.params = params
+        self.loader = loader
+        self.on_swap = on_swap
+        self.prepare = prepare
+        self.delta = DeltaLog(self.serving_dir)
+        self.max_pixels = int(params.get("serving", {}).get("max_image_pixels", 40_000_000))
+        self._bundle: ServingBundle | None = None
+        self._reload_lock = threading.Lock()      # one reload at a time
+        self._mutation_lock = threading.Lock()    # delta append + live apply vs. replay + swap
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.last_error: str | None = None
+
+    # ---- access --------------------------------------------------------------------------
+    @property
+    def bundle(self) -> ServingBundle | None:
+        """The current bundle; take it ONCE per request and use that reference throughout."""
+        return self._bundle
+
+    # ---- loading -------------------------------------------------------------------------
+    def _resolve_latest(self) -> tuple[str, Path]:
+        version = read_latest(self.serving_dir)
+        if version is None:
+            raise BundleError(f"{self.serving_dir / 'LATEST'} missing or empty: nothing pushed yet")
+        if "/" in version or "\\" in version or version.startswith("."):
+            raise BundleError(f"LATEST names an invalid version {version!r}")
+        vdir = self.serving_dir / version
+        if not vdir.is_dir():
+            raise BundleError(f"LATEST names {version!r} but {vdir} does not exist")
+        return version, vdir
+
+    def build(self, version: str, vdir: Path) -> ServingBundle:
+        """Verify and load one version completely (no swap). Raises on any problem."""
+        manifest = verify_bundle(vdir)
+        missing = [k for k in REQUIRED_MANIFEST_KEYS if k not in manifest]
+        if missing:
+            raise BundleError(f"{vdir}/manifest.json lacks {missing}")
+        engine, recommender = self.loader(vdir, self.params)
+        df = item_table(engine, vdir)
+        if df.empty:
+            raise BundleError(f"{vdir}: the item table is empty")
+        records, images = _records_and_images(df, vdir)
+        bundle = ServingBundle(version=version, path=vdir, manifest=manifest, engine=engine,
+                               recommender=recommender, items=records, image_files=images)
+        if self.prepare is not None:
+            self.prepare(bundle)
+        self._smoke_test(bundle)
+        return bundle
+
+    @staticmethod
+    def _smoke_test(bundle: ServingBundle) -> None:
+        """The index and query encoder must answer with a catalogue item before we serve them."""
+        first_id = next(iter(bundle.items))
+        probe = bundle.items[first_id]["title"] or first_id
+        try:
+            resp = bundle.engine.search_text(probe, top_k=1)
+        except Exception as exc:  # any failure here means the bundle is unusable
+            raise BundleError(f"{bundle.path}: smoke query failed: {type(exc).__name__}: {exc}") from exc
+        if not resp.results or str(resp.results[0].item_id) not in bundle.items:
+            raise BundleError(f"{bundle.path}: smoke query returned no catalogue item")
+
+    def reload(self, force: bool = False) -> ReloadResult:
+        """Load the version LATEST names and swap it in. Never raises for a bad bundle: the old
+        one keeps serving, the reason is logged and returned (outcome "refused")."""
+        with self._reload_lock:
+            previous = self._bundle.version if self._bundle is not None else None
+            try:
+                version, vdir = self._resolve_latest()
+            except BundleError as exc:
+                self.last_error = str(exc)
+                log.error("bundle reload refused: %s", exc)
+                return ReloadResult("refused", previous, previous, str(exc))
+            if previous == version and not force:
+                return ReloadResult("unchanged", version, previous, f"version {version} already serving")
+            t0 = time.perf_counter()
+            try:
+                new = self.build(version, vdir)
+                with self._mutation_lock:
+                    self._replay_delta(new)
+                    self._bundle = new
+            except Exception as exc:
+                msg = f"bundle {version} refused, still serving {previous or 'nothing'}: {type(exc).__name__}: {exc}"
+                self.last_error = msg
+                log.error(msg)
+                return ReloadResult("refused", previous, previous, msg)
+            load_ms = (time.perf_counter() - t0) * 1000.0
+            self.last_error = None
+            msg = f"serving {version} (was {previous or 'nothing'}), loaded in {load_ms:.0f} ms"
+            log.info(msg)
+            if self.on_swap is not None:
+                self.on_swap(new)
+            return ReloadResult("swapped", version, previous, msg, load_ms)
+
+    # ---- LATEST watcher ------------------------------------------------------------------
+    def start_watcher(self, interval_s: float) -> None:
+        """Poll LATEST every `interval_s` seconds and reload when it names a new version."""
+        if self._watcher is not None or interval_s <= 0:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    latest = read_latest(self.serving_dir)
+                    current = self._bundle
+                    if latest and (current is None or latest != current.version):
+                        self.reload()
+                except Exception:  # the watcher must never die
+                    log.exception("LATEST watcher iteration failed")
+
+        self._watcher = threading.Thread(target=loop, name="pixelmatch-latest-watcher", daemon=True)
+        self._watcher.start()
+
+    def stop_watcher(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+
+    # ---- live catalogue changes ----------------------------------------------------------
+    def _decode_item_image(self, image_b64: str | None) -> Any:
+        if not image_b64:
+            return None
+        import base64
+        import binascii
+
+        try:
+            data = base64.b64decode(image_b64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ImageError(f"image_base64 is not valid base64: {exc}") from exc
+        return load_image(data, max_pixels=self.max_pixels)
+
+    @staticmethod
+    def _engine_record(item: dict[str, Any]) -> dict[str, Any]:
+        """AddItem fields -> the items.csv-shaped record SearchEngine.add_items takes."""
+        rec = {k: item.get(k) for k in ("item_id", "title", "description", "category", "brand", "price", "gender")}
+        rec["description"] = rec.get("description") or ""
+        rec.update({k: v for k, v in (item.get("attributes") or {}).items() if k not in rec})
+        return rec
+
+    def _apply_add(self, bundle: ServingBundle, entries: list[tuple[dict, Any, str | None]]) -> None:
+        """Insert items into `bundle` (caller holds the mutation lock)."""
+        records = [self._engine_record(item) for item, _, _ in entries]
+        images = [img for _, img, _ in entries]
+        with bundle.lock.write():
+            bundle.engine.add_items(records, images)
+            for item, _, image_file in entries:
+                iid = item["item_id"]
+                rec = {k: item.get(k) for k in ITEM_FIELDS if k != "image_path"}
+                rec["attributes"] = dict(item.get("attributes") or {})
+                rec["live_added"] = True
+                bundle.items[iid] = rec
+                p = self.delta.image_path(image_file)
+                if p is not None:
+                    bundle.image_files[iid] = p
+                else:
+                    bundle.image_files.pop(iid, None)
+                bundle.live_added.add(iid)
+                bundle.live_deleted.discard(iid)
+
+    def _apply_delete(self, bundle: ServingBundle, item_id: str) -> None:
+        with bundle.lock.write():
+            bundle.engine.delete_item(item_id)
+            bundle.items.pop(item_id, None)
+            bundle.image_files.pop(item_id, None)
+            bundle.live_added.discard(item_id)
+            bundle.live_deleted.add(item_id)
+
+    def _replay_delta(self, bundle: ServingBundle) -> None:
+        """Re-apply the delta log onto a freshly loaded bundle (before it is swapped in)."""
+        state = self.delta.state()
+        for item_id in state.deleted:
+            if item_id in bundle.items:
+                try:
+                    self._apply_delete(bundle, item_id)
+                except KeyError:
+                    pass
+        entries = []
+        for entry in state.added.values():
+            item = entry["item"]
+            img = None
+            p = self.delta.image_path(entry.get("image_file"))
+            if p is not None:
+                try:
+                    img = load_image(p, max_pixels=self.max_pixels)
+                except ImageError as exc:
+                    log.warning("delta image for %s unusable (%s); adding without image", item["item_id"], exc)
+            entries.append((item, img, entry.get("image_file")))
+        if entries:
+            # Items replaced by a new bundle version are re-added with their live values.
+            for item, _, _ in entries:
+                if item["item_id"] in bundle.items and item["item_id"] not in bundle.live_added:
+                    try:
+                        with bundle.lock.write():
+                            bundle.engine.delete_item(item["item_id"])
+                    except KeyError:
+                        pass
+            self._apply_add(bundle, entries)
+        if state.added or state.deleted:
+            log.info("replayed delta log: %d live items, %d deletions", len(state.added), len(state.deleted))
+
+    def add_items(self, items: list[dict[str, Any]]) -> tuple[ServingBundle, float]:
+        """Decode images, append to the delta log (fsync), insert into the live engine.
+
+        Returns the bundle it was applied to and the add-to-searchable latency in ms.
+        Raises ImageError / ValueError for bad input (nothing is logged or inserted then).
+        """
+        t0 = time.perf_counter()
+        decoded = [(item, self._decode_item_image(item.get("image_base64"))) for item in items]
+        with self._mutation_lock:
+            bundle = self._bundle
+            if bundle is None:
+                raise BundleError("no bundle loaded")
+            entries = []
+            log_records = []
+            for item, img in decoded:
+                stored = {k: v for k, v in item.items() if k != "image_base64"}
+                image_file = self.delta.store_image(img) if img is not None else None
+                entries.append((stored, img, image_file))
+                log_records.append({"op": "add", "item": stored, "image_file": image_file})
+            # Replace existing items with the same id (update semantics).
+            for stored, _, _ in entries:
+                if stored["item_id"] in bundle.items:
+                    with bundle.lock.write():
+                        bundle.engine.delete_item(stored["item_id"])
+            self._apply_add(bundle, entries)
+            self.delta.append(log_records)
+        return bundle, (time.perf_counter() - t0) * 1000.0
+
+    def delete_item(self, item_id: str) -> ServingBundle:
+        """Tombstone an item in the live index and record it in the delta log. KeyError if unknown."""
+        with self._mutation_lock:
+            bundle = self._bundle
+            if bundle is None:
+                raise BundleError("no bundle loaded")
+            if item_id not in bundle.items:
+                raise KeyError(item_id)
+            self._apply_delete(bundle, item_id)
+            self.delta.append([{"op": "delete", "item_id": item_id}])
+        return bundle

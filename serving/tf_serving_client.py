@@ -1,0 +1,111 @@
+"""Query text embeddings from TensorFlow Serving's REST predict API.
+
+Contract (the `text_encoder` SavedModel of the bundle, `model/text_encoder/1/`, served by TF Serving):
+
+    POST {base_url}/v1/models/text_encoder:predict
+    {"signature_name": "text_embedding",
+     "inputs": {"input_ids": [[101, ...]], "attention_mask": [[1, ...]]}}
+    -> 200 {"outputs": [[0.01, ...]]}            # one 384-d row per input row
+    -> 4xx/5xx {"error": "..."}
+
+Tokenisation happens here with the bundle's own tokenizer, so the server only runs the graph.
+`TFServingTextEncoder` has the same query-side surface as `modules.encoders.text.TextEncoder`
+(`dim`, `name`, `encode`, `encode_query`) and can replace it inside a SearchEngine.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+
+DEFAULT_MODEL = "text_encoder"
+DEFAULT_SIGNATURE = "text_embedding"
+
+
+class TFServingError(RuntimeError):
+    """TF Serving could not be reached or answered outside the contract."""
+
+
+Tokenizer = Callable[..., Any]   # HF tokenizer: tok(texts, padding=..., truncation=..., max_length=..., return_tensors="np")
+
+
+class TFServingClient:
+    """Thin, synchronous REST client for one model's predict endpoint."""
+
+    def __init__(self, base_url: str, model: str = DEFAULT_MODEL, signature: str = DEFAULT_SIGNATURE,
+                 timeout_s: float = 2.0, transport: httpx.BaseTransport | None = None) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"TF Serving URL must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.signature = signature
+        self._http = httpx.Client(timeout=timeout_s, transport=transport)
+
+    @property
+    def predict_url(self) -> str:
+        return f"{self.base_url}/v1/models/{self.model}:predict"
+
+    def predict(self, inputs: dict[str, list]) -> np.ndarray:
+        """Run the signature on named (columnar) inputs; returns `outputs` as float32 (n, d)."""
+        body = {"signature_name": self.signature, "inputs": inputs}
+        try:
+            resp = self._http.post(self.predict_url, json=body)
+        except httpx.HTTPError as exc:
+            raise TFServingError(f"TF Serving unreachable at {self.predict_url}: {exc}") from exc
+        if resp.status_code != 200:
+            try:
+                detail = resp.json().get("error", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise TFServingError(f"TF Serving returned {resp.status_code}: {str(detail)[:300]}")
+        try:
+            outputs = resp.json()["outputs"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TFServingError("TF Serving response has no 'outputs'") from exc
+        if isinstance(outputs, dict):  # multi-output signatures answer a dict of named outputs
+            if len(outputs) != 1:
+                raise TFServingError(f"expected one output, got {sorted(outputs)}")
+            outputs = next(iter(outputs.values()))
+        arr = np.asarray(outputs, dtype=np.float32)
+        if arr.ndim != 2:
+            raise TFServingError(f"expected a 2-D 'outputs' array, got shape {arr.shape}")
+        return arr
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class TFServingTextEncoder:
+    """Query encoder backed by TF Serving: local tokenisation, remote graph, L2-normalised output."""
+
+    def __init__(self, client: TFServingClient, tokenizer: Tokenizer, dim: int, max_seq_length: int = 256,
+                 name: str = "tf_serving") -> None:
+        self.client = client
+        self.tokenizer = tokenizer
+        self.dim = int(dim)
+        self.max_seq_length = int(max_seq_length)
+        self.name = name
+
+    def _tokenize(self, texts: list[str]) -> dict[str, list[list[int]]]:
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length,
+                             return_tensors="np")
+        return {"input_ids": np.asarray(enc["input_ids"]).astype(np.int64).tolist(),
+                "attention_mask": np.asarray(enc["attention_mask"]).astype(np.int64).tolist()}
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        rows = []
+        for start in range(0, len(texts), batch_size):
+            out = self.client.predict(self._tokenize(list(texts[start:start + batch_size])))
+            if out.shape[1] != self.dim:
+                raise TFServingError(f"TF Serving returned {out.shape[1]}-d embeddings, expected {self.dim}")
+            rows.append(out)
+        emb = np.vstack(rows)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        return (emb / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
