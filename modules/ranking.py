@@ -1,0 +1,296 @@
+"""LambdaMART re-ranker: LightGBM ``LGBMRanker`` (objective ``lambdarank``) over per-candidate features.
+
+Training data come only from judged queries whose ``split`` is ``train``; the evaluation queries
+are never seen. Inside the train split a further by-query split (``ranking.valid_fraction``) gives
+the validation groups that early stopping watches (NDCG at ``ranking.eval_at``).
+
+The ranker plugs into the search engine through the hook ``rerank(query_ctx, candidates_df)``:
+the engine hands it one row per candidate with the ``RANK_FEATURES`` columns and gets one score
+per row back (higher is better).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+MODEL_FILE = "model.txt"
+FEATURES_FILE = "features.json"
+
+
+class MissingFeatureError(ValueError):
+    """Raised when a candidate frame lacks columns the ranker was trained on."""
+
+
+def _ranking_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``ranking:`` section of params.yaml (accepts the whole params dict or the section itself)."""
+    if params is None:
+        from modules.config import load_params
+
+        params = load_params()
+    section = params.get("ranking", params)
+    if not isinstance(section, Mapping):
+        raise ValueError("params['ranking'] must be a mapping")
+    return dict(section)
+
+
+# --------------------------------------------------------------------------------------------
+# Query splits
+# --------------------------------------------------------------------------------------------
+def split_queries(queries: Iterable[Mapping[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """Split judged queries by their own ``split`` field into (train, eval).
+
+    Raises ``ValueError`` on a query without a qid, with an unknown split value, or when a qid
+    appears twice (a duplicated qid could otherwise leak from one side to the other).
+    """
+    train: list[dict] = []
+    evaluation: list[dict] = []
+    seen: set[str] = set()
+    for q in queries:
+        qid = q.get("qid")
+        if qid is None or str(qid) == "":
+            raise ValueError(f"query without a qid: {dict(q)!r:.200}")
+        qid = str(qid)
+        if qid in seen:
+            raise ValueError(f"duplicate qid {qid!r} in queries")
+        seen.add(qid)
+        split = q.get("split")
+        if split == "train":
+            train.append(dict(q))
+        elif split == "eval":
+            evaluation.append(dict(q))
+        else:
+            raise ValueError(f"query {qid!r}: split must be 'train' or 'eval', got {split!r}")
+    return train, evaluation
+
+
+def split_groups_for_validation(
+    qids: Sequence[str], valid_fraction: float, seed: int = 42
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (train_rows, valid_rows) that split rows by query id, never inside a query."""
+    qids_arr = np.asarray([str(q) for q in qids])
+    unique = np.array(sorted(set(qids_arr.tolist())))
+    rng = np.random.default_rng(seed)
+    n_valid = int(round(len(unique) * valid_fraction))
+    valid_set = set(rng.choice(unique, size=n_valid, replace=False).tolist()) if n_valid > 0 else set()
+    valid_rows = np.array([q in valid_set for q in qids_arr], dtype=bool)
+    return ~valid_rows, valid_rows
+
+
+# --------------------------------------------------------------------------------------------
+# Training frame
+# --------------------------------------------------------------------------------------------
+def graded_labels(item_ids: Sequence[str], relevance: Mapping[str, int | float]) -> np.ndarray:
+    """Integer relevance grade of each candidate (0 when unjudged), clipped to 0..30 for LightGBM."""
+    rel = {str(k): int(v) for k, v in relevance.items()}
+    return np.clip(np.array([rel.get(str(i), 0) for i in item_ids], dtype=np.int32), 0, 30)
+
+
+def _query_candidates(engine: Any, query: Mapping[str, Any], candidates_k: int, data_dir: str | None) -> pd.DataFrame:
+    """Candidate features of one judged query through the engine's own retrieval path."""
+    return engine.candidate_features(query, top_k=candidates_k, data_dir=data_dir)
+
+
+def build_training_frame(
+    engine: Any,
+    train_queries: Sequence[Mapping[str, Any]],
+    candidates_k: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    data_dir: str | None = None,
+    features: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-candidate features and graded labels of the TRAIN queries, grouped by query.
+
+    Returns ``(X, y, groups, qids)``: ``X`` holds the engine's ``RANK_FEATURES`` columns, ``y`` the
+    grades (0 = not judged relevant), ``groups`` the row count of each query in order and ``qids``
+    the query id of every row. Queries whose candidates hold no relevant item carry no ranking
+    signal and are skipped. A query whose ``split`` is not ``train`` raises ``ValueError``.
+    ``features`` defaults to ``modules.search.RANK_FEATURES``.
+    """
+    if features is None:
+        from modules.search import RANK_FEATURES
+
+        features = RANK_FEATURES
+    features = list(features)
+    rp = _ranking_params(params)
+    k = int(candidates_k or rp.get("candidates_k", 100))
+    frames: list[pd.DataFrame] = []
+    labels: list[np.ndarray] = []
+    groups: list[int] = []
+    row_qids: list[str] = []
+    for q in train_queries:
+        if q.get("split") != "train":
+            raise ValueError(f"query {q.get('qid')!r} is not a train query (split={q.get('split')!r})")
+        cands = _query_candidates(engine, q, k, data_dir)
+        if cands is None or len(cands) < 2:
+            continue
+        y = graded_labels(cands["item_id"].astype(str).tolist(), q.get("relevance", {}))
+        if y.max() <= 0:
+            continue
+        check_features(cands, features)
+        frames.append(cands[features].reset_index(drop=True))
+        labels.append(y)
+        groups.append(len(cands))
+        row_qids.extend([str(q["qid"])] * len(cands))
+    if not frames:
+        raise ValueError("no train query retrieved a relevant candidate: cannot train a ranker")
+    X = pd.concat(frames, ignore_index=True).astype(np.float32)
+    return X, np.concatenate(labels), np.asarray(groups, dtype=np.int64), np.asarray(row_qids)
+
+
+def check_features(frame: pd.DataFrame, features: Sequence[str]) -> None:
+    """Raise ``MissingFeatureError`` naming every absent column, ``ValueError`` on non-numeric ones."""
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise MissingFeatureError(
+            f"candidate frame is missing ranker feature(s) {missing}; expected {list(features)}, "
+            f"got {list(frame.columns)}"
+        )
+    bad = [f for f in features if not pd.api.types.is_numeric_dtype(frame[f]) and not pd.api.types.is_bool_dtype(frame[f])]
+    if bad:
+        raise ValueError(f"ranker feature(s) {bad} must be numeric or boolean")
+
+
+def _groups_from_qids(qids: np.ndarray) -> np.ndarray:
+    """Group sizes of contiguous runs of equal qids (LightGBM needs each query's rows together)."""
+    if len(qids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    change = np.flatnonzero(qids[1:] != qids[:-1]) + 1
+    bounds = np.concatenate([[0], change, [len(qids)]])
+    return np.diff(bounds).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# The ranker
+# --------------------------------------------------------------------------------------------
+class LambdaMARTRanker:
+    """A trained LightGBM LambdaMART booster plus the feature list it expects."""
+
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        features: Sequence[str],
+        trained_qids: Iterable[str] = (),
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.booster = booster
+        self.features = list(features)
+        self.trained_qids = frozenset(str(q) for q in trained_qids)
+        self.info = dict(info or {})
+
+    def rerank(self, query_ctx: Any, candidates_df: pd.DataFrame) -> np.ndarray:
+        """Score each candidate row (higher is better). ``query_ctx`` is accepted for the engine's hook
+        signature; every query-dependent signal is already a column of ``candidates_df``."""
+        if not isinstance(candidates_df, pd.DataFrame):
+            raise TypeError("candidates_df must be a pandas DataFrame")
+        if len(candidates_df) == 0:
+            return np.zeros(0, dtype=np.float64)
+        check_features(candidates_df, self.features)
+        X = candidates_df[self.features].astype(np.float32)
+        return np.asarray(self.booster.predict(X), dtype=np.float64)
+
+    def feature_importance(self, importance_type: str = "gain") -> dict[str, float]:
+        """Feature -> importance (total split gain by default), most important first."""
+        values = self.booster.feature_importance(importance_type=importance_type)
+        pairs = sorted(zip(self.features, values.tolist(), strict=True), key=lambda p: -p[1])
+        return {f: float(v) for f, v in pairs}
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``model.txt`` (the LightGBM booster) and ``features.json`` (features, qids, info)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(out / MODEL_FILE))
+        meta = {"features": self.features, "trained_qids": sorted(self.trained_qids), "info": self.info}
+        (out / FEATURES_FILE).write_text(json.dumps(meta, indent=2))
+        return out
+
+    @classmethod
+    def load(cls, in_dir: str | Path) -> LambdaMARTRanker:
+        src = Path(in_dir)
+        model, feats = src / MODEL_FILE, src / FEATURES_FILE
+        if not model.is_file() or not feats.is_file():
+            raise FileNotFoundError(f"{src} must hold {MODEL_FILE} and {FEATURES_FILE}")
+        meta = json.loads(feats.read_text())
+        booster = lgb.Booster(model_file=str(model))
+        if list(booster.feature_name()) != list(meta["features"]):
+            raise ValueError(f"{feats} lists {meta['features']} but the booster has {booster.feature_name()}")
+        return cls(booster, meta["features"], meta.get("trained_qids", []), meta.get("info", {}))
+
+
+def train_ranker(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 42,
+    qids: np.ndarray | None = None,
+) -> LambdaMARTRanker:
+    """Fit LambdaMART on query-grouped rows, early-stopping on a by-query validation split.
+
+    ``groups`` are the row counts of consecutive queries (as ``build_training_frame`` returns).
+    ``qids`` (one per row) are recorded in the ranker so that evaluation can prove it never trained
+    on an evaluation query; when omitted, synthetic group ids are used for the validation split.
+    """
+    rp = _ranking_params(params)
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError("X must be a pandas DataFrame of features")
+    y = np.asarray(y)
+    groups = np.asarray(groups, dtype=np.int64)
+    if len(X) != len(y) or int(groups.sum()) != len(X):
+        raise ValueError(f"inconsistent sizes: {len(X)} rows, {len(y)} labels, groups sum to {int(groups.sum())}")
+    check_features(X, list(X.columns))
+    if qids is None:
+        qids = np.repeat(np.array([f"g{i}" for i in range(len(groups))]), groups)
+    qids = np.asarray([str(q) for q in qids])
+    if len(qids) != len(X):
+        raise ValueError("qids must have one entry per row")
+    if not np.array_equal(_groups_from_qids(qids), groups):
+        raise ValueError("qids must match groups: each query's rows contiguous, in group order")
+
+    features = [str(c) for c in X.columns]
+    Xf = X.astype(np.float32).reset_index(drop=True)
+    eval_at = [int(k) for k in rp.get("eval_at", [10])]
+    model = lgb.LGBMRanker(
+        objective="lambdarank",
+        n_estimators=int(rp.get("n_estimators", 400)),
+        learning_rate=float(rp.get("learning_rate", 0.05)),
+        num_leaves=int(rp.get("num_leaves", 31)),
+        min_child_samples=int(rp.get("min_data_in_leaf", 10)),
+        subsample=float(rp.get("bagging_fraction", 1.0)),
+        subsample_freq=1 if float(rp.get("bagging_fraction", 1.0)) < 1.0 else 0,
+        colsample_bytree=float(rp.get("feature_fraction", 1.0)),
+        random_state=seed,
+        n_jobs=int(rp.get("n_jobs", 2)),
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
+    )
+    train_rows, valid_rows = split_groups_for_validation(qids, float(rp.get("valid_fraction", 0.2)), seed)
+    fit_kwargs: dict[str, Any] = {}
+    info: dict[str, Any] = {"seed": seed, "eval_at": eval_at}
+    if valid_rows.any() and train_rows.any():
+        fit_kwargs = {
+            "eval_set": [(Xf[valid_rows], y[valid_rows])],
+            "eval_group": [_groups_from_qids(qids[valid_rows])],
+            "eval_at": eval_at,
+            "callbacks": [lgb.early_stopping(int(rp.get("early_stopping_rounds", 30)), verbose=False)],
+        }
+    else:
+        train_rows = np.ones(len(Xf), dtype=bool)
+    model.fit(Xf[train_rows], y[train_rows], group=_groups_from_qids(qids[train_rows]), **fit_kwargs)
+
+    booster = model.booster_
+    best = model.best_iteration_ if fit_kwargs and model.best_iteration_ else booster.current_iteration()
+    if fit_kwargs:
+        info["best_iteration"] = int(best)
+        info["valid_ndcg"] = {k: float(v) for k, v in model.best_score_.get("valid_0", {}).items()}
+        info["n_valid_queries"] = int(len(set(qids[valid_rows].tolist())))
+    info["n_train_queries"] = int(len(set(qids[train_rows].tolist())))
+    # Keep only the trees up to the best iteration, so predict() needs no num_iteration argument.
+    trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=int(best)))
+    return LambdaMARTRanker(trimmed, features, trained_qids=qids.tolist(), info=info)

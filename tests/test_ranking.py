@@ -1,0 +1,162 @@
+"""LambdaMART ranker: learns an informative feature, never trains on eval queries, fails clearly."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modules import metrics
+from modules.ranking import (
+    LambdaMARTRanker,
+    MissingFeatureError,
+    build_training_frame,
+    split_queries,
+    train_ranker,
+)
+
+FEATURES = ["signal", "noise_a", "noise_b"]
+PARAMS = {
+    "ranking": {
+        "num_leaves": 7,
+        "learning_rate": 0.1,
+        "n_estimators": 60,
+        "early_stopping_rounds": 10,
+        "min_data_in_leaf": 5,
+        "eval_at": [10],
+        "valid_fraction": 0.25,
+        "n_jobs": 1,
+    }
+}
+
+
+def _synthetic(n_queries: int, seed: int, per_query: int = 20) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Graded labels driven by `signal` (plus noise); the noise columns carry nothing."""
+    rng = np.random.default_rng(seed)
+    rows, labels, qids = [], [], []
+    for q in range(n_queries):
+        signal = rng.normal(size=per_query)
+        grade = np.digitize(signal + rng.normal(scale=0.3, size=per_query), [0.5, 1.0, 1.5])
+        for s, g in zip(signal, grade, strict=True):
+            rows.append({"signal": s, "noise_a": rng.normal(), "noise_b": rng.random()})
+            labels.append(int(g))
+            qids.append(f"s{seed}_q{q}")
+    return pd.DataFrame(rows), np.array(labels), np.full(n_queries, per_query), np.array(qids)
+
+
+def _mean_ndcg(scores: np.ndarray, y: np.ndarray, qids: np.ndarray) -> float:
+    run: dict[str, list[tuple[str, float]]] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for i, (q, s, g) in enumerate(zip(qids, scores, y, strict=True)):
+        run.setdefault(q, []).append((str(i), float(s)))
+        qrels.setdefault(q, {})[str(i)] = int(g)
+    return metrics.evaluate_run(run, qrels, k=10)["ndcg@10"]
+
+
+def test_ranker_learns_informative_feature_and_round_trips(tmp_path) -> None:
+    X, y, groups, qids = _synthetic(80, seed=1)
+    ranker = train_ranker(X, y, groups, PARAMS, seed=42, qids=qids)
+    Xt, yt, _, qt = _synthetic(40, seed=2)
+    learned = _mean_ndcg(ranker.rerank(None, Xt), yt, qt)
+    random_scores = np.random.default_rng(0).random(len(yt))
+    baseline = _mean_ndcg(random_scores, yt, qt)
+    assert learned > baseline + 0.2, (learned, baseline)
+    assert next(iter(ranker.feature_importance())) == "signal"
+    assert "best_iteration" in ranker.info and ranker.info["n_valid_queries"] == 20
+
+    ranker.save(tmp_path / "ranker")
+    assert (tmp_path / "ranker" / "model.txt").is_file()
+    loaded = LambdaMARTRanker.load(tmp_path / "ranker")
+    np.testing.assert_allclose(loaded.rerank(None, Xt), ranker.rerank(None, Xt))
+    assert loaded.trained_qids == ranker.trained_qids
+    # Column order in the candidate frame does not matter; the ranker selects its own features.
+    np.testing.assert_allclose(loaded.rerank(None, Xt[FEATURES[::-1]]), ranker.rerank(None, Xt))
+
+
+def test_training_is_deterministic_for_a_seed() -> None:
+    X, y, groups, qids = _synthetic(40, seed=3)
+    a = train_ranker(X, y, groups, PARAMS, seed=7, qids=qids).rerank(None, X)
+    b = train_ranker(X, y, groups, PARAMS, seed=7, qids=qids).rerank(None, X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_missing_or_bad_features_raise_clear_errors() -> None:
+    X, y, groups, qids = _synthetic(30, seed=4)
+    ranker = train_ranker(X, y, groups, PARAMS, seed=42, qids=qids)
+    with pytest.raises(MissingFeatureError, match="noise_b"):
+        ranker.rerank(None, X.drop(columns=["noise_b"]))
+    bad = X.copy()
+    bad["signal"] = "high"
+    with pytest.raises(ValueError, match="numeric"):
+        ranker.rerank(None, bad)
+    assert ranker.rerank(None, X.iloc[:0]).shape == (0,)
+    with pytest.raises(ValueError, match="inconsistent"):
+        train_ranker(X, y[:-1], groups, PARAMS, seed=42)
+
+
+class _FakeEngine:
+    """Stands in for SearchEngine.candidate_features: candidates with a feature tied to the judgement."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.calls: list[str] = []
+
+    def candidate_features(self, query: Mapping[str, Any], top_k: int, data_dir: str | None = None) -> pd.DataFrame:
+        self.calls.append(query["qid"])
+        items = [f"i{j}" for j in range(top_k)]
+        rel = query["relevance"]
+        return pd.DataFrame(
+            {
+                "item_id": items,
+                "signal": [rel.get(i, 0) + self.rng.normal(scale=0.5) for i in items],
+                "noise_a": self.rng.normal(size=top_k),
+                "noise_b": self.rng.random(top_k),
+            }
+        )
+
+
+def _queries(n: int) -> list[dict]:
+    rng = np.random.default_rng(5)
+    out = []
+    for q in range(n):
+        rel = {f"i{j}": int(rng.integers(1, 4)) for j in rng.choice(15, size=3, replace=False)}
+        out.append({"qid": f"q{q}", "kind": "text", "text": "x", "relevance": rel, "split": "train" if q % 2 else "eval"})
+    out.append({"qid": "no_hit", "kind": "text", "text": "x", "relevance": {"zz": 2}, "split": "train"})
+    return out
+
+
+def test_no_qid_overlap_between_ranker_training_and_eval() -> None:
+    queries = _queries(40)
+    train, evaluation = split_queries(queries)
+    eval_qids = {q["qid"] for q in evaluation}
+    assert eval_qids and not eval_qids & {q["qid"] for q in train}
+
+    engine = _FakeEngine()
+    X, y, groups, qids = build_training_frame(engine, train, candidates_k=15, params=PARAMS, features=FEATURES)
+    assert set(engine.calls) == {q["qid"] for q in train}  # the engine was never asked about an eval query
+    assert not set(qids.tolist()) & eval_qids
+    assert "no_hit" not in set(qids.tolist())  # no relevant candidate -> no ranking signal -> skipped
+    assert list(X.columns) == FEATURES and len(X) == len(y) == groups.sum()
+
+    ranker = train_ranker(X, y, groups, PARAMS, seed=42, qids=qids)
+    assert ranker.trained_qids and not ranker.trained_qids & eval_qids
+
+    with pytest.raises(ValueError, match="not a train query"):
+        build_training_frame(engine, evaluation[:1], candidates_k=15, params=PARAMS, features=FEATURES)
+
+
+def test_split_queries_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="split"):
+        split_queries([{"qid": "a", "split": "test"}])
+    with pytest.raises(ValueError, match="duplicate"):
+        split_queries([{"qid": "a", "split": "train"}, {"qid": "a", "split": "eval"}])
+    with pytest.raises(ValueError, match="qid"):
+        split_queries([{"split": "train"}])
+
+
+def test_missing_feature_in_training_candidates() -> None:
+    train, _ = split_queries(_queries(10))
+    with pytest.raises(MissingFeatureError, match="popularity"):
+        build_training_frame(_FakeEngine(), train, candidates_k=15, params=PARAMS, features=[*FEATURES, "popularity"])
