@@ -1,0 +1,208 @@
+"""Fusion of text and image item embeddings into one vector space searched by the ``fusion`` retriever.
+
+Methods (``fusion.method`` in params.yaml):
+- ``concat`` (early fusion): L2-normalised concatenation ``[t; i]``. The query side is ``[q; q]`` when the image
+  space is the text space (the LiT tower is aligned to SBERT), ``[q; q_img]`` when an image-space query vector is
+  given (CLIP text encoder), else ``[q; 0]``.
+- ``late``: score averaging ``(1 - w) cos(q, t) + w cos(q_img, i)`` realised as the weighted concatenation
+  ``[sqrt(1-w) t; sqrt(w) i]`` so it runs on one inner-product index (w = ``fusion.late_image_weight``).
+- ``learned``: a small tf-keras MLP maps ``[t; i]`` into the SBERT query space (residual on ``t``, so it starts at
+  the text embedding), trained with in-batch softmax on (query embedding, relevant item) pairs from TRAIN-split
+  queries only, or self-supervised title-word queries when no judged queries exist (``build_train_pairs``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+METHODS = ("concat", "late", "learned")
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _mlp(in_dim: int, hidden_dim: int, out_dim: int, seed: int):
+    import tf_keras as keras
+
+    init = keras.initializers.GlorotUniform(seed=seed)
+    inp = keras.Input(shape=(in_dim,), name="text_image")
+    h = keras.layers.Dense(hidden_dim, activation="relu", kernel_initializer=init, name="hidden")(inp)
+    delta = keras.layers.Dense(out_dim, kernel_initializer="zeros", name="delta")(h)
+    text_part = keras.layers.Lambda(lambda x: x[:, :out_dim], name="text_part")(inp)
+    out = keras.layers.Add(name="residual")([text_part, delta])
+    out = keras.layers.UnitNormalization(axis=-1, name="l2")(out)
+    return keras.Model(inp, out, name="learned_fusion")
+
+
+class Fusion:
+    """A fitted fusion: item-side ``fuse_items`` and query-side ``query_vector`` in the same space."""
+
+    def __init__(self, method: str, text_dim: int, image_dim: int, late_image_weight: float = 0.5,
+                 hidden_dim: int = 512, seed: int = 42) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown fusion method {method!r}; choose from {METHODS}")
+        if not 0.0 <= late_image_weight <= 1.0:
+            raise ValueError("fusion late_image_weight must be in [0, 1]")
+        self.method, self.text_dim, self.image_dim = method, int(text_dim), int(image_dim)
+        self.late_image_weight, self.hidden_dim, self.seed = float(late_image_weight), int(hidden_dim), seed
+        self.model = None
+        self.history: list[float] = []
+
+    # -- construction ---------------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, method: str, text_emb: np.ndarray, image_emb: np.ndarray, params: Mapping[str, Any],
+              seed: int = 42, train_pairs: tuple[np.ndarray, np.ndarray] | None = None) -> Fusion:
+        """Fit a fusion. ``params`` is the ``fusion:`` section. ``train_pairs`` = (query_emb (m, d_text), item_rows
+        (m,)) is required for ``learned`` (see ``build_train_pairs``)."""
+        f = cls(method, text_emb.shape[1], image_emb.shape[1],
+                late_image_weight=float(params.get("late_image_weight", 0.5)),
+                hidden_dim=int(params.get("learned", {}).get("hidden_dim", 512)), seed=seed)
+        if method == "learned":
+            if train_pairs is None:
+                raise ValueError("learned fusion needs train_pairs (query_emb, item_rows); use build_train_pairs()")
+            f._train(text_emb, image_emb, train_pairs, params.get("learned", {}), seed)
+        return f
+
+    def _train(self, text_emb: np.ndarray, image_emb: np.ndarray, pairs: tuple[np.ndarray, np.ndarray],
+               cfg: Mapping[str, Any], seed: int) -> None:
+        import tensorflow as tf
+        import tf_keras as keras
+
+        q_emb, rows = _l2(pairs[0]), np.asarray(pairs[1], dtype=np.int64)
+        if len(q_emb) != len(rows) or len(rows) == 0:
+            raise ValueError("train_pairs must be two aligned, non-empty arrays")
+        if q_emb.shape[1] != self.text_dim:
+            raise ValueError(f"query embeddings have dim {q_emb.shape[1]}, expected {self.text_dim}")
+        tf.random.set_seed(seed)
+        rng = np.random.default_rng(seed)
+        x_items = np.concatenate([_l2(text_emb), _l2(image_emb)], axis=1).astype(np.float32)
+        self.model = _mlp(x_items.shape[1], self.hidden_dim, self.text_dim, seed)
+        opt = keras.optimizers.Adam(float(cfg.get("learning_rate", 1e-3)))
+        temperature = float(cfg.get("temperature", 0.05))
+        batch = int(cfg.get("batch_size", 256))
+        model = self.model
+
+        @tf.function(reduce_retracing=True)
+        def step(q: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                logits = tf.matmul(q, model(x, training=True), transpose_b=True) / temperature
+                labels = tf.range(tf.shape(q)[0])
+                loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return loss
+
+        for _ in range(int(cfg.get("epochs", 20))):
+            order = rng.permutation(len(rows))
+            losses = []
+            for s in range(0, len(order), batch):
+                idx = order[s:s + batch]
+                if len(idx) < 2:
+                    continue
+                losses.append(float(step(tf.constant(q_emb[idx]), tf.constant(x_items[rows[idx]]))))
+            self.history.append(float(np.mean(losses)) if losses else float("nan"))
+
+    # -- use ------------------------------------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.text_dim if self.method == "learned" else self.text_dim + self.image_dim
+
+    def fuse_items(self, text_emb: np.ndarray, image_emb: np.ndarray) -> np.ndarray:
+        """Fused, L2-normalised item vectors (n, dim)."""
+        t, i = _l2(np.atleast_2d(text_emb)), _l2(np.atleast_2d(image_emb))
+        if self.method == "concat":
+            return _l2(np.concatenate([t, i], axis=1))
+        if self.method == "late":
+            w = self.late_image_weight
+            return _l2(np.concatenate([np.sqrt(1 - w) * t, np.sqrt(w) * i], axis=1))
+        assert self.model is not None, "learned fusion is not trained"
+        x = np.concatenate([t, i], axis=1).astype(np.float32)
+        return _l2(self.model.predict(x, batch_size=1024, verbose=0))
+
+    def query_vector(self, text_vec: np.ndarray, image_vec: np.ndarray | None = None) -> np.ndarray:
+        """Query-side vector. ``image_vec`` is a query vector in the image space (a photo, or CLIP text)."""
+        t = _l2(np.asarray(text_vec).ravel())
+        if image_vec is None and self.image_dim == self.text_dim:
+            img = t  # the image space is the text space (LiT tower): the text query speaks for both halves
+        elif image_vec is None:
+            img = np.zeros(self.image_dim, dtype=np.float32)
+        else:
+            img = _l2(np.asarray(image_vec).ravel())
+        if self.method == "concat":
+            return _l2(np.concatenate([t, img]))
+        if self.method == "late":
+            w = self.late_image_weight
+            return _l2(np.concatenate([np.sqrt(1 - w) * t, np.sqrt(w) * img]))
+        if image_vec is not None and img.shape[0] == self.text_dim:
+            return _l2(t + img)
+        return t
+
+    fuse_query = query_vector  # name used in docs/architecture.md
+
+    # -- persistence ----------------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        cfg = {"method": self.method, "text_dim": self.text_dim, "image_dim": self.image_dim,
+               "late_image_weight": self.late_image_weight, "hidden_dim": self.hidden_dim, "seed": self.seed,
+               "history": self.history}
+        (d / "fusion.json").write_text(json.dumps(cfg, indent=2))
+        if self.model is not None:
+            np.savez(d / "weights.npz", *self.model.get_weights())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Fusion:
+        d = Path(directory)
+        cfg = json.loads((d / "fusion.json").read_text())
+        f = cls(cfg["method"], cfg["text_dim"], cfg["image_dim"], cfg["late_image_weight"], cfg["hidden_dim"],
+                cfg["seed"])
+        f.history = cfg.get("history", [])
+        if f.method == "learned":
+            with np.load(d / "weights.npz") as z:
+                weights = [z[f"arr_{k}"] for k in range(len(z.files))]
+            f.model = _mlp(f.text_dim + f.image_dim, f.hidden_dim, f.text_dim, f.seed)
+            f.model.set_weights(weights)
+        return f
+
+
+def build_train_pairs(items: pd.DataFrame, text_encoder: Any, queries: Sequence[Mapping[str, Any]] | None = None,
+                      seed: int = 42, max_words: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(query_emb, item_rows) for the learned fusion.
+
+    Uses the TRAIN-split text queries (``split == "train"``, non-empty text, one pair per relevant item with
+    grade >= 2); when there are none, self-supervised queries of 1..``max_words`` random words of each item's title.
+    ``items`` is the item DataFrame (row order = embedding order).
+    """
+    row_of = {str(iid): r for r, iid in enumerate(items["item_id"].astype(str))}
+    texts: list[str] = []
+    rows: list[int] = []
+    for q in queries or []:
+        if q.get("split") != "train" or not str(q.get("text", "")).strip():
+            continue
+        for iid, grade in (q.get("relevance") or {}).items():
+            if int(grade) >= 2 and str(iid) in row_of:
+                texts.append(str(q["text"]))
+                rows.append(row_of[str(iid)])
+    if not texts:
+        rng = np.random.default_rng(seed)
+        for r, title in enumerate(items["title"].fillna("").astype(str)):
+            words = title.split()
+            if not words:
+                continue
+            n = int(rng.integers(1, min(max_words, len(words)) + 1))
+            pick = sorted(rng.choice(len(words), size=n, replace=False))
+            texts.append(" ".join(words[j] for j in pick))
+            rows.append(r)
+    if not texts:
+        raise ValueError("no training pairs: no train-split queries and no item titles")
+    return np.asarray(text_encoder.encode(texts), dtype=np.float32), np.asarray(rows, dtype=np.int64)

@@ -1,0 +1,233 @@
+"""Query understanding: colour, pattern, category, brand, gender and price intents from free text.
+
+The vocabularies come from the catalog itself (its categories, brands, genders, the pattern words that occur in its
+text, and the colour names of ``COLOR_TABLE``) plus a small table of generic English synonyms ("trainers" ->
+sneakers, "men's" -> men, "gray" -> grey). A synonym is kept only when its target exists in the catalog, so the
+parser never invents a category the catalog does not have. Parsed intents are soft boosts and ranker features in
+``SearchEngine``, and optional hard filters (``search_text(..., hard_intents=True)``).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from modules.retrieval.lexical import _fold_plural
+
+# Generic English synonyms (surface phrase -> canonical value). Targets missing from the catalog are dropped.
+DEFAULT_SYNONYMS: dict[str, dict[str, str]] = {
+    "category": {
+        "trainers": "sneakers", "trainer": "sneakers", "kicks": "sneakers", "running shoes": "sneakers",
+        "athletic shoes": "sneakers", "tennis shoes": "sneakers", "sneaker": "sneakers",
+        "booties": "boots", "ankle boots": "boots", "slides": "sandals", "flip flops": "sandals",
+        "rucksack": "backpacks", "daypack": "backpacks", "school bag": "backpacks", "backpack": "backpacks",
+        "purse": "handbags", "handbag": "handbags", "tote": "handbags", "tee": "t-shirts", "tees": "t-shirts",
+        "t shirt": "t-shirts", "tshirt": "t-shirts", "jumper": "sweaters", "pullover": "sweaters",
+        "hoodie": "hoodies", "sweatshirt": "hoodies", "jeans": "jeans", "denims": "jeans", "frock": "dresses",
+        "gown": "dresses", "wristwatch": "watches", "timepiece": "watches", "lamp": "lamps", "desk lamp": "lamps",
+        "floor lamp": "lamps", "sunnies": "sunglasses", "shades": "sunglasses",
+    },
+    "gender": {
+        "men": "men", "men's": "men", "mens": "men", "man": "men", "man's": "men", "male": "men", "for him": "men",
+        "gents": "men", "women": "women", "women's": "women", "womens": "women", "woman": "women",
+        "woman's": "women", "ladies": "women", "ladies'": "women", "lady": "women", "female": "women",
+        "for her": "women", "unisex": "unisex",
+    },
+    "color": {
+        "gray": "grey", "grey": "gray", "charcoal": "grey", "navy blue": "navy", "midnight blue": "navy",
+        "maroon": "burgundy", "wine red": "burgundy", "wine": "burgundy", "ivory": "white", "cream": "white",
+        "off-white": "white", "off white": "white", "turquoise": "teal", "khaki": "olive", "army green": "olive",
+        "camel": "beige", "sand": "beige", "tan": "beige", "crimson": "red", "scarlet": "red", "violet": "purple",
+        "plum": "purple", "mustard": "yellow", "cobalt": "blue", "royal blue": "blue", "emerald": "green",
+        "chocolate": "brown", "cognac": "brown", "blush": "pink", "jet black": "black", "onyx": "black",
+    },
+    "pattern": {
+        "solid": "solid", "plain": "solid", "striped": "striped", "stripe": "striped", "stripes": "striped",
+        "stripy": "striped", "pinstripe": "striped", "checked": "checked", "check": "checked", "plaid": "checked",
+        "gingham": "checked", "tartan": "checked", "dotted": "dotted", "polka dot": "dotted",
+        "polka dots": "dotted", "spotted": "dotted", "dots": "dotted", "floral": "floral", "flowery": "floral",
+        "flower print": "floral", "flowers": "floral", "geometric": "geometric", "geo print": "geometric",
+        "zigzag": "geometric", "paisley": "paisley", "camo": "camouflage", "camouflage": "camouflage",
+        "leopard": "animal print", "animal print": "animal print", "houndstooth": "houndstooth",
+    },
+}
+
+_NUM = r"(\d+(?:[.,]\d+)?)"
+_CUR = r"(?:[$€£]\s*)?"
+_UNIT = r"(?:\s*(?:dollars|usd|eur|euros|bucks|gbp|pounds|€|£))?"
+_PRICE_BETWEEN = re.compile(
+    rf"\b(?:between|from)\s+{_CUR}{_NUM}{_UNIT}\s*(?:and|to|-|–)\s*{_CUR}{_NUM}{_UNIT}", re.I)
+_PRICE_RANGE = re.compile(rf"[$€£]\s*{_NUM}\s*(?:-|–|to)\s*{_CUR}{_NUM}{_UNIT}", re.I)
+_PRICE_MAX = re.compile(
+    rf"(?:\b(?:under|below|less\s+than|cheaper\s+than|up\s+to|at\s+most|max(?:imum)?|no\s+more\s+than|within)"
+    rf"|<=?)\s*{_CUR}{_NUM}{_UNIT}", re.I)
+_PRICE_MIN = re.compile(
+    rf"(?:\b(?:over|above|more\s+than|at\s+least|min(?:imum)?|from|starting\s+at)|>=?)\s*{_CUR}{_NUM}{_UNIT}",
+    re.I)
+_WORD_RE = re.compile(r"[\w][\w'\-]*", re.UNICODE)
+
+
+def _num(s: str) -> float:
+    return float(s.replace(",", "."))
+
+
+def _key(phrase: str) -> tuple[str, ...]:
+    """Normalised token tuple of a phrase: lower-case, plurals folded, trailing apostrophes kept as written."""
+    return tuple(_fold_plural(w) for w in _WORD_RE.findall(phrase.lower()))
+
+
+@dataclass
+class Intents:
+    """What a query asks for beyond its words. ``residual_text`` is the query with price phrases removed."""
+
+    color: str | None = None
+    pattern: str | None = None
+    category: str | None = None
+    gender: str | None = None
+    price_min: float | None = None
+    price_max: float | None = None
+    brand: str | None = None
+    residual_text: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def any(self) -> bool:
+        return any(v is not None for k, v in asdict(self).items() if k != "residual_text")
+
+
+class QueryParser:
+    """Phrase-lexicon intent parser. Build it with ``QueryParser.from_catalog``."""
+
+    MAX_PHRASE = 4
+
+    def __init__(self, lexicon: Mapping[str, Mapping[tuple[str, ...], str]]) -> None:
+        self.lexicon = {field: dict(entries) for field, entries in lexicon.items()}
+
+    # -- construction ---------------------------------------------------------------------------------------------
+    @classmethod
+    def from_catalog(cls, items: pd.DataFrame, color_names: Iterable[str],
+                     synonyms: Mapping[str, Mapping[str, str]] | None = None) -> QueryParser:
+        """Vocabularies from the catalog's own values; ``synonyms`` ({field: {phrase: canonical}}) extend the defaults."""
+        syn: dict[str, dict[str, str]] = {f: dict(v) for f, v in DEFAULT_SYNONYMS.items()}
+        for field, table in (synonyms or {}).items():
+            syn.setdefault(field, {}).update({k.lower(): v.lower() for k, v in table.items()})
+
+        def col_values(col: str) -> list[str]:
+            if col not in items.columns:
+                return []
+            return sorted({str(v).strip().lower() for v in items[col].dropna() if str(v).strip()})
+
+        lex: dict[str, dict[tuple[str, ...], str]] = {"category": {}, "brand": {}, "gender": {}, "color": {},
+                                                     "pattern": {}}
+        cats = col_values("category")
+        by_key = {_key(c): c for c in cats}
+        for c in cats:
+            lex["category"][_key(c)] = c
+        for phrase, target in syn.get("category", {}).items():
+            canonical = by_key.get(_key(target))
+            if canonical is not None:
+                lex["category"].setdefault(_key(phrase), canonical)
+
+        for b in col_values("brand"):
+            lex["brand"][_key(b)] = b
+
+        genders = set(col_values("gender")) | {"women", "men", "unisex"}
+        for phrase, target in syn.get("gender", {}).items():
+            if target in genders:
+                lex["gender"][tuple(w for w in _WORD_RE.findall(phrase.lower()))] = target
+
+        colors = [c.lower() for c in color_names]
+        for c in colors:
+            lex["color"][_key(c)] = c
+        for phrase, target in syn.get("color", {}).items():
+            if target in colors and _key(phrase) not in lex["color"]:
+                lex["color"][_key(phrase)] = target
+
+        # Patterns: canonical values whose surface forms occur in the catalog's text (or its pattern column).
+        text_cols = [c for c in ("title", "description", "pattern") if c in items.columns]
+        corpus = " ".join(" ".join(items[c].fillna("").astype(str).str.lower()) for c in text_cols)
+        corpus_keys = " " + " ".join(_key(corpus)) + " "
+        present = set(col_values("pattern"))
+        for phrase, target in syn.get("pattern", {}).items():
+            if f" {' '.join(_key(phrase))} " in corpus_keys:
+                present.add(target)
+        for phrase, target in syn.get("pattern", {}).items():
+            if target in present:
+                lex["pattern"][_key(phrase)] = target
+        for p in present:
+            lex["pattern"].setdefault(_key(p), p)
+        return cls(lex)
+
+    # -- parsing --------------------------------------------------------------------------------------------------
+    def _match(self, text: str) -> dict[str, list[str]]:
+        """All lexicon hits per field, longest phrase first, non-overlapping, in query order."""
+        words = _WORD_RE.findall(text.lower())
+        folded = [_fold_plural(w) for w in words]
+        hits: dict[str, list[str]] = {f: [] for f in self.lexicon}
+        i = 0
+        while i < len(words):
+            matched = False
+            for n in range(min(self.MAX_PHRASE, len(words) - i), 0, -1):
+                fkey, rkey = tuple(folded[i:i + n]), tuple(words[i:i + n])
+                for field in ("gender", "category", "color", "pattern", "brand"):
+                    entries = self.lexicon.get(field, {})
+                    val = entries.get(rkey) if field == "gender" else entries.get(fkey)
+                    if val is not None:
+                        hits[field].append(val)
+                        matched = True
+                        break
+                if matched:
+                    i += n
+                    break
+            if not matched:
+                i += 1
+        return hits
+
+    def parse(self, text: str) -> Intents:
+        """Parse ``text`` into ``Intents`` (first hit per field wins)."""
+        if not isinstance(text, str):
+            raise ValueError(f"query must be a string, got {type(text).__name__}")
+        intents = Intents()
+        rest = text
+        m = _PRICE_BETWEEN.search(rest) or _PRICE_RANGE.search(rest)
+        if m:
+            lo, hi = sorted((_num(m.group(1)), _num(m.group(2))))
+            intents.price_min, intents.price_max = lo, hi
+            rest = rest[: m.start()] + " " + rest[m.end():]
+        else:
+            m = _PRICE_MAX.search(rest)
+            if m:
+                intents.price_max = _num(m.group(1))
+                rest = rest[: m.start()] + " " + rest[m.end():]
+            m = _PRICE_MIN.search(rest)
+            if m:
+                intents.price_min = _num(m.group(1))
+                rest = rest[: m.start()] + " " + rest[m.end():]
+            if (intents.price_min is not None and intents.price_max is not None
+                    and intents.price_min > intents.price_max):
+                intents.price_min, intents.price_max = intents.price_max, intents.price_min
+        hits = self._match(rest)
+        for field in ("color", "pattern", "category", "gender", "brand"):
+            if hits.get(field):
+                setattr(intents, field, hits[field][0])
+        intents.residual_text = " ".join(rest.split())
+        return intents
+
+    def colors_in(self, text: str) -> set[str]:
+        """Canonical colour names mentioned in ``text`` (e.g. an item title)."""
+        return set(self._match(text).get("color", []))
+
+    def patterns_in(self, text: str) -> set[str]:
+        """Canonical pattern names mentioned in ``text``."""
+        return set(self._match(text).get("pattern", []))
+
+    # -- persistence ----------------------------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {f: [[list(k), v] for k, v in entries.items()] for f, entries in self.lexicon.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, list]) -> QueryParser:
+        return cls({f: {tuple(k): v for k, v in entries} for f, entries in data.items()})

@@ -1,0 +1,128 @@
+"""Dense retrieval: FAISS HNSW (approximate) and IndexFlatIP (exact ground truth) over L2-normalised vectors.
+
+FAISS ids are the engine's row numbers (HNSW assigns ids sequentially on ``add``, so row ``i`` is vector ``i``;
+the caller keeps the parallel ``row -> item_id`` array). HNSW cannot delete, so removed rows are tombstoned by
+the caller and passed in as ``allowed=False``; filtered or tombstoned searches over-fetch and fall back to an
+exact search over the allowed subset when the approximate pass does not yield enough hits.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation (zero rows stay zero), float32, C-contiguous."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class DenseIndex:
+    """HNSW inner-product index with the raw vectors kept alongside for exact scoring and fallback."""
+
+    def __init__(self, dim: int, m: int = 32, ef_construction: int = 200, ef_search: int = 128,
+                 exact: bool = False) -> None:
+        self.dim, self.m, self.ef_construction, self.ef_search, self.exact = dim, m, ef_construction, ef_search, exact
+        if exact:
+            self.index: faiss.Index = faiss.IndexFlatIP(dim)
+        else:
+            self.index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efConstruction = ef_construction
+            self.index.hnsw.efSearch = ef_search
+        self.vectors = np.zeros((0, dim), dtype=np.float32)
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, params: dict | None = None, exact: bool = False) -> DenseIndex:
+        """Index ``vectors`` (normalised here) with the ``retrieval.hnsw`` parameters."""
+        hnsw = (params or {}).get("hnsw", {})
+        idx = cls(vectors.shape[1], m=int(hnsw.get("M", 32)), ef_construction=int(hnsw.get("ef_construction", 200)),
+                  ef_search=int(hnsw.get("ef_search", 128)), exact=exact)
+        idx.add(vectors)
+        return idx
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, vectors: np.ndarray) -> np.ndarray:
+        """Append vectors; returns their row ids."""
+        v = l2_normalize(np.atleast_2d(vectors))
+        if v.shape[1] != self.dim:
+            raise ValueError(f"vector dim {v.shape[1]} != index dim {self.dim}")
+        start = self.ntotal
+        self.index.add(v)
+        self.vectors = np.vstack([self.vectors, v]) if len(self.vectors) else v
+        return np.arange(start, start + len(v))
+
+    def score(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact cosine of ``query`` with the given rows."""
+        return self.vectors[np.asarray(rows, dtype=np.int64)] @ l2_normalize(query).ravel()
+
+    def exact_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over the allowed rows (boolean mask), by brute-force dot product."""
+        rows = np.arange(self.ntotal) if allowed is None else np.flatnonzero(allowed[: self.ntotal])
+        if len(rows) == 0 or k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        s = self.score(query, rows)
+        k = min(k, len(rows))
+        top = np.argpartition(-s, k - 1)[:k]
+        top = top[np.argsort(-s[top], kind="stable")]
+        return s[top].astype(np.float32), rows[top].astype(np.int64)
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None, overfetch: int = 4
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, rows) in descending score order, restricted to ``allowed`` rows when given.
+
+        Never returns fewer than ``min(k, allowed.sum())`` hits: the HNSW pass fetches ``k * overfetch`` and an
+        exact search over the allowed subset takes over when filtering leaves too few.
+        """
+        n = self.ntotal
+        if n == 0 or k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        n_allowed = n if allowed is None else int(allowed[:n].sum())
+        want = min(k, n_allowed)
+        if want == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if self.exact:
+            return self.exact_search(query, want, allowed)
+        fetch = min(n, k if allowed is None else k * max(1, overfetch))
+        self.index.hnsw.efSearch = max(self.ef_search, fetch)
+        scores, ids = self.index.search(l2_normalize(query).reshape(1, -1), fetch)
+        scores, ids = scores[0], ids[0]
+        keep = ids >= 0
+        if allowed is not None:
+            keep &= allowed[np.clip(ids, 0, n - 1)]
+        scores, ids = scores[keep], ids[keep]
+        if len(ids) < want:
+            return self.exact_search(query, want, allowed)
+        return scores[:want].astype(np.float32), ids[:want].astype(np.int64)
+
+    # -- persistence ----------------------------------------------------------------------------------------------
+    def save(self, path_prefix: str | Path) -> None:
+        """Writes ``<prefix>.faiss`` (faiss.write_index) and ``<prefix>.npy`` (the normalised vectors)."""
+        p = Path(path_prefix)
+        faiss.write_index(self.index, str(p.with_suffix(".faiss")))
+        np.save(p.with_suffix(".npy"), self.vectors)
+
+    @classmethod
+    def load(cls, path_prefix: str | Path, ef_search: int | None = None) -> DenseIndex:
+        p = Path(path_prefix)
+        index = faiss.read_index(str(p.with_suffix(".faiss")))
+        exact = not isinstance(index, faiss.IndexHNSWFlat)
+        obj = cls.__new__(cls)
+        obj.dim, obj.exact, obj.index = index.d, exact, index
+        obj.m = index.hnsw.nb_neighbors(1) if not exact else 0
+        obj.ef_construction = index.hnsw.efConstruction if not exact else 0
+        obj.ef_search = int(ef_search if ef_search is not None else (index.hnsw.efSearch if not exact else 0))
+        obj.vectors = np.load(p.with_suffix(".npy"))
+        return obj
+
+
+def recall_at_k(approx_rows: np.ndarray, exact_rows: np.ndarray) -> float:
+    """Mean fraction of the exact top-k found by the approximate top-k (rows: (n_queries, k))."""
+    hits = [len(set(a.tolist()) & set(e.tolist())) / max(1, len(e)) for a, e in zip(approx_rows, exact_rows, strict=True)]
+    return float(np.mean(hits))

@@ -1,0 +1,67 @@
+"""Validation of user-supplied search filters and their translation into a row mask."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FILTER_KEYS = ("category", "price_min", "price_max", "gender")
+GENDERS = ("women", "men", "unisex")
+
+
+def validate_filters(filters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a clean filter dict or raise ``ValueError`` naming the problem.
+
+    Accepted keys: ``category`` (str), ``gender`` (women/men/unisex), ``price_min`` / ``price_max`` (finite
+    numbers >= 0, ``price_min <= price_max``). ``None`` values are ignored.
+    """
+    if filters is None:
+        return {}
+    if not isinstance(filters, Mapping):
+        raise ValueError(f"filters must be a mapping, got {type(filters).__name__}")
+    unknown = sorted(set(filters) - set(FILTER_KEYS))
+    if unknown:
+        raise ValueError(f"unknown filter key(s) {unknown}; allowed: {list(FILTER_KEYS)}")
+    out: dict[str, Any] = {}
+    for key in ("category", "gender"):
+        val = filters.get(key)
+        if val is None:
+            continue
+        if not isinstance(val, str) or not val.strip():
+            raise ValueError(f"filter {key!r} must be a non-empty string")
+        out[key] = val.strip().lower()
+    if "gender" in out and out["gender"] not in GENDERS:
+        raise ValueError(f"filter 'gender' must be one of {list(GENDERS)}, got {out['gender']!r}")
+    for key in ("price_min", "price_max"):
+        val = filters.get(key)
+        if val is None:
+            continue
+        if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)):
+            raise ValueError(f"filter {key!r} must be a number, got {val!r}")
+        val = float(val)
+        if not math.isfinite(val) or val < 0:
+            raise ValueError(f"filter {key!r} must be a finite number >= 0, got {val}")
+        out[key] = val
+    if "price_min" in out and "price_max" in out and out["price_min"] > out["price_max"]:
+        raise ValueError(f"price_min ({out['price_min']}) is greater than price_max ({out['price_max']})")
+    return out
+
+
+def filter_mask(items: pd.DataFrame, filters: Mapping[str, Any]) -> np.ndarray | None:
+    """Boolean mask of the rows of ``items`` that satisfy validated ``filters`` (``None`` when no filter)."""
+    if not filters:
+        return None
+    mask = np.ones(len(items), dtype=bool)
+    if "category" in filters:
+        mask &= items["category"].astype(str).str.lower().to_numpy() == filters["category"]
+    if "gender" in filters:
+        mask &= items["gender"].astype(str).str.lower().to_numpy() == filters["gender"]
+    price = pd.to_numeric(items["price"], errors="coerce").to_numpy(dtype=np.float64)
+    if "price_min" in filters:
+        mask &= price >= filters["price_min"]
+    if "price_max" in filters:
+        mask &= price <= filters["price_max"]
+    return mask

@@ -1,0 +1,165 @@
+"""Lexical retrieval: BM25 (bm25s) and TF-IDF (scikit-learn) over the item text.
+
+Both indexes score *every* document for a query (a sparse product), which is cheap at catalog scale and gives
+exact lexical features for any candidate. Live-added items go to a small delta BM25 index whose scores are
+re-weighted to the IDF of the combined corpus so they are comparable with the base index (see ``BM25Index``).
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from pathlib import Path
+
+import bm25s
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+_TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _fold_plural(tok: str) -> str:
+    """Tiny English plural folding so "dresses"/"dress" and "sneakers"/"sneaker" meet (no stemmer dependency)."""
+    if len(tok) > 4 and tok.endswith("ies"):
+        return tok[:-3] + "y"
+    if len(tok) > 4 and tok.endswith("sses"):
+        return tok[:-2]
+    if len(tok) > 3 and tok.endswith("s") and not tok.endswith(("ss", "us", "is")):
+        return tok[:-1]
+    return tok
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens (2+ chars), English stop words removed, plurals folded."""
+    return [_fold_plural(t) for t in _TOKEN_RE.findall(text.lower()) if t not in ENGLISH_STOP_WORDS]
+
+
+def _idf(n_docs: int, df: np.ndarray) -> np.ndarray:
+    """The Lucene BM25 IDF that bm25s uses for method="lucene"."""
+    return np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+
+
+class BM25Index:
+    """A bm25s index over the base documents plus a delta index over live-added documents.
+
+    Document ``i`` of the base corpus and document ``j`` of the delta corpus are addressed by the caller's row
+    numbers ``base_rows[i]`` / ``delta_rows[j]``. ``scores(query, n_rows)`` returns one score per row.
+    """
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self.base: bm25s.BM25 | None = None
+        self.n_base = 0
+        self.delta: bm25s.BM25 | None = None
+        self.delta_docs: list[str] = []
+        self.delta_rows: list[int] = []
+
+    # -- building -------------------------------------------------------------------------------------------------
+    def _new(self) -> bm25s.BM25:
+        return bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
+
+    def fit(self, docs: list[str]) -> BM25Index:
+        self.base = self._new()
+        self.base.index([tokenize(d) or ["__empty__"] for d in docs], show_progress=False)
+        self.n_base = len(docs)
+        return self
+
+    def add(self, docs: list[str], rows: list[int]) -> None:
+        """Add documents to the delta index (rebuilt over all delta docs: it stays small between pipeline runs)."""
+        self.delta_docs.extend(docs)
+        self.delta_rows.extend(int(r) for r in rows)
+        self.delta = self._new()
+        self.delta.index([tokenize(d) or ["__empty__"] for d in self.delta_docs], show_progress=False)
+
+    # -- scoring --------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _df(model: bm25s.BM25, token: str) -> int:
+        tid = model.vocab_dict.get(token)
+        if tid is None:
+            return 0
+        indptr = model.scores["indptr"]
+        return int(indptr[tid + 1] - indptr[tid])
+
+    def scores(self, query: str, n_rows: int) -> np.ndarray:
+        """BM25 score of every row (0 for rows without a query term)."""
+        if self.base is None:
+            raise RuntimeError("BM25Index.fit() has not been called")
+        out = np.zeros(n_rows, dtype=np.float32)
+        toks = [t for t in tokenize(query)]
+        if not toks:
+            return out
+        base_toks = [t for t in toks if t in self.base.vocab_dict]
+        if base_toks:
+            out[: self.n_base] = self.base.get_scores(base_toks)
+        if self.delta is not None:
+            # Delta scores use the delta corpus's IDF; rescale each term to the IDF of base + delta so that a new
+            # document competes fairly with the base ones (a term unseen in the base is rare, hence valuable).
+            n_all = self.n_base + len(self.delta_docs)
+            delta_scores = np.zeros(len(self.delta_docs), dtype=np.float32)
+            for t in dict.fromkeys(toks):
+                if t not in self.delta.vocab_dict:
+                    continue
+                df_delta = self._df(self.delta, t)
+                idf_delta = _idf(len(self.delta_docs), np.float64(df_delta))
+                idf_all = _idf(n_all, np.float64(df_delta + self._df(self.base, t)))
+                delta_scores += self.delta.get_scores([t]) * np.float32(idf_all / idf_delta)
+            out[np.asarray(self.delta_rows, dtype=np.int64)] = delta_scores
+        return out
+
+    # -- persistence ----------------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        assert self.base is not None
+        self.base.save(str(d / "base"), show_progress=False)
+        meta = {"k1": self.k1, "b": self.b, "n_base": self.n_base, "delta_docs": self.delta_docs,
+                "delta_rows": self.delta_rows}
+        (d / "bm25_meta.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> BM25Index:
+        d = Path(directory)
+        meta = json.loads((d / "bm25_meta.json").read_text())
+        idx = cls(k1=meta["k1"], b=meta["b"])
+        idx.base = bm25s.BM25.load(str(d / "base"), show_progress=False)
+        idx.n_base = int(meta["n_base"])
+        if meta["delta_docs"]:
+            idx.add(meta["delta_docs"], meta["delta_rows"])
+        return idx
+
+
+class TfidfIndex:
+    """TF-IDF (scikit-learn) cosine scores; rows added later are transformed with the fitted vocabulary and IDF."""
+
+    def __init__(self, max_features: int | None = None, ngram_max: int = 1) -> None:
+        self.vectorizer = TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None,
+                                          max_features=max_features, ngram_range=(1, ngram_max), sublinear_tf=True)
+        self.matrix: sparse.csr_matrix | None = None
+
+    def fit(self, docs: list[str]) -> TfidfIndex:
+        self.matrix = self.vectorizer.fit_transform(docs).tocsr()
+        return self
+
+    def add(self, docs: list[str]) -> None:
+        """Append rows (in order) for new documents."""
+        assert self.matrix is not None
+        self.matrix = sparse.vstack([self.matrix, self.vectorizer.transform(docs)]).tocsr()
+
+    def scores(self, query: str) -> np.ndarray:
+        assert self.matrix is not None
+        q = self.vectorizer.transform([query])
+        return np.asarray((self.matrix @ q.T).todense()).ravel().astype(np.float32)
+
+    def save(self, path: str | Path) -> None:
+        with open(path, "wb") as f:
+            pickle.dump({"vectorizer": self.vectorizer, "matrix": self.matrix}, f)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TfidfIndex:
+        # The pickle comes from our own checksummed bundle (SearchEngine.save), never from a request.
+        with open(path, "rb") as f:
+            state = pickle.load(f)
+        idx = cls()
+        idx.vectorizer, idx.matrix = state["vectorizer"], state["matrix"]
+        return idx
