@@ -379,7 +379,7 @@ def ingest_catalog(
             src = csv_dir / r["image_path"]
             missing_msg = f"image_path {r['image_path']!r} not found (relative to {csv_dir})"
         else:
-            missing_msg = "no image given"
+            missing_msg = "empty image_path cell"
         r["image_path"] = ""
         if src is None or not src.is_file():
             if image_mode != "none":
