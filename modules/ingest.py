@@ -15,7 +15,9 @@ Input rules (issue #7):
 - a duplicate id, an empty title or an unparseable / negative price rejects the row;
 - a missing or corrupt image keeps the row as text-only and flags it;
 - bytes that are not UTF-8 are decoded with replacement characters and the row is flagged;
-- zero usable rows raise :class:`IngestError` (the CLI exits non-zero).
+- zero usable rows raise :class:`IngestError` (the CLI exits non-zero);
+- an empty or absent price is stored as 0.0 and an empty or absent category as ``ingest.default_category``
+  ("other"), because the pipeline's data contract requires both on every item (flagged when the column exists).
 
 Gender is normalised to the contract's ``women`` / ``men`` / ``unisex`` (boys -> men, girls -> women,
 anything unknown or empty -> unisex). When the source used any other spelling, its original value is kept
@@ -66,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "jpeg_quality": 90,
     "max_image_pixels": 40_000_000,
     "created_at": 1_600_000_000,
+    "default_category": "other",
     "max_report_rows": 10_000,
     "summary_reasons": 5,
 }
@@ -329,6 +332,11 @@ def ingest_catalog(
             rec["price"] = "0.0"
             if "price" in cols:
                 report.add(line_no, item_id, "missing_price", "flagged", "empty price: stored as 0.0")
+        if not rec.get("category"):  # the pipeline's data check requires a category on every item
+            rec["category"] = str(cfg["default_category"])
+            if "category" in cols:
+                report.add(line_no, item_id, "missing_category", "flagged",
+                           f"empty category: stored as {cfg['default_category']!r}")
         if replaced and any("\ufffd" in v for v in rec.values()):
             report.add(line_no, item_id, "encoding", "flagged", "row had bytes that are not UTF-8 (replaced with U+FFFD)")
         rec["_line"] = str(line_no)

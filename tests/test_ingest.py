@@ -145,6 +145,7 @@ def test_bad_rows_are_reported_not_fatal(tmp_path: Path, capsys: pytest.CaptureF
     assert problems["bad_image"] == 1 and problems["missing_image"] == 1 and problems["malformed_row"] == 1
     assert problems["missing_price"] == 1 and problems["encoding"] >= 2  # the file-level flag + the a6 row
     assert report["counts"]["rejected"] == 5 and report["counts"]["text_only"] == 2
+    assert {r["category"] for r in items.values()} == {"other"}  # no category column: the default fills it
     by_id = {(r["item_id"], r["problem"]): r for r in report["rows"]}
     assert by_id[("a4", "bad_image")]["action"] == "text_only" and "a4.jpg" in by_id[("a4", "bad_image")]["reason"]
     assert by_id[("a1", "duplicate_id")]["line"] == 4
@@ -200,6 +201,7 @@ def test_image_path_column_relative_to_csv(tmp_path: Path) -> None:
     assert report["image_mode"] == "image_path_column"
     items = {r["item_id"]: r for r in _read_items(tmp_path / "data")}
     assert set(items) == {"p/1", "p 2", "p3", "p4"}
+    assert items["p4"]["category"] == "home" and float(items["p4"]["price"]) == 0.0
     for i in ("p/1", "p 2"):  # odd ids get safe, unique file names inside images/
         rel = items[i]["image_path"]
         assert rel.startswith("images/") and "/" not in rel[len("images/"):] and (tmp_path / "data" / rel).is_file()
