@@ -1,0 +1,299 @@
+"""Model-free image features: colour histogram, texture statistics and named dominant colours.
+
+No TensorFlow here, so these work everywhere (ingest reports, the CLI, the server's query parsing) and as the
+always-available ``color`` image encoder.
+
+Background handling: product photos usually sit on a plain, light studio background. We estimate it from the
+border pixels; when the border is near-uniform, pixels close (in CIE Lab) to a border colour are treated as
+background and ignored for the histogram and the dominant colours. Busy backgrounds (street photos) have no
+uniform border; there only the central region is used (the subject is usually centred).
+
+Colour names follow the synthetic catalog's vocabulary (``modules/catalog/vocab.py``: black ... teal), with
+``burgundy`` covering maroon/wine and ``teal`` covering turquoise (see :data:`COLOR_ALIASES`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+# Canonical name -> RGB prototype (same names and values as the synthetic generator's palette).
+COLOR_TABLE: dict[str, tuple[int, int, int]] = {
+    "black": (22, 22, 24),
+    "white": (244, 244, 240),
+    "grey": (128, 128, 132),
+    "navy": (26, 38, 88),
+    "blue": (38, 102, 204),
+    "red": (204, 30, 40),
+    "green": (36, 142, 62),
+    "olive": (112, 116, 44),
+    "beige": (222, 202, 160),
+    "brown": (112, 70, 38),
+    "pink": (242, 142, 182),
+    "yellow": (242, 210, 36),
+    "orange": (242, 128, 28),
+    "purple": (122, 48, 152),
+    "burgundy": (122, 20, 46),
+    "teal": (18, 132, 132),
+}
+COLOR_NAMES: list[str] = list(COLOR_TABLE)
+
+# Other common words for the same buckets (used to normalise labels, e.g. an ingested "baseColour").
+COLOR_ALIASES: dict[str, str] = {
+    "gray": "grey", "charcoal": "grey", "silver": "grey",
+    "maroon": "burgundy", "wine": "burgundy",
+    "turquoise": "teal", "turquoise blue": "teal", "sea green": "teal",
+    "khaki": "olive", "cream": "beige", "off white": "white", "ivory": "white", "tan": "beige",
+    "magenta": "pink", "rose": "pink", "lavender": "purple", "violet": "purple", "mustard": "yellow",
+    "navy blue": "navy", "coffee brown": "brown", "rust": "orange", "peach": "orange", "gold": "yellow",
+}
+
+# Extra prototypes per name: real photos show lighter/darker shades than the synthetic palette.
+_EXTRA_PROTOTYPES: dict[str, list[tuple[int, int, int]]] = {
+    "grey": [(90, 90, 94), (170, 170, 172), (200, 200, 202)],
+    "blue": [(70, 130, 200), (120, 165, 215), (30, 70, 160)],
+    "navy": [(35, 45, 70)],
+    "green": [(80, 170, 90), (20, 90, 45)],
+    "red": [(170, 25, 35), (225, 60, 55)],
+    "pink": [(220, 100, 150), (250, 190, 205)],
+    "purple": [(160, 110, 190), (80, 40, 100)],
+    "brown": [(150, 100, 65), (75, 50, 35)],
+    "beige": [(200, 180, 140), (235, 225, 200)],
+    "yellow": [(250, 235, 120)],
+    "orange": [(230, 100, 50)],
+    "black": [(40, 40, 45)],
+    "white": [(255, 255, 255), (232, 232, 232)],
+}
+
+DEFAULT_BINS: tuple[int, int, int] = (8, 4, 4)
+_THUMB = 64  # all features are computed on a 64x64 thumbnail (fast, and resolution-independent)
+_BG_TOLERANCE = 12.0  # Lab distance under which a pixel counts as background
+_BORDER_UNIFORM = 0.6  # share of border pixels that must agree for the border to count as a background
+_MIN_FOREGROUND = 0.04  # below this the item is the same colour as the background: use all pixels
+N_TEXTURE = 8
+
+
+# --------------------------------------------------------------------------------------------- colour space
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (uint8 or float in 0..255, shape (..., 3)) -> CIE Lab (D65), float64 (..., 3)."""
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array(
+        [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+    )
+    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
+    eps, kappa = 216 / 24389, 24389 / 27
+    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
+    L = 116 * f[..., 1] - 16
+    a = 500 * (f[..., 0] - f[..., 1])
+    b = 200 * (f[..., 1] - f[..., 2])
+    return np.stack([L, a, b], axis=-1)
+
+
+def _prototypes() -> tuple[np.ndarray, list[str]]:
+    rgbs, names = [], []
+    for name, rgb in COLOR_TABLE.items():
+        for proto in [rgb, *_EXTRA_PROTOTYPES.get(name, [])]:
+            rgbs.append(proto)
+            names.append(name)
+    return rgb_to_lab(np.array(rgbs, dtype=np.float64)), names
+
+
+_PROTO_LAB, _PROTO_NAMES = _prototypes()
+
+
+def nearest_color_name(rgb: Sequence[float] | np.ndarray) -> str:
+    """Name of the :data:`COLOR_TABLE` colour nearest to ``rgb`` in CIE Lab."""
+    lab = rgb_to_lab(np.asarray(rgb, dtype=np.float64).reshape(1, 3))
+    return _PROTO_NAMES[int(np.argmin(((_PROTO_LAB - lab) ** 2).sum(axis=1)))]
+
+
+def normalize_color_name(word: str) -> str | None:
+    """Map a colour word (any case, aliases included) to a canonical name, or ``None`` if unknown."""
+    w = " ".join(word.lower().replace("-", " ").split())
+    if w in COLOR_TABLE:
+        return w
+    return COLOR_ALIASES.get(w)
+
+
+# --------------------------------------------------------------------------------------------- pixels
+def _thumbnail(img: Image.Image) -> np.ndarray:
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img.resize((_THUMB, _THUMB), Image.BILINEAR), dtype=np.float64)
+
+
+def foreground_mask(rgb: np.ndarray) -> np.ndarray:
+    """Boolean (H, W) mask of non-background pixels of an (H, W, 3) RGB array (see module docstring)."""
+    h, w, _ = rgb.shape
+    lab = rgb_to_lab(rgb)
+    border = np.concatenate([lab[0], lab[-1], lab[1:-1, 0], lab[1:-1, -1]])
+    median = np.median(border, axis=0)
+    near = np.sqrt(((border - median) ** 2).sum(axis=1)) < 2.0 * _BG_TOLERANCE
+    if near.mean() < _BORDER_UNIFORM:
+        # Busy scene (e.g. a street photo): no background colour to remove; the subject is usually central.
+        centre = np.zeros((h, w), dtype=bool)
+        centre[h // 4 : h - h // 4, w // 4 : w - w // 4] = True
+        return centre
+    ref = border[near][:: max(1, int(near.sum()) // 64)]  # <= ~64 border colours (covers lighting gradients)
+    flat = lab.reshape(-1, 3)
+    d2 = ((flat[:, None, :] - ref[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+    fg = (d2 >= _BG_TOLERANCE**2).reshape(h, w)
+    if fg.mean() < _MIN_FOREGROUND:
+        return np.ones((h, w), dtype=bool)  # item indistinguishable from the background (white on white)
+    return fg
+
+
+def _foreground_pixels(img: Image.Image) -> np.ndarray:
+    rgb = _thumbnail(img)
+    return rgb[foreground_mask(rgb)]
+
+
+# --------------------------------------------------------------------------------------------- features
+def color_histogram(img: Image.Image, bins: Sequence[int] = DEFAULT_BINS, ignore_background: bool = True) -> np.ndarray:
+    """Joint HSV histogram with ``bins`` = (h, s, v) bins, L1-normalised, float32 of length h*s*v."""
+    if len(bins) != 3 or min(bins) < 1:
+        raise ValueError(f"bins must be three positive ints, got {bins}")
+    rgb = _thumbnail(img)
+    mask = foreground_mask(rgb) if ignore_background else np.ones(rgb.shape[:2], dtype=bool)
+    hsv_img = Image.fromarray(rgb.astype(np.uint8), "RGB").convert("HSV")
+    hsv = np.asarray(hsv_img, dtype=np.float64)[mask]
+    hist, _ = np.histogramdd(hsv, bins=tuple(int(b) for b in bins), range=((0, 256), (0, 256), (0, 256)))
+    hist = hist.ravel().astype(np.float32)
+    total = hist.sum()
+    return hist / total if total > 0 else hist
+
+
+def texture_features(img: Image.Image) -> np.ndarray:
+    """Eight texture statistics of the grey-level image, float32:
+
+    [edge density, mean gradient magnitude, orientation energy at 0/45/90/135 degrees (sums to 1),
+    Laplacian (fine detail) energy, grey-level standard deviation]. All lie roughly in [0, 1].
+    """
+    grey = _thumbnail(img) @ np.array([0.299, 0.587, 0.114]) / 255.0
+    gx = np.zeros_like(grey)
+    gy = np.zeros_like(grey)
+    gx[:, 1:-1] = (grey[:, 2:] - grey[:, :-2]) / 2.0
+    gy[1:-1, :] = (grey[2:, :] - grey[:-2, :]) / 2.0
+    mag = np.hypot(gx, gy)
+    edge_density = float((mag > 0.08).mean())
+    mean_mag = float(mag.mean()) * 4.0
+    theta = np.mod(np.arctan2(gy, gx), np.pi)  # orientation, 0..pi
+    bins = np.floor(((theta + np.pi / 8) % np.pi) / (np.pi / 4)).astype(int)  # 4 bins centred on 0/45/90/135
+    energy = np.bincount(bins.ravel(), weights=(mag**2).ravel(), minlength=4)[:4]
+    energy = energy / energy.sum() if energy.sum() > 0 else np.full(4, 0.25)
+    lap = np.zeros_like(grey)
+    lap[1:-1, 1:-1] = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
+    lap_energy = float(np.sqrt((lap**2).mean())) * 4.0
+    std = float(grey.std()) * 2.0
+    return np.array([edge_density, mean_mag, *energy, lap_energy, std], dtype=np.float32)
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int = 42, iters: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Small deterministic k-means (k-means++ init). Returns (centres (k', 3), labels (n,))."""
+    rng = np.random.default_rng(seed)
+    k = max(1, min(k, len(np.unique(x, axis=0))))
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d2 = np.min(((x[:, None, :] - np.array(centres)[None]) ** 2).sum(axis=2), axis=1)
+        if d2.sum() <= 0:
+            break
+        centres.append(x[rng.choice(len(x), p=d2 / d2.sum())])
+    c = np.array(centres)
+    labels = np.zeros(len(x), dtype=int)
+    for _ in range(iters):
+        labels = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(axis=2), axis=1)
+        new = np.array([x[labels == j].mean(axis=0) if np.any(labels == j) else c[j] for j in range(len(c))])
+        if np.allclose(new, c):
+            break
+        c = new
+    return c, labels
+
+
+def dominant_colors(
+    img: Image.Image, k: int = 3, sample_pixels: int = 2048, seed: int = 42
+) -> list[tuple[str, float, tuple[int, int, int]]]:
+    """The item's main colours: ``[(name, fraction of item pixels, mean rgb), ...]``, largest first.
+
+    k-means (``k`` clusters) in CIE Lab over up to ``sample_pixels`` foreground pixels; clusters that map to the
+    same colour name are merged.
+    """
+    px = _foreground_pixels(img)
+    rng = np.random.default_rng(seed)
+    if len(px) > sample_pixels:
+        px = px[rng.choice(len(px), size=sample_pixels, replace=False)]
+    lab = rgb_to_lab(px)
+    centres, labels = _kmeans(lab, k, seed=seed)
+    merged: dict[str, list[np.ndarray]] = {}
+    for j in range(len(centres)):
+        members = px[labels == j]
+        if len(members) == 0:
+            continue
+        name = _PROTO_NAMES[int(np.argmin(((_PROTO_LAB - centres[j]) ** 2).sum(axis=1)))]
+        merged.setdefault(name, []).append(members)
+    out = []
+    for name, groups in merged.items():
+        members = np.concatenate(groups)
+        mean = tuple(int(round(v)) for v in members.mean(axis=0))
+        out.append((name, len(members) / len(px), mean))
+    out.sort(key=lambda t: -t[1])
+    return out
+
+
+def dominant_color_name(img: Image.Image, k: int = 3, seed: int = 42) -> str:
+    """The single most prominent named colour of the item (background ignored)."""
+    return dominant_colors(img, k=k, seed=seed)[0][0]
+
+
+def color_features(img: Image.Image, params: dict[str, Any] | None = None, seed: int = 42) -> np.ndarray:
+    """Model-free feature vector: [sqrt(HSV histogram), weighted unit texture, weighted one-hot dominant colour].
+
+    ``params`` may be the full params dict or its ``encoders.color`` section. The sqrt histogram has unit L2 norm,
+    so cosine similarity of two vectors is dominated by colour (Hellinger affinity), then texture, then the name.
+    """
+    cfg = _color_cfg(params)
+    hist = np.sqrt(color_histogram(img, cfg["histogram_bins"]))
+    tex = texture_features(img)
+    tex = tex / max(float(np.linalg.norm(tex)), 1e-9) * cfg["texture_weight"]
+    onehot = np.zeros(len(COLOR_NAMES), dtype=np.float32)
+    top = dominant_colors(img, k=cfg["kmeans_k"], sample_pixels=cfg["sample_pixels"], seed=seed)[0][0]
+    onehot[COLOR_NAMES.index(top)] = cfg["dominant_weight"]
+    return np.concatenate([hist, tex, onehot]).astype(np.float32)
+
+
+def color_feature_dim(params: dict[str, Any] | None = None) -> int:
+    bins = _color_cfg(params)["histogram_bins"]
+    return int(np.prod(bins)) + N_TEXTURE + len(COLOR_NAMES)
+
+
+def _color_cfg(params: dict[str, Any] | None) -> dict[str, Any]:
+    cfg = dict(params or {})
+    if "encoders" in cfg:
+        cfg = dict(cfg["encoders"].get("color", {}))
+    return {
+        "histogram_bins": tuple(int(b) for b in cfg.get("histogram_bins", DEFAULT_BINS)),
+        "kmeans_k": int(cfg.get("kmeans_k", 3)),
+        "sample_pixels": int(cfg.get("sample_pixels", 2048)),
+        "texture_weight": float(cfg.get("texture_weight", 0.5)),
+        "dominant_weight": float(cfg.get("dominant_weight", 0.5)),
+    }
+
+
+class ColorEncoder:
+    """The always-available image encoder: L2-normalised :func:`color_features` (implements ``ImageEncoder``)."""
+
+    name = "color"
+
+    def __init__(self, params: dict[str, Any] | None = None, seed: int = 42) -> None:
+        self.params = params
+        self.seed = seed
+        self.dim = color_feature_dim(params)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        out = np.zeros((len(images), self.dim), dtype=np.float32)
+        for i, img in enumerate(images):
+            v = color_features(img, self.params, seed=self.seed)
+            out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+        return out
