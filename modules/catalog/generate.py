@@ -1,0 +1,231 @@
+"""`generate_catalog`: writes a complete synthetic DATA_DIR (see docs/architecture.md).
+
+Output is a pure function of (scale, seed, params): every random stream is seeded from ``seed`` plus a fixed
+stream id (and the item/query index for images), so files are byte-identical whatever the worker count.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from modules.catalog import vocab
+from modules.catalog.images import render_item
+from modules.catalog.interactions import sample_interactions, sample_users, users_frame
+from modules.catalog.items import PUBLIC_COLUMNS, TRUTH_COLUMNS, sample_items
+from modules.catalog.queries import build_queries
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1
+DAY = 86_400
+COUNT_KEYS = ("n_items", "n_users", "n_interactions", "n_text_queries", "n_image_queries", "n_composed_queries")
+OUTPUT_FILES = ("items.csv", "interactions.csv", "queries.jsonl", "truth_items.csv", "truth_users.csv",
+                "new_items.txt", "manifest.json")
+# random stream ids (combined with the seed, and the item/query index for images)
+_S_ITEMS, _S_USERS, _S_INTERACTIONS, _S_IMAGE, _S_STREET = 101, 201, 202, 401, 402
+
+
+def _rate(gen: dict, key: str, default: float | None = None, lo: float = 0.0, hi: float = 1.0) -> float:
+    value = gen.get(key, default)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"generate.{key} must be a number, got {value!r}") from None
+    if not lo <= value <= hi:
+        raise ValueError(f"generate.{key} must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def resolve_config(scale: str, params: dict | None) -> tuple[dict, dict, list[str]]:
+    """Validate params and return (generate section, counts for the scale, categories). Raises ValueError."""
+    if params is None:
+        from modules.config import load_params
+
+        params = load_params()
+    gen = params.get("generate") if isinstance(params, dict) else None
+    if not isinstance(gen, dict):
+        raise ValueError("params must contain a 'generate' mapping (see params.yaml)")
+    scales = gen.get("scales") or {}
+    if scale not in scales:
+        raise ValueError(f"unknown scale {scale!r}; expected one of {sorted(scales)}")
+    counts: dict[str, int] = {}
+    for key in COUNT_KEYS:
+        value = scales[scale].get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"generate.scales.{scale}.{key} must be a positive integer, got {value!r}")
+        counts[key] = int(value)
+    categories = list(gen.get("categories") or vocab.CATEGORY_NAMES)
+    unknown = [c for c in categories if c not in vocab.CATEGORIES]
+    if unknown:
+        raise ValueError(f"generate.categories has unknown categories {unknown}; known: {vocab.CATEGORY_NAMES}")
+    if len(set(categories)) != len(categories):
+        raise ValueError(f"generate.categories has duplicates: {categories}")
+    for key, default in (("color_in_title_rate", None), ("new_sku_fraction", None), ("query_eval_fraction", None),
+                         ("pattern_in_text_rate", 0.5), ("cold_query_fraction", 0.1)):
+        _rate(gen, key, default)
+    _rate(gen, "zipf_exponent", None, lo=0.01, hi=5.0)
+    _rate(gen, "new_sku_fraction", None, hi=0.9)
+    size = gen.get("image_size", 128)
+    if not isinstance(size, int) or not 32 <= size <= 1024:
+        raise ValueError(f"generate.image_size must be an integer in [32, 1024], got {size!r}")
+    workers = gen.get("workers", 1)
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"generate.workers must be a positive integer, got {workers!r}")
+    hist, hold = gen.get("history_days", 180), gen.get("holdout_days", 28)
+    if not (isinstance(hist, int) and isinstance(hold, int) and 0 < hold < hist):
+        raise ValueError(f"need integers 0 < holdout_days < history_days, got {hold!r}, {hist!r}")
+    if str(gen.get("image_format", "png")).lower() != "png":
+        raise ValueError(f"generate.image_format: only 'png' is supported, got {gen.get('image_format')!r}")
+    return gen, counts, categories
+
+
+def _prepare_out_dir(out: Path) -> None:
+    """Create ``out``; refuse to write into a non-empty directory that is not a previous generated catalog."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output path exists and is not a directory: {out}")
+    if out.is_dir() and any(out.iterdir()):
+        manifest = out / "manifest.json"
+        try:
+            previous = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            previous = {}
+        if previous.get("source") != "generated":
+            raise ValueError(f"refusing to overwrite non-empty directory {out} (it holds no generated catalog)")
+        for name in OUTPUT_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "images", ignore_errors=True)
+    (out / "images" / "queries").mkdir(parents=True, exist_ok=True)
+
+
+# --- image rendering (worker side) ------------------------------------------------------------------------------------
+def _render_chunk(args: tuple[str, int, int, int, int, list[tuple[int, str, str, str, str]]]) -> int:
+    out_dir, seed, stream, size, compress, jobs = args
+    for index, category, color, pattern, rel_path in jobs:
+        rng = np.random.default_rng([seed, stream, index])
+        img = render_item(category, color, pattern, rng, size, street=stream == _S_STREET)
+        img.save(Path(out_dir) / rel_path, "PNG", compress_level=compress)
+    return len(jobs)
+
+
+def _render_all(out: Path, seed: int, stream: int, jobs: list[tuple[int, str, str, str, str]], gen: dict,
+                desc: str, progress: bool, pool: Any) -> None:
+    size = int(gen.get("image_size", 128))
+    compress = int(gen.get("png_compress_level", 6))
+    chunk = max(1, int(gen.get("render_chunk", 200)))
+    tasks = [(str(out), seed, stream, size, compress, jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
+    results: Iterable[int] = pool.imap_unordered(_render_chunk, tasks) if pool else map(_render_chunk, tasks)
+    with tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress) as bar:
+        for done in results:
+            bar.update(done)
+
+
+# --- writing ----------------------------------------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    df.to_csv(path, index=False, lineterminator="\n")  # floats are pre-rounded; repr is deterministic
+
+
+def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: dict | None = None,
+                     progress: bool = True) -> dict:
+    """Generate a synthetic catalog at ``scale`` (a key of params generate.scales) into ``out_dir``.
+
+    Writes items.csv, interactions.csv, queries.jsonl, images/<item_id>.png, images/queries/*.png,
+    truth_items.csv, truth_users.csv, new_items.txt and manifest.json; returns the manifest.
+    Raises ValueError on bad parameters or an output directory that must not be overwritten.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    gen, counts, categories = resolve_config(scale, params)
+    out = Path(out_dir)
+    _prepare_out_dir(out)
+
+    start_ts = int(gen.get("start_ts", 1_704_067_200))  # 2024-01-01 UTC
+    end_ts = start_ts + int(gen.get("history_days", 180)) * DAY
+    cutoff_ts = end_ts - int(gen.get("holdout_days", 28)) * DAY
+
+    log.info("sampling %d items, %d users, %d interactions", counts["n_items"], counts["n_users"],
+             counts["n_interactions"])
+    items = sample_items(counts["n_items"], categories, gen, np.random.default_rng([seed, _S_ITEMS]),
+                         start_ts, cutoff_ts, end_ts)
+    users = sample_users(counts["n_users"], categories, np.random.default_rng([seed, _S_USERS]))
+    inter, ranks = sample_interactions(items, users, categories, counts["n_interactions"], gen,
+                                       np.random.default_rng([seed, _S_INTERACTIONS]), start_ts, cutoff_ts, end_ts)
+    items["pop_rank"] = ranks
+    queries, street_jobs = build_queries(items, counts, gen, seed, progress)
+
+    item_jobs = [(i, c, col, pat, path) for i, (c, col, pat, path) in
+                 enumerate(items[["category", "color", "pattern", "image_path"]].itertuples(index=False))]
+    street = [(j.item_index, items.at[j.item_index, "category"], items.at[j.item_index, "color"],
+               items.at[j.item_index, "pattern"], j.image_path) for j in street_jobs]
+    # street photos are seeded by query index, not item index (an item may be photographed twice)
+    street = [(q, *job[1:]) for q, job in enumerate(street)]
+    workers = int(gen.get("workers", 1))
+    ctx = mp.get_context("spawn")
+    pool = ctx.Pool(workers) if workers > 1 else None
+    try:
+        _render_all(out, seed, _S_IMAGE, item_jobs, gen, "product images", progress, pool)
+        _render_all(out, seed, _S_STREET, street, gen, "street photos", progress, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+
+    _write_csv(items[PUBLIC_COLUMNS], out / "items.csv")
+    _write_csv(items[TRUTH_COLUMNS], out / "truth_items.csv")
+    _write_csv(users_frame(users, categories), out / "truth_users.csv")
+    _write_csv(inter, out / "interactions.csv")
+    with (out / "queries.jsonl").open("w", encoding="utf-8", newline="\n") as f:
+        for q in queries:
+            f.write(json.dumps(q, ensure_ascii=False) + "\n")
+    new_ids = items.loc[items["is_new"], "item_id"].tolist()
+    (out / "new_items.txt").write_text("".join(f"{i}\n" for i in new_ids))
+
+    by_kind = pd.Series([q["kind"] for q in queries]).value_counts().to_dict() if queries else {}
+    manifest = {
+        "source": "generated",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "scale": scale,
+        "counts": {
+            "items": len(items),
+            "users": counts["n_users"],
+            "interactions": len(inter),
+            "interactions_train": int((inter["ts"] < cutoff_ts).sum()),
+            "new_items": len(new_ids),
+            "queries": len(queries),
+            "queries_by_kind": {k: int(by_kind.get(k, 0)) for k in ("text", "image", "composed")},
+            "queries_cold": sum(bool(q["cold"]) for q in queries),
+            "queries_eval": sum(q["split"] == "eval" for q in queries),
+            "images": len(item_jobs),
+            "street_photos": len(street),
+        },
+        "start_ts": start_ts,
+        "cutoff_ts": cutoff_ts,
+        "end_ts": end_ts,
+        "new_item_ids_file": "new_items.txt",
+        "image_size": int(gen.get("image_size", 128)),
+        "categories": categories,
+        "colors": vocab.COLOR_NAMES,
+        "params": {k: v for k, v in gen.items() if k != "scales"} | {"counts": counts},
+        "checksums": {name: _sha256(out / name) for name in OUTPUT_FILES if name != "manifest.json"},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    return manifest

@@ -1,0 +1,200 @@
+"""Readers for DATA_DIR (the one format written by `pixelmatch generate` and `pixelmatch ingest`).
+
+Every reader validates what it loads and raises ``ValueError`` (or ``FileNotFoundError`` for a missing
+required file) with a message that names the file and the problem.
+
+The hidden-truth files (truth_items.csv, truth_users.csv) are only for the generator and the query judge;
+nothing on the search or training path may read them, and ``item_text`` never uses truth columns.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ITEMS_FILE = "items.csv"
+INTERACTIONS_FILE = "interactions.csv"
+QUERIES_FILE = "queries.jsonl"
+MANIFEST_FILE = "manifest.json"
+TRUTH_ITEMS_FILE = "truth_items.csv"
+TRUTH_USERS_FILE = "truth_users.csv"
+
+REQUIRED_ITEM_COLUMNS: list[str] = ["item_id", "title", "description", "category", "brand", "price", "gender",
+                                    "image_path", "created_at"]
+TEXT_CORE_COLUMNS: list[str] = ["title", "description", "category", "brand", "gender"]
+# Columns that are never text features: ids, paths, numbers, and synthetic hidden truth should it ever leak in.
+ATTRIBUTE_COLUMNS_EXCLUDED: frozenset[str] = frozenset({
+    "item_id", "image_path", "created_at", "price", "price_pct", "brand_tier", "pattern_in_text", "color_in_title",
+    "is_new", "pop_rank",
+})
+INTERACTION_COLUMNS: list[str] = ["user_id", "item_id", "event", "ts"]
+EVENTS: list[str] = ["view", "click", "add_to_cart", "purchase"]
+GENDERS: list[str] = ["women", "men", "unisex"]
+QUERY_KINDS: list[str] = ["text", "image", "composed"]
+QUERY_REQUIRED_KEYS: list[str] = ["qid", "kind", "relevance"]
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot parse CSV ({e})") from e
+    except pd.errors.EmptyDataError as e:
+        raise ValueError(f"{path}: file is empty (expected a header row)") from e
+
+
+def _require_columns(df: pd.DataFrame, required: list[str], path: Path) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing required columns {missing}; found {list(df.columns)}")
+
+
+def _to_number(df: pd.DataFrame, column: str, path: Path, integer: bool) -> pd.Series:
+    values = pd.to_numeric(df[column].str.strip(), errors="coerce")
+    bad = values.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(f"{path}: column {column!r} has a non-numeric value {df[column].iloc[row]!r} "
+                         f"(data row {row + 1})")
+    if integer:
+        if (values != np.floor(values)).any():
+            raise ValueError(f"{path}: column {column!r} must hold integers")
+        return values.astype(np.int64)
+    return values.astype(np.float64)
+
+
+def load_items(data_dir: str | Path) -> pd.DataFrame:
+    """items.csv: item_id (str, unique), text columns (NaN -> ""), price (float >= 0), created_at (int)."""
+    path = Path(data_dir) / ITEMS_FILE
+    df = _read_csv(path, "items file")
+    _require_columns(df, REQUIRED_ITEM_COLUMNS, path)
+    df["item_id"] = df["item_id"].str.strip()
+    if (df["item_id"] == "").any():
+        raise ValueError(f"{path}: empty item_id")
+    dup = df["item_id"][df["item_id"].duplicated()]
+    if not dup.empty:
+        raise ValueError(f"{path}: duplicate item_id {dup.iloc[0]!r}")
+    df["price"] = _to_number(df, "price", path, integer=False)
+    if (df["price"] < 0).any():
+        raise ValueError(f"{path}: negative price")
+    df["created_at"] = _to_number(df, "created_at", path, integer=True)
+    return df.reset_index(drop=True)
+
+
+def load_interactions(data_dir: str | Path) -> pd.DataFrame:
+    """interactions.csv (may be header-only or absent -> empty frame): user_id, item_id (str), event, ts (int)."""
+    path = Path(data_dir) / INTERACTIONS_FILE
+    if not path.is_file():
+        return pd.DataFrame({"user_id": pd.Series(dtype=str), "item_id": pd.Series(dtype=str),
+                             "event": pd.Series(dtype=str), "ts": pd.Series(dtype=np.int64)})
+    df = _read_csv(path, "interactions file")
+    _require_columns(df, INTERACTION_COLUMNS, path)
+    bad = ~df["event"].isin(EVENTS)
+    if bad.any():
+        raise ValueError(f"{path}: unknown event {df['event'][bad].iloc[0]!r}; expected one of {EVENTS}")
+    df["ts"] = _to_number(df, "ts", path, integer=True) if len(df) else df["ts"].astype(np.int64)
+    return df.reset_index(drop=True)
+
+
+def load_queries(data_dir: str | Path, split: str | None = None) -> list[dict[str, Any]]:
+    """queries.jsonl as a list of dicts ([] if the file is absent), optionally only one split (train/eval).
+
+    Missing optional keys get defaults: text "", image_path "", split "eval", cold False, source "judged".
+    """
+    path = Path(data_dir) / QUERIES_FILE
+    if not path.is_file():
+        return []
+    if split is not None and split not in ("train", "eval"):
+        raise ValueError(f"split must be 'train', 'eval' or None, got {split!r}")
+    out: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                q = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{line_no}: invalid JSON ({e.msg})") from e
+            if not isinstance(q, dict):
+                raise ValueError(f"{path}:{line_no}: expected a JSON object")
+            missing = [k for k in QUERY_REQUIRED_KEYS if k not in q]
+            if missing:
+                raise ValueError(f"{path}:{line_no}: missing keys {missing}")
+            if q["kind"] not in QUERY_KINDS:
+                raise ValueError(f"{path}:{line_no}: unknown kind {q['kind']!r}; expected one of {QUERY_KINDS}")
+            rel = q["relevance"]
+            if not isinstance(rel, dict) or not all(isinstance(g, int) and 0 <= g <= 3 for g in rel.values()):
+                raise ValueError(f"{path}:{line_no}: relevance must map item_id to an integer grade 0..3")
+            q.setdefault("text", "")
+            q.setdefault("image_path", "")
+            q.setdefault("split", "eval")
+            q.setdefault("cold", False)
+            q.setdefault("source", "judged")
+            if split is None or q["split"] == split:
+                out.append(q)
+    return out
+
+
+def load_manifest(data_dir: str | Path) -> dict[str, Any]:
+    """manifest.json as a dict; needs at least ``source`` and ``cutoff_ts``."""
+    path = Path(data_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest not found: {path} (run `pixelmatch generate` or `pixelmatch ingest`)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON ({e.msg})") from e
+    if not isinstance(manifest, dict) or "source" not in manifest or "cutoff_ts" not in manifest:
+        raise ValueError(f"{path}: expected an object with at least 'source' and 'cutoff_ts'")
+    return manifest
+
+
+def load_truth_items(data_dir: str | Path) -> pd.DataFrame:
+    """truth_items.csv (synthetic catalogs only). For the generator and query judging ONLY, never features."""
+    path = Path(data_dir) / TRUTH_ITEMS_FILE
+    df = _read_csv(path, "truth file")
+    _require_columns(df, ["item_id", "category", "color", "pattern"], path)
+    return df
+
+
+def load_truth_users(data_dir: str | Path) -> pd.DataFrame:
+    """truth_users.csv (synthetic catalogs only): latent user tastes, for analysis ONLY."""
+    path = Path(data_dir) / TRUTH_USERS_FILE
+    df = _read_csv(path, "truth file")
+    _require_columns(df, ["user_id"], path)
+    return df
+
+
+def new_item_ids(data_dir: str | Path, items: pd.DataFrame | None = None) -> set[str]:
+    """Ids of new SKUs: the manifest's new_item_ids_file if present, else created_at >= cutoff_ts."""
+    manifest = load_manifest(data_dir)
+    name = manifest.get("new_item_ids_file")
+    if name and (Path(data_dir) / name).is_file():
+        return {s.strip() for s in (Path(data_dir) / name).read_text().splitlines() if s.strip()}
+    items = load_items(data_dir) if items is None else items
+    return set(items.loc[items["created_at"] >= int(manifest["cutoff_ts"]), "item_id"])
+
+
+def split_interactions(interactions: pd.DataFrame, cutoff_ts: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training events: ts < cutoff_ts, held-out events: ts >= cutoff_ts)."""
+    train = interactions["ts"] < int(cutoff_ts)
+    return interactions[train].reset_index(drop=True), interactions[~train].reset_index(drop=True)
+
+
+def extra_attribute_columns(items: pd.DataFrame) -> list[str]:
+    """Columns beyond the required ones that are used as text (synthetic: material, style)."""
+    return [c for c in items.columns if c not in REQUIRED_ITEM_COLUMNS and c not in ATTRIBUTE_COLUMNS_EXCLUDED]
+
+
+def item_text(items: pd.DataFrame) -> list[str]:
+    """The text embedded/indexed per item: title. description. category brand gender <extra attribute values>."""
+    head = items["title"].fillna("").astype(str) + ". " + items["description"].fillna("").astype(str)
+    tail_cols = [c for c in TEXT_CORE_COLUMNS[2:] if c in items.columns] + extra_attribute_columns(items)
+    tail = items[tail_cols].fillna("").astype(str).agg(" ".join, axis=1) if tail_cols else ""
+    text = (head + " " + tail) if tail_cols else head
+    return [" ".join(t.split()) for t in text]
