@@ -1,0 +1,261 @@
+"""Shared fixtures for the serving tests: a tiny, checksummed bundle in SERVING_DIR layout.
+
+`build_serving_dir(root)` writes `root/<version>/` (search/, recommend/, images/, manifest.json) and
+`root/LATEST`, through `modules.bundle.push_atomic` exactly like the pipeline's Pusher.
+
+The catalogue is 36 generated products (colour x category x material) with rendered PNG photos.
+`TinyEngine` / `TinyRecommender` implement the SearchEngine / HybridRecommender interface with
+small, real retrieval (TF-IDF cosine for text, colour histograms for images) so the API tests run in
+seconds without loading transformer weights.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from modules.bundle import push_atomic, write_manifest
+
+COLORS = {"red": (200, 30, 40), "blue": (30, 60, 200), "green": (40, 160, 60), "black": (20, 20, 20),
+          "white": (235, 235, 235), "yellow": (230, 200, 30)}
+CATEGORIES = ["dress", "sneaker", "backpack"]
+MATERIALS = ["cotton", "leather"]
+GENDERS = ["women", "men", "unisex"]
+
+
+def render_png(color: tuple[int, int, int], shape: str, size: int = 64) -> bytes:
+    img = Image.new("RGB", (size, size), (245, 245, 245))
+    d = ImageDraw.Draw(img)
+    if shape == "dress":
+        d.polygon([(size * .35, size * .1), (size * .65, size * .1), (size * .85, size * .9), (size * .15, size * .9)], fill=color)
+    elif shape == "sneaker":
+        d.rectangle([size * .1, size * .5, size * .9, size * .8], fill=color)
+    else:
+        d.ellipse([size * .2, size * .2, size * .8, size * .85], fill=color)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def tiny_items() -> pd.DataFrame:
+    rows = []
+    n = 0
+    for color in COLORS:
+        for cat in CATEGORIES:
+            for mat in MATERIALS:
+                rows.append({
+                    "item_id": f"i{n:04d}", "title": f"{color} {mat} {cat}",
+                    "description": f"A {mat} {cat} in {color}.", "category": cat, "brand": f"brand{n % 4}",
+                    "price": float(10 + 7 * n), "gender": GENDERS[n % 3], "image_path": f"images/i{n:04d}.png",
+                    "created_at": 1_700_000_000 + n, "material": mat, "style": "casual",
+                })
+                n += 1
+    return pd.DataFrame(rows)
+
+
+def color_hist(img: Image.Image) -> np.ndarray:
+    arr = np.asarray(img.convert("RGB").resize((32, 32)), dtype=np.int64) // 64   # 4 levels per channel
+    codes = arr[..., 0] * 16 + arr[..., 1] * 4 + arr[..., 2]
+    h = np.bincount(codes.ravel(), minlength=64).astype(np.float32)
+    return h / max(float(np.linalg.norm(h)), 1e-12)
+
+
+@dataclass
+class Result:
+    item_id: str
+    score: float
+    explain: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResponse:
+    results: list[Result]
+    low_confidence: bool = False
+    intents: dict = field(default_factory=dict)
+    latency_ms: float = 0.0
+
+
+class TinyEngine:
+    """TF-IDF text retrieval + colour-histogram image retrieval over a small item table."""
+
+    def __init__(self, items: pd.DataFrame, image_feats: dict[str, np.ndarray]) -> None:
+        self.items = items.reset_index(drop=True)
+        self.image_feats = image_feats
+        self.deleted: set[str] = set()
+        self._fit()
+
+    def _texts(self) -> list[str]:
+        return (self.items["title"].fillna("") + " " + self.items["description"].fillna("")).tolist()
+
+    def _fit(self) -> None:
+        self.vec = TfidfVectorizer().fit(self._texts())
+        self.matrix = self.vec.transform(self._texts())
+
+    def _mask(self, filters: dict | None) -> np.ndarray:
+        ok = ~self.items["item_id"].isin(self.deleted).to_numpy()
+        f = filters or {}
+        unknown = set(f) - {"category", "price_min", "price_max", "gender"}
+        if unknown:
+            raise ValueError(f"unknown filter keys {sorted(unknown)}")
+        if f.get("category"):
+            ok &= (self.items["category"] == f["category"]).to_numpy()
+        if f.get("gender"):
+            ok &= (self.items["gender"] == f["gender"]).to_numpy()
+        if f.get("price_min") is not None:
+            ok &= (self.items["price"].fillna(0) >= f["price_min"]).to_numpy()
+        if f.get("price_max") is not None:
+            ok &= (self.items["price"].fillna(0) <= f["price_max"]).to_numpy()
+        return ok
+
+    def _rank(self, scores: np.ndarray, top_k: int, filters: dict | None, key: str, t0: float) -> SearchResponse:
+        scores = np.where(self._mask(filters), scores, -np.inf)
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        res = [Result(str(self.items.at[i, "item_id"]), float(scores[i]),
+                      {"lexical": float(scores[i]) if key == "lexical" else None,
+                       "dense": float(scores[i]) if key == "dense" else None, "two_tower": None, "reranker": None})
+               for i in order if np.isfinite(scores[i])]
+        low = not res or res[0].score < 0.05
+        return SearchResponse(res, low, {}, (time.perf_counter() - t0) * 1000)
+
+    def _text_scores(self, query: str) -> np.ndarray:
+        return (self.matrix @ self.vec.transform([query]).T).toarray().ravel()
+
+    def _image_scores(self, img: Image.Image) -> np.ndarray:
+        q = color_hist(img)
+        return np.array([float(self.image_feats[i] @ q) if i in self.image_feats else 0.0
+                         for i in self.items["item_id"]])
+
+    def search_text(self, query: str, top_k: int = 10, retriever: str = "hybrid", filters: dict | None = None) -> SearchResponse:
+        if not query.strip():
+            raise ValueError("empty query")
+        return self._rank(self._text_scores(query), top_k, filters, "lexical", time.perf_counter())
+
+    def search_image(self, img: Image.Image, top_k: int = 10, filters: dict | None = None) -> SearchResponse:
+        return self._rank(self._image_scores(img), top_k, filters, "dense", time.perf_counter())
+
+    def search_multimodal(self, text: str, img: Image.Image, image_weight: float = 0.5, top_k: int = 10,
+                          filters: dict | None = None) -> SearchResponse:
+        s = (1 - image_weight) * self._text_scores(text) + image_weight * self._image_scores(img)
+        return self._rank(s, top_k, filters, "dense", time.perf_counter())
+
+    def similar(self, item_id: str, top_k: int = 10, filters: dict | None = None) -> SearchResponse:
+        idx = self.items.index[self.items["item_id"] == item_id]
+        if len(idx) == 0 or item_id in self.deleted:
+            raise KeyError(item_id)
+        s = (self.matrix @ self.matrix[idx[0]].T).toarray().ravel()
+        s[idx[0]] = -np.inf
+        return self._rank(s, top_k, filters, "dense", time.perf_counter())
+
+    def add_items(self, records: list[dict[str, Any]], images: list[Image.Image | None] | None = None) -> None:
+        new = pd.DataFrame(records)
+        self.items = pd.concat([self.items[~self.items["item_id"].isin(new["item_id"])], new], ignore_index=True)
+        for rec, img in zip(records, images or [None] * len(records), strict=True):
+            self.deleted.discard(rec["item_id"])
+            if img is not None:
+                self.image_feats[rec["item_id"]] = color_hist(img)
+        self._fit()
+
+    def delete_item(self, item_id: str) -> None:
+        if item_id not in set(self.items["item_id"]) or item_id in self.deleted:
+            raise KeyError(item_id)
+        self.deleted.add(item_id)
+
+    def save(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.items.to_parquet(out_dir / "items.parquet", index=False)
+        np.save(out_dir / "image_feats.npy", np.stack([self.image_feats[i] for i in self.items["item_id"]]))
+
+    @classmethod
+    def load(cls, in_dir: Path, params: dict | None = None) -> TinyEngine:
+        items = pd.read_parquet(in_dir / "items.parquet")
+        feats = np.load(in_dir / "image_feats.npy")
+        return cls(items, dict(zip(items["item_id"], feats, strict=True)))
+
+
+@dataclass
+class Rec:
+    item_id: str
+    score: float
+    path: str
+
+
+@dataclass
+class RecommendResponse:
+    items: list[Rec]
+    fallback: str | None = None
+
+
+class TinyRecommender:
+    """Per-user category affinity; unknown users get popularity with fallback="cold_user"."""
+
+    def __init__(self, items: pd.DataFrame, histories: dict[str, list[str]]) -> None:
+        self.items = items
+        self.histories = histories
+
+    def recommend(self, user_id: str, top_k: int = 20, context: list[str] | None = None,
+                  user_features: dict | None = None) -> RecommendResponse:
+        pop = self.items["item_id"].tolist()
+        hist = self.histories.get(user_id)
+        if hist is None:
+            return RecommendResponse([Rec(i, 1.0 / (r + 1), "popular") for r, i in enumerate(pop[:top_k])], "cold_user")
+        cats = set(self.items.set_index("item_id").loc[hist, "category"])
+        cand = [i for i, c in zip(self.items["item_id"], self.items["category"], strict=True) if c in cats and i not in hist]
+        return RecommendResponse([Rec(i, 1.0 / (r + 1), "content") for r, i in enumerate(cand[:top_k])], None)
+
+    def save(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with (out_dir / "recommender.pkl").open("wb") as f:
+            pickle.dump({"histories": self.histories}, f)
+        self.items.to_parquet(out_dir / "items.parquet", index=False)
+
+    @classmethod
+    def load(cls, in_dir: Path) -> TinyRecommender:
+        with (in_dir / "recommender.pkl").open("rb") as f:
+            state = pickle.load(f)
+        return cls(pd.read_parquet(in_dir / "items.parquet"), state["histories"])
+
+
+def tiny_loader(version_dir: Path, params: dict) -> tuple[TinyEngine, TinyRecommender]:
+    """BundleLoader for bundles written by `build_bundle`."""
+    return TinyEngine.load(version_dir / "search"), TinyRecommender.load(version_dir / "recommend")
+
+
+def build_bundle(serving_dir: Path, version: str, staging_root: Path, title_suffix: str = "") -> Path:
+    """Stage a complete bundle, write its manifest and push it atomically (LATEST -> version)."""
+    staging = staging_root / f"stage-{version}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    items = tiny_items()
+    if title_suffix:
+        items["title"] = items["title"] + " " + title_suffix
+    (staging / "images").mkdir(parents=True)
+    feats = {}
+    for row in items.itertuples():
+        png = render_png(COLORS[row.title.split()[0]], row.category)
+        (staging / row.image_path).write_bytes(png)
+        feats[row.item_id] = color_hist(Image.open(io.BytesIO(png)))
+    TinyEngine(items, feats).save(staging / "search")
+    histories = {"u0001": ["i0000", "i0006"], "u0002": ["i0003"]}
+    TinyRecommender(items, histories).save(staging / "recommend")
+    write_manifest(staging, {"version": version, "data_hash": "tiny", "metrics": {}, "blessing": "test-fixture"})
+    return push_atomic(staging, serving_dir, version)
+
+
+def build_serving_dir(root: Path, versions: tuple[str, ...] = ("v1",)) -> Path:
+    serving_dir = root / "serving_dir"
+    for v in versions:
+        build_bundle(serving_dir, v, root)
+    return serving_dir
+
+
+def png_bytes(color: str = "red", shape: str = "dress", size: int = 64) -> bytes:
+    return render_png(COLORS[color], shape, size)
