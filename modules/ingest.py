@@ -49,6 +49,7 @@ CORE_COLUMNS: list[str] = [
     "item_id", "title", "description", "category", "brand", "price", "gender", "image_path", "created_at",
 ]
 INTERACTION_COLUMNS: list[str] = ["user_id", "item_id", "event", "ts"]
+STALE_FILES: tuple[str, ...] = ("truth_items.csv", "truth_users.csv")  # generator-only files, removed on ingest
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
 # Source spellings understood without a --map (the first one present wins).
 AUTO_ALIASES: dict[str, tuple[str, ...]] = {
@@ -414,8 +415,10 @@ def ingest_catalog(
             w.writerow([r.get(c, "") for c in columns])
     with (out / "interactions.csv").open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerow(INTERACTION_COLUMNS)
-    new_ids = out / "new_item_ids.txt"
+    new_ids = out / "new_items.txt"
     new_ids.write_text("", encoding="utf-8")  # nothing is newer than cutoff_ts
+    for stale in STALE_FILES:  # a previous `generate` into the same DATA_DIR must not leave its hidden truth behind
+        (out / stale).unlink(missing_ok=True)
 
     # ---- self-supervised queries ----
     items_for_queries = [{"item_id": r["item_id"], "title": r["title"], "image_path": r["image_path"]} for r in rows]
@@ -434,12 +437,16 @@ def ingest_catalog(
         "text_only": len(rows) - n_images,
         "users": 0,
         "interactions": 0,
-        "queries": len(queries),
-        "text_queries": sum(q["kind"] == "text" for q in queries),
-        "image_queries": sum(q["kind"] == "image" for q in queries),
+        "interactions_train": 0,
         "new_items": 0,
+        "queries": len(queries),
+        "queries_by_kind": {k: sum(q["kind"] == k for q in queries) for k in ("text", "image", "composed")},
+        "queries_cold": 0,
+        "queries_eval": sum(q["split"] == "eval" for q in queries),
+        "images": n_images,
     }
-    checksums = {name: _sha256_file(out / name) for name in ("items.csv", "interactions.csv", "queries.jsonl")}
+    checksums = {name: _sha256_file(out / name)
+                 for name in ("items.csv", "interactions.csv", "queries.jsonl", "new_items.txt")}
     checksums["images"] = _images_digest(images_out)
     manifest = {
         "source": "ingested",

@@ -239,7 +239,7 @@ def test_unusable_catalogs_raise_ingest_error(tmp_path: Path) -> None:
 
 def test_output_loads_like_a_generated_catalog(tmp_path: Path, fashion300: tuple[Path, dict]) -> None:
     from modules.catalog.generate import generate_catalog
-    from modules.data_io import item_text, load_interactions, load_items, load_queries
+    from modules.data_io import item_text, load_interactions, load_items, load_queries, new_item_ids
 
     data, _ = fashion300
     items = load_items(data)
@@ -255,6 +255,16 @@ def test_output_loads_like_a_generated_catalog(tmp_path: Path, fashion300: tuple
     n_core = len(CORE_COLUMNS)
     assert list(items.columns)[:n_core] == list(generated.columns)[:n_core] == CORE_COLUMNS
     assert items["price"].dtype == generated["price"].dtype and items["created_at"].dtype == generated["created_at"].dtype
+    gen_manifest = json.loads((tmp_path / "gen" / "manifest.json").read_text())
+    ing_manifest = json.loads((data / "manifest.json").read_text())
+    assert set(gen_manifest["counts"]) - set(ing_manifest["counts"]) <= {"street_photos"}
+    assert new_item_ids(data) == set()
+
+    # re-ingesting into a generated DATA_DIR leaves no synthetic hidden truth behind
+    assert (tmp_path / "gen" / "truth_items.csv").is_file()
+    ingest_catalog(_fashion_head(tmp_path, 20), str(FASHION / "images"), tmp_path / "gen", mapping=FASHION_MAP,
+                   params=load_params(), progress=False)
+    assert not (tmp_path / "gen" / "truth_items.csv").exists() and len(load_items(tmp_path / "gen")) == 20
 
 
 def test_small_parsers() -> None:
