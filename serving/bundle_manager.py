@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from modules.bundle import BundleError, read_latest, verify_bundle
@@ -130,7 +131,10 @@ def item_table(engine: Any, version_dir: Path) -> pd.DataFrame:
     """The catalogue the engine indexes: `engine.items` if it has one, else `search/items.parquet`."""
     items = getattr(engine, "items", None)
     if isinstance(items, pd.DataFrame):
-        return items
+        alive = getattr(engine, "alive", None)   # SearchEngine keeps tombstoned rows with alive=False
+        if alive is not None and len(alive) == len(items):
+            items = items[np.asarray(alive, dtype=bool)]
+        return items.drop_duplicates("item_id", keep="last")
     path = version_dir / "search" / "items.parquet"
     if path.is_file():
         return pd.read_parquet(path)
@@ -358,15 +362,7 @@ class BundleManager:
                 except ImageError as exc:
                     log.warning("delta image for %s unusable (%s); adding without image", item["item_id"], exc)
             entries.append((item, img, entry.get("image_file")))
-        if entries:
-            # Items replaced by a new bundle version are re-added with their live values.
-            for item, _, _ in entries:
-                if item["item_id"] in bundle.items and item["item_id"] not in bundle.live_added:
-                    try:
-                        with bundle.lock.write():
-                            bundle.engine.delete_item(item["item_id"])
-                    except KeyError:
-                        pass
+        if entries:  # add_items replaces an id the bundle already has (live values win)
             self._apply_add(bundle, entries)
         if state.added or state.deleted:
             log.info("replayed delta log: %d live items, %d deletions", len(state.added), len(state.deleted))
@@ -390,12 +386,7 @@ class BundleManager:
                 image_file = self.delta.store_image(img) if img is not None else None
                 entries.append((stored, img, image_file))
                 log_records.append({"op": "add", "item": stored, "image_file": image_file})
-            # Replace existing items with the same id (update semantics).
-            for stored, _, _ in entries:
-                if stored["item_id"] in bundle.items:
-                    with bundle.lock.write():
-                        bundle.engine.delete_item(stored["item_id"])
-            self._apply_add(bundle, entries)
+            self._apply_add(bundle, entries)   # an existing id is replaced (update semantics)
             self.delta.append(log_records)
         return bundle, (time.perf_counter() - t0) * 1000.0
 
