@@ -501,6 +501,7 @@ def format_summary(report: dict[str, Any], n_reasons: int = 5) -> str:
     if report["problems"]:
         lines.append("problems: " + ", ".join(f"{k}={v}" for k, v in report["problems"].items()))
         for r in report["rows"][:n_reasons]:
-            lines.append(f"  line {r['line']} id={r['item_id']!r}: {r['action']}: {r['reason']}")
+            where = f"line {r['line']} id={r['item_id']!r}" if r["line"] else "whole file"
+            lines.append(f"  {where}: {r['action']}: {r['reason']}")
         lines.append(f"details: {Path(report['out_dir']) / 'ingest_report.json'}")
     return "\n".join(lines)
