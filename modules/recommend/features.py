@@ -312,3 +312,15 @@ def weighted_popularity(
         idx = sub["item_id"].map(item_index).to_numpy(dtype=np.int64)
         np.add.at(pop, idx, event_weight_array(sub["event"], event_weights))
     return pop
+
+
+def tower_content(text_emb: np.ndarray, image_emb: np.ndarray | None = None) -> np.ndarray:
+    """Candidate-tower content input: L2-normalised text embedding, then L2-normalised image embedding if any."""
+    blocks = [np.asarray(text_emb, dtype=np.float32)]
+    if image_emb is not None:
+        blocks.append(np.asarray(image_emb, dtype=np.float32))
+    out = []
+    for b in blocks:
+        n = np.linalg.norm(b, axis=1, keepdims=True)
+        out.append(np.divide(b, n, out=np.zeros_like(b), where=n > 0))
+    return np.concatenate(out, axis=1)

