@@ -1,0 +1,253 @@
+"""SearchEngine end to end: on a crafted catalog with deterministic fake encoders (fast), and on a tiny
+generated catalog with the real SBERT encoder."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from modules.config import load_params
+from modules.encoders.color import COLOR_TABLE, dominant_color_name
+from modules.retrieval.lexical import tokenize
+from modules.retrieval.zero_shot import zero_shot_attributes
+from modules.search import RANK_FEATURES, SearchEngine, UnknownItemError, calibrate_low_confidence
+
+DIM = 64
+COLORS = ["red", "navy", "white", "black", "green", "yellow", "pink", "grey"]
+CATS = {"sneakers": "sneaker", "dresses": "dress", "boots": "boot"}
+
+
+class FakeTextEncoder:
+    """Bag of hashed random word vectors: deterministic, no model."""
+
+    name, dim = "fake-hash", DIM
+
+    def encode(self, texts, batch_size=64, progress=False):
+        out = np.zeros((len(texts), DIM), np.float32)
+        for i, t in enumerate(texts):
+            for tok in tokenize(t):
+                out[i] += np.random.default_rng(zlib.crc32(tok.encode())).standard_normal(DIM)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def encode_query(self, text):
+        return self.encode([text])[0]
+
+
+class FakeImageEncoder:
+    """Embeds a photo as the text vector of its dominant colour name: an image space aligned to the text space."""
+
+    name, dim = "fake-colour-tower", DIM
+
+    def __init__(self, text_encoder):
+        self.text_encoder = text_encoder
+
+    def encode_images(self, images):
+        return self.text_encoder.encode([dominant_color_name(im) for im in images])
+
+
+def swatch(color: str, size: int = 24) -> Image.Image:
+    return Image.new("RGB", (size, size), COLOR_TABLE[color])
+
+
+def crafted_items() -> tuple[pd.DataFrame, list[Image.Image]]:
+    rows, images = [], []
+    for i in range(120):
+        cat = list(CATS)[i % 3]
+        color = COLORS[(i // 3) % len(COLORS)]
+        title = f"{['Kinetix', 'Basix', 'Pacer'][i % 3]} {['classic', 'sporty', 'casual', 'vintage'][i % 4]} {CATS[cat]}"
+        if i % 4 == 0:  # only some titles name their colour; the photo always shows it
+            title = f"{color} {title}"
+        rows.append({"item_id": f"it{i:03d}", "title": title, "description": f"A {CATS[cat]} made of cotton.",
+                     "category": cat, "brand": ["Kinetix", "Basix", "Pacer"][i % 3], "price": float(20 + (i * 7) % 150),
+                     "gender": ["women", "men", "unisex"][(i // 2) % 3], "image_path": f"images/{i}.png",
+                     "created_at": 0})
+        images.append(swatch(color))
+    for j, color in enumerate(["white", "black", "red"]):  # a rare category
+        rows.append({"item_id": f"lamp{j}", "title": f"{color} desk lamp", "description": "Warm light.",
+                     "category": "lamps", "brand": "Lumina", "price": 60.0, "gender": "unisex", "image_path": "",
+                     "created_at": 0})
+        images.append(swatch(color))
+    return pd.DataFrame(rows), images
+
+
+def build_engine(ranker=None) -> SearchEngine:
+    items, images = crafted_items()
+    text_enc = FakeTextEncoder()
+    img_enc = FakeImageEncoder(text_enc)
+    from modules.search import document_text
+
+    params = load_params()
+    return SearchEngine.build(items, text_enc.encode(document_text(items)), img_enc.encode_images(images), None,
+                              text_enc, img_enc, params, ranker=ranker,
+                              popularity=np.arange(len(items), dtype=np.float32) % 5,
+                              item_colors=[dominant_color_name(im) for im in images])
+
+
+@pytest.fixture(scope="module")
+def engine() -> SearchEngine:
+    return build_engine()
+
+
+def _color_of(engine: SearchEngine, item_id: str) -> str:
+    return engine.item_colors[engine.id_to_row[item_id]]
+
+
+@pytest.mark.parametrize("retriever", ["hybrid", "bm25", "tfidf", "text", "image", "fusion"])
+def test_each_retriever_returns_k_in_descending_order(engine, retriever):
+    resp = engine.search_text("casual cotton sneaker", top_k=10, retriever=retriever)
+    scores = [r.score for r in resp.results]
+    assert len(resp.results) == 10 and resp.retriever == retriever
+    assert all(a >= b - 1e-9 for a, b in zip(scores, scores[1:], strict=False))
+    assert len({r.item_id for r in resp.results}) == 10
+    assert set(resp.results[0].explain) >= {"lexical", "dense", "two_tower", "reranker"}
+    assert resp.latency_ms > 0
+
+
+@pytest.mark.parametrize("retriever", ["hybrid", "bm25", "text", "image", "fusion"])
+def test_filters_honour_k_including_a_rare_category(engine, retriever):
+    resp = engine.search_text("light", top_k=10, retriever="text" if retriever == "bm25" else retriever,
+                              filters={"category": "lamps"})
+    assert sorted(r.item_id for r in resp.results) == ["lamp0", "lamp1", "lamp2"]
+    flt = {"category": "sneakers", "price_max": 90, "gender": "men"}
+    mask = (engine.cat == "sneakers") & (engine.price <= 90) & (engine.gender == "men")
+    resp = engine.search_text("red boot", top_k=10, retriever=retriever if retriever != "bm25" else "text",
+                              filters=flt)
+    assert len(resp.results) == min(10, int(mask.sum()))
+    assert all(mask[engine.id_to_row[r.item_id]] for r in resp.results)
+
+
+def test_colour_intent_uses_the_photo_colour_when_the_title_is_silent(engine):
+    resp = engine.search_text("navy sneakers", top_k=5)
+    assert resp.intents["color"] == "navy" and resp.intents["category"] == "sneakers"
+    assert all(_color_of(engine, r.item_id) == "navy" for r in resp.results)
+    assert any("navy" not in engine.items.title[engine.id_to_row[r.item_id]] for r in resp.results)
+
+
+def test_hard_intents_filter(engine):
+    resp = engine.search_text("green dress under 100", top_k=10, hard_intents=True)
+    rows = [engine.id_to_row[r.item_id] for r in resp.results]
+    assert rows and all(engine.cat[r] == "dresses" and engine.price[r] <= 100 for r in rows)
+    assert all(engine.item_colors[r] == "green" or "green" in engine.title_colors[r] for r in rows)
+
+
+def test_composed_query_moves_toward_the_modifier_colour(engine):
+    photo = swatch("red")
+    base = engine.search_image(photo, top_k=10)
+    composed = engine.search_multimodal("in navy", photo, image_weight=0.5, top_k=10)
+    frac = lambda resp, c: np.mean([_color_of(engine, r.item_id) == c for r in resp.results])  # noqa: E731
+    assert frac(base, "red") > 0.5
+    assert frac(composed, "navy") > frac(base, "navy") and frac(composed, "navy") >= 0.5
+    assert composed.intents["color"] == "navy"
+    assert len(engine.search_multimodal("  ", photo, top_k=4).results) == 4  # empty text: a photo query
+
+
+def test_similar_excludes_itself_and_rejects_unknown_ids(engine):
+    resp = engine.similar("it000", top_k=5)
+    assert len(resp.results) == 5 and "it000" not in resp.item_ids
+    with pytest.raises(KeyError, match="unknown item_id"):
+        engine.similar("nope")
+    assert issubclass(UnknownItemError, KeyError)
+
+
+def test_candidate_features_and_reranker_hook():
+    class PriceRanker:
+        def rerank(self, ctx, df):
+            assert list(df.columns) == ["item_id", *RANK_FEATURES] and ctx["query"]
+            return df["price"].to_numpy()
+
+    eng = build_engine(ranker=PriceRanker())
+    feats = eng.candidate_features("red sneakers under 80")
+    assert list(feats.columns) == ["item_id", *RANK_FEATURES, "score"]
+    assert feats["score"].is_monotonic_decreasing and feats["item_id"].is_unique
+    assert feats["color_match"].isin([0, 1]).all() and feats["price_in_range"].max() == 1
+    resp = eng.search_text("red sneakers under 80", top_k=5)
+    prices = [eng.price[eng.id_to_row[r.item_id]] for r in resp.results]
+    assert prices == sorted(prices, reverse=True) and resp.results[0].explain["reranker"] is not None
+    assert eng.search_text("red sneakers", top_k=5, rerank=False).results[0].explain["reranker"] is None
+    assert eng.search_text("red sneakers", top_k=5, retriever="bm25").results[0].explain["reranker"] is None
+
+
+def test_add_update_delete_items():
+    eng = build_engine()
+    rec = {"item_id": "new1", "title": "Zorblax hover sneaker", "description": "Levitates.", "category": "sneakers",
+           "brand": "Kinetix", "price": 99.0, "gender": "unisex"}
+    assert eng.add_items([rec], [swatch("yellow")]) == ["new1"]
+    for retriever in ("hybrid", "bm25", "text"):
+        assert eng.search_text("zorblax", top_k=5, retriever=retriever).results[0].item_id == "new1"
+    assert eng.search_text("zorblax", top_k=5).results[0].explain["lexical"] > 0
+    eng.add_items([{**rec, "title": "Quuxly hover sneaker", "price": 10.0}], [None])  # update replaces
+    assert "new1" not in eng.search_text("zorblax", top_k=5, retriever="bm25").item_ids
+    assert eng.search_text("quuxly", top_k=5).results[0].item_id == "new1"
+    assert eng.price[eng.id_to_row["new1"]] == 10.0 and len(eng) == 124
+    eng.delete_item("new1")
+    assert "new1" not in eng.search_text("quuxly", top_k=10).item_ids
+    assert "new1" not in eng.similar("it001", top_k=200).item_ids
+    with pytest.raises(KeyError):
+        eng.delete_item("new1")
+    with pytest.raises(ValueError, match="price"):
+        eng.add_items([{**rec, "price": -5}])
+    with pytest.raises(ValueError, match="item_id and title"):
+        eng.add_items([{"item_id": "x"}])
+
+
+def test_save_load_round_trip(tmp_path):
+    eng = build_engine()
+    eng.add_items([{"item_id": "new2", "title": "Blorp lamp", "category": "lamps", "price": 5.0}], [None])
+    eng.delete_item("it005")
+    calibrate_low_confidence(eng, ["red sneaker", "vintage boot"], ["qwxz plmk", "zzvv"])
+    eng.save(tmp_path / "search")
+    text_enc = eng.text_encoder
+    again = SearchEngine.load(tmp_path / "search", text_encoder=text_enc, image_encoder=FakeImageEncoder(text_enc))
+    assert again.low_conf_threshold == eng.low_conf_threshold
+    for q, r in [("red sneakers", "hybrid"), ("blorp", "bm25"), ("vintage boot", "text"), ("dress", "tfidf"),
+                 ("navy", "image"), ("sporty sneaker", "fusion")]:
+        a, b = eng.search_text(q, top_k=8, retriever=r), again.search_text(q, top_k=8, retriever=r)
+        assert a.item_ids == b.item_ids and np.allclose([x.score for x in a.results], [x.score for x in b.results])
+    assert eng.similar("it001").item_ids == again.similar("it001").item_ids
+    assert "it005" not in again
+
+
+def test_low_confidence_calibration(engine):
+    thr = calibrate_low_confidence(engine, ["red sneaker", "vintage boot", "casual dress", "cotton dress"],
+                                   ["qwxz plmk", "zzvv yyrt", "blimfrast"])
+    assert engine.search_text("qwxz plmk", top_k=3).low_confidence is True
+    assert engine.search_text("casual dress", top_k=3).low_confidence is False
+    assert -1.0 <= thr <= 1.0
+
+
+def test_bad_inputs_raise_clear_errors(engine):
+    for q in ["", "   ", "\n\t"]:
+        with pytest.raises(ValueError, match="query is empty"):
+            engine.search_text(q)
+    with pytest.raises(ValueError, match="unknown filter"):
+        engine.search_text("dress", filters={"colour": "red"})
+    with pytest.raises(ValueError, match="greater than"):
+        engine.search_text("dress", filters={"price_min": 50, "price_max": 10})
+    with pytest.raises(ValueError, match=">= 0"):
+        engine.search_text("dress", filters={"price_min": -1})
+    with pytest.raises(ValueError, match="retriever"):
+        engine.search_text("dress", retriever="magic")
+    with pytest.raises(ValueError, match="top_k"):
+        engine.search_text("dress", top_k=0)
+    with pytest.raises(ValueError, match="PIL"):
+        engine.search_image(b"not an image")
+    with pytest.raises(ValueError, match="image_weight"):
+        engine.search_multimodal("navy", swatch("red"), image_weight=2.0)
+
+
+def test_unicode_emoji_and_very_long_queries(engine):
+    assert len(engine.search_text("👟 red sneakers 🔥", top_k=5).results) == 5
+    assert len(engine.search_text("🔥🔥🔥", top_k=5, retriever="text").results) == 5
+    long_q = "red sneakers " + "x" * 10_000
+    resp = engine.search_text(long_q, top_k=5)  # truncated to retrieval.max_query_chars
+    assert len(resp.results) == 5 and resp.intents["color"] == "red"
+
+
+def test_zero_shot_attributes(engine):
+    attrs = zero_shot_attributes(engine, swatch("green"))
+    assert attrs["dominant_color"] == "green" and attrs["color"]["label"] == "green"
+    assert set(attrs) == {"color", "pattern", "style", "dominant_color"}
+    assert abs(sum(attrs["style"]["scores"].values()) - 1.0) < 1e-5
