@@ -31,6 +31,8 @@ DAY = 86_400
 COUNT_KEYS = ("n_items", "n_users", "n_interactions", "n_text_queries", "n_image_queries", "n_composed_queries")
 OUTPUT_FILES = ("items.csv", "interactions.csv", "queries.jsonl", "truth_items.csv", "truth_users.csv",
                 "new_items.txt", "manifest.json")
+# params that do not change the output (kept out of the manifest so it is worker-count independent)
+_NOT_OUTPUT_AFFECTING = frozenset({"scale", "scales", "workers", "render_chunk"})
 # random stream ids (combined with the seed, and the item/query index for images)
 _S_ITEMS, _S_USERS, _S_INTERACTIONS, _S_IMAGE, _S_STREET = 101, 201, 202, 401, 402
 
@@ -224,7 +226,7 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
         "image_size": int(gen.get("image_size", 128)),
         "categories": categories,
         "colors": vocab.COLOR_NAMES,
-        "params": {k: v for k, v in gen.items() if k != "scales"} | {"counts": counts},
+        "params": {k: v for k, v in gen.items() if k not in _NOT_OUTPUT_AFFECTING} | {"counts": counts},
         "checksums": {name: _sha256(out / name) for name in OUTPUT_FILES if name != "manifest.json"},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")

@@ -26,7 +26,7 @@ def _favourites(rng: np.random.Generator, n: int, k_lo: int, k_hi: int, base_p: 
     """(n, len(base_p)) preference rows: a few favourites with gamma weights plus a small floor, rows sum to 1."""
     m = base_p.size
     pref = np.full((n, m), floor, dtype=np.float64)
-    ks = rng.integers(k_lo, k_hi + 1, size=n)
+    ks = rng.integers(min(k_lo, m), min(k_hi, m) + 1, size=n)  # never more favourites than options
     keys = rng.random((n, m)) ** (1.0 / base_p)  # weighted sampling without replacement (Efraimidis-Spirakis)
     order = np.argsort(-keys, axis=1)
     w = rng.gamma(2.0, 1.0, size=(n, m))
