@@ -1,0 +1,150 @@
+"""Two-tower recommender on the tiny generated catalog: trains, exports, reloads, embeds new SKUs sensibly."""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from modules.catalog.generate import generate_catalog
+from modules.config import load_params
+from modules.data_io import item_text, load_interactions, load_items, load_manifest, new_item_ids
+from modules.recommend.features import temporal_split
+from modules.recommend.two_tower import INPUTS_JSON, SavedTwoTower, export_two_tower, run_fn, train_two_tower
+
+
+def tfidf_content(items: pd.DataFrame, dim: int = 48, seed: int = 42) -> np.ndarray:
+    """Cheap deterministic text embeddings (TF-IDF + SVD) so the tests need no language model."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    x = TfidfVectorizer(min_df=1).fit_transform(item_text(items))
+    emb = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(x).astype(np.float32)
+    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    data_dir = tmp_path_factory.mktemp("tt_tiny")
+    generate_catalog("tiny", data_dir, seed=42, progress=False)
+    items = load_items(data_dir)
+    params = load_params()
+    params["recommend"]["two_tower"]["epochs"] = 6
+    params["recommend"]["two_tower"]["batch_size"] = 256
+    cutoff = int(load_manifest(data_dir)["cutoff_ts"])
+    inter = load_interactions(data_dir)
+    train, test = temporal_split(inter, cutoff)
+    return SimpleNamespace(data_dir=data_dir, items=items, train=train, test=test, cutoff=cutoff, params=params,
+                           content=tfidf_content(items), new_ids=new_item_ids(data_dir, items))
+
+
+@pytest.fixture(scope="module")
+def model(tiny: SimpleNamespace):
+    return train_two_tower(tiny.train, tiny.items, tiny.content, tiny.params, seed=42)
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_two_tower(model, tmp_path_factory.mktemp("tt_export") / "two_tower" / "1", "tfidf-svd (48-d)")
+
+
+def test_training_uses_training_window_only(model, tiny: SimpleNamespace) -> None:
+    assert model.metrics["max_train_ts"] < tiny.cutoff
+    assert model.metrics["n_train_examples"] + model.metrics["n_eval_examples"] <= len(tiny.train)
+    assert 0.0 <= model.metrics["eval_recall@10"] <= 1.0
+    assert model.metrics["best_epoch"] >= 1
+
+
+def test_training_rejects_post_cutoff_rows_when_cutoff_given(tiny: SimpleNamespace) -> None:
+    with pytest.raises(ValueError, match="no training interactions"):
+        train_two_tower(tiny.test, tiny.items, tiny.content, tiny.params, cutoff_ts=int(tiny.test["ts"].min()))
+
+
+def test_bad_content_shape_is_a_clear_error(tiny: SimpleNamespace) -> None:
+    with pytest.raises(ValueError, match="content_emb must be"):
+        train_two_tower(tiny.train, tiny.items, tiny.content[:10], tiny.params)
+
+
+def test_exported_signatures_load_and_embed(exported: Path, model) -> None:
+    loaded = tf.saved_model.load(str(exported))
+    assert {"query_embedding", "candidate_embedding"} <= set(loaded.signatures)
+    spec = json.loads((exported / INPUTS_JSON).read_text())
+    d, c, t = spec["embedding_dim"], spec["content_dim"], spec["taste_dim"]
+    q = loaded.signatures["query_embedding"](
+        user_id=tf.constant(["u_00001", "never-seen"]), history_emb=tf.zeros([2, c]), taste=tf.zeros([2, t])
+    )["embedding"].numpy()
+    cand = loaded.signatures["candidate_embedding"](
+        item_id=tf.constant(["sku_000001"]), content=tf.constant(model.content[:1]), category=tf.constant(["dresses"]),
+        brand=tf.constant(["Urban Thread"]), price=tf.constant([10.0]),
+    )["embedding"].numpy()
+    assert q.shape == (2, d) and cand.shape == (1, d)
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(cand, axis=1), 1.0, atol=1e-4)
+    # The SavedModel reproduces the in-memory towers.
+    np.testing.assert_allclose(SavedTwoTower(exported).candidate_embeddings(
+        model.item_features.item_ids[:5], model.content[:5], list(model.item_features.category[:5]),
+        list(model.item_features.brand[:5]), model.item_features.price[:5]), model.candidate_embeddings()[:5], atol=1e-5)
+
+
+def test_new_item_embedding_is_close_to_its_category(exported: Path, tiny: SimpleNamespace, model) -> None:
+    """A brand-new SKU (OOV id) built from a known item's content lands nearer its own category."""
+    saved = SavedTwoTower(exported)
+    f = model.item_features
+    train_items = set(tiny.train["item_id"])
+    warm = np.array([i for i, iid in enumerate(f.item_ids) if iid in train_items])
+    warm_emb = model.candidate_embeddings()[warm]
+    warm_cat = f.category[warm]
+    gaps = []
+    for i in warm[:: max(1, len(warm) // 40)]:
+        new = saved.candidate_embeddings([f"NEW-{f.item_ids[i]}"], model.content[i : i + 1], [f.category[i]],
+                                         [f.brand[i]], f.price[i : i + 1])[0]
+        assert np.linalg.norm(new) > 0.99
+        sims = warm_emb @ new
+        gaps.append(sims[warm_cat == f.category[i]].mean() - sims[warm_cat != f.category[i]].mean())
+    assert np.mean(gaps) > 0.1
+    assert np.mean(np.array(gaps) > 0) > 0.9
+
+
+def _write_examples(df: pd.DataFrame, path: Path) -> None:
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as w:
+        for r in df.itertuples(index=False):
+            ex = tf.train.Example(features=tf.train.Features(feature={
+                "user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[r.user_id.encode()])),
+                "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[r.item_id.encode()])),
+                "event": tf.train.Feature(bytes_list=tf.train.BytesList(value=[r.event.encode()])),
+                "ts": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(r.ts)])),
+            }))
+            w.write(ex.SerializeToString())
+
+
+def test_run_fn_contract(tiny: SimpleNamespace, tmp_path: Path) -> None:
+    """The TFX Trainer entry point reads gzipped tf.Examples + EmbeddingGen files and exports a SavedModel."""
+    (tmp_path / "Split-train").mkdir()
+    (tmp_path / "Split-eval").mkdir()
+    both = pd.concat([tiny.train, tiny.test])  # the pipeline may hand post-cutoff rows: run_fn must drop them
+    _write_examples(both.iloc[::2], tmp_path / "Split-train" / "data.gz")
+    _write_examples(both.iloc[1::2], tmp_path / "Split-eval" / "data.gz")
+    emb_dir = tmp_path / "emb"
+    emb_dir.mkdir()
+    order = np.random.default_rng(0).permutation(len(tiny.items))  # stored order differs from items.csv
+    np.save(emb_dir / "text.npy", tiny.content[order])
+    (emb_dir / "item_ids.json").write_text(json.dumps(tiny.items["item_id"].iloc[order].tolist()))
+    params = json.loads(json.dumps(tiny.params))
+    params["recommend"]["two_tower"]["epochs"] = 1
+    fn_args = SimpleNamespace(
+        train_files=[str(tmp_path / "Split-train" / "*")], eval_files=[str(tmp_path / "Split-eval" / "*")],
+        serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"),
+        custom_config={"items_csv": str(tiny.data_dir / "items.csv"), "embeddings_dir": str(emb_dir),
+                       "cutoff_ts": tiny.cutoff, "params": params},
+    )
+    run_fn(fn_args)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["max_train_ts"] < tiny.cutoff and "eval_recall@10" in metrics
+    assert metrics["n_train_examples"] + metrics["n_eval_examples"] <= len(tiny.train)
+    assert (tmp_path / "serving" / "saved_model.pb").is_file()
+    assert gzip.open(tmp_path / "Split-train" / "data.gz").read(1)  # really gzipped
