@@ -59,6 +59,7 @@ class ALSRecommender:
     ) -> ALSRecommender:
         """Fit on training-window interactions; ``content`` (n_items, d) enables factors for new items."""
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         p, event_weights, exclude = _als_params(params)
         item_index = {iid: i for i, iid in enumerate(item_ids)}
@@ -80,7 +81,8 @@ class ALSRecommender:
             num_threads=int(p.get("num_threads", 1)),
             random_state=seed,
         )
-        model.fit(matrix, show_progress=False)
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads only slow it down
+            model.fit(matrix, show_progress=False)
         user_factors = np.asarray(model.user_factors, dtype=np.float32)
         item_factors = np.asarray(model.item_factors, dtype=np.float32).copy()
 
