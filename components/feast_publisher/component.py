@@ -1,0 +1,42 @@
+"""FeastPublisher: item and user features to the offline store (Parquet), then Feast apply + materialize."""
+# No "from __future__ import annotations": the @component decorator reads real type hints.
+import json
+import logging
+import os
+
+from tfx import v1 as tfx
+from tfx.types.standard_artifacts import PushedModel
+
+from components.artifacts import Embeddings, FeatureStoreState
+from components.common import params_from
+from components.feast_publisher import executor
+
+log = logging.getLogger(__name__)
+InputArtifact = tfx.dsl.components.InputArtifact
+OutputArtifact = tfx.dsl.components.OutputArtifact
+Parameter = tfx.dsl.components.Parameter
+
+
+@tfx.dsl.components.component
+def FeastPublisher(  # noqa: N802
+    embeddings: InputArtifact[Embeddings],
+    pushed: InputArtifact[PushedModel],
+    state: OutputArtifact[FeatureStoreState],
+    data_dir: Parameter[str],
+    feature_repo_dir: Parameter[str],
+    params_path: Parameter[str] = "",
+) -> None:
+    """Publish features after the push, so the online store matches the served bundle."""
+    os.makedirs(state.uri, exist_ok=True)
+    if pushed.get_int_custom_property("pushed") != 1:
+        log.warning("FeastPublisher: the run was not pushed, the online store keeps the served bundle's features")
+        state.set_int_custom_property("published", 0)
+        return
+    info = executor.publish(data_dir, embeddings.uri, feature_repo_dir, params_from(params_path))
+    with open(os.path.join(state.uri, "feast.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    state.set_int_custom_property("n_items", info["n_items"])
+    state.set_int_custom_property("n_users", info["n_users"])
+    state.set_string_custom_property("repo", info["repo"])
+    state.set_int_custom_property("published", 1)
+    log.info("FeastPublisher: %s", info)

@@ -1,0 +1,118 @@
+"""FeastPublisher logic: item and user feature tables -> Parquet -> Feast apply + materialize."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.common import load_items
+from components.embedding_gen.executor import IDS_FILE, IMAGE_FILE, TEXT_FILE
+from components.example_gen.executor import read_cutoff
+
+log = logging.getLogger(__name__)
+ITEM_TABLE, USER_TABLE = "item_features.parquet", "user_features.parquet"
+
+
+def item_table(data_dir: str, emb_dir: str, now: dt.datetime) -> pd.DataFrame:
+    """One row per item: (text+image)/2 embedding, training popularity, attributes, cold-start flag."""
+    items = load_items(data_dir)
+    ids = json.loads((Path(emb_dir) / IDS_FILE).read_text())
+    row = {iid: i for i, iid in enumerate(ids)}
+    order = np.asarray([row[str(i)] for i in items["item_id"]])
+    text, image = np.load(Path(emb_dir) / TEXT_FILE)[order], np.load(Path(emb_dir) / IMAGE_FILE)[order]
+    has_image = np.linalg.norm(image, axis=1) > 0
+    emb = np.where(has_image[:, None], (text + image) / 2.0, text)
+    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    inter = _train_interactions(data_dir)
+    pop = inter["item_id"].value_counts() if len(inter) else pd.Series(dtype=float)
+    cutoff = read_cutoff(data_dir)
+    created = pd.to_numeric(items["created_at"], errors="coerce").fillna(0)
+    cold = (created >= cutoff) if cutoff is not None else ~items["item_id"].isin(pop.index)
+    return pd.DataFrame(
+        {
+            "item_id": items["item_id"].astype(str),
+            "embedding": [v.astype(np.float32).tolist() for v in emb],
+            "popularity": items["item_id"].map(pop).fillna(0).astype(np.float32),
+            "category": items["category"].astype(str),
+            "brand": items["brand"].fillna("").astype(str),
+            "price": pd.to_numeric(items["price"]).astype(np.float32),
+            "cold_start": np.asarray(cold, dtype=np.int64),
+            "has_image": has_image.astype(np.int64),
+            "event_timestamp": pd.Timestamp(now),
+        }
+    )
+
+
+def _train_interactions(data_dir: str) -> pd.DataFrame:
+    path = Path(data_dir) / "interactions.csv"
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=["user_id", "item_id", "event", "ts"])
+    inter = pd.read_csv(path, dtype={"user_id": str, "item_id": str, "event": str})
+    cutoff = read_cutoff(data_dir)
+    return inter[inter["ts"] < cutoff] if cutoff is not None else inter
+
+
+def user_table(data_dir: str, history_len: int, now: dt.datetime) -> pd.DataFrame:
+    """One row per user of the training window: recent items (newest first) and tastes."""
+    inter = _train_interactions(data_dir)
+    cols = ["user_id", "recent_items", "n_events", "top_categories", "top_brand", "mean_price", "event_timestamp"]
+    if inter.empty:
+        return pd.DataFrame(columns=cols)
+    items = load_items(data_dir)[["item_id", "category", "brand", "price"]].astype({"item_id": str})
+    df = inter.merge(items, on="item_id", how="left").sort_values(["user_id", "ts"], ascending=[True, False])
+    rows = []
+    for uid, g in df.groupby("user_id", sort=True):
+        rows.append(
+            {
+                "user_id": str(uid),
+                "recent_items": g["item_id"].head(history_len).astype(str).tolist(),
+                "n_events": int(len(g)),
+                "top_categories": g["category"].value_counts().head(3).index.astype(str).tolist(),
+                "top_brand": str(g["brand"].mode().iloc[0]) if g["brand"].notna().any() else "",
+                "mean_price": float(pd.to_numeric(g["price"]).mean()),
+                "event_timestamp": pd.Timestamp(now),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _definitions(repo: Path) -> list[Any]:
+    """The Feast objects declared in ``repo/definitions.py`` (what `feast apply` would register)."""
+    from feast import Entity, FeatureView
+
+    spec = importlib.util.spec_from_file_location("pixelmatch_feast_definitions", repo / "definitions.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return [v for v in vars(module).values() if isinstance(v, (Entity, FeatureView))]
+
+
+def publish(data_dir: str, emb_dir: str, repo_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Write both Parquet tables into ``repo_dir/data``, apply the definitions and materialize them online."""
+    from feast import FeatureStore
+
+    repo = Path(repo_dir)
+    if not (repo / "feature_store.yaml").is_file():
+        raise FileNotFoundError(f"{repo}: no feature_store.yaml (expected a Feast repository like feature_repo/)")
+    data = repo / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    history_len = int(params.get("recommend", {}).get("two_tower", {}).get("history_len", 20))
+    items = item_table(data_dir, emb_dir, now)
+    users = user_table(data_dir, history_len, now)
+    items.to_parquet(data / ITEM_TABLE, index=False)
+    users.to_parquet(data / USER_TABLE, index=False)
+    store = FeatureStore(repo_path=str(repo))
+    objects = _definitions(repo)
+    store.apply(objects)
+    views = ["item_features"] + (["user_features"] if len(users) else [])
+    if not len(users):
+        log.info("FeastPublisher: no interactions: user features skipped (bring-your-own catalog)")
+    store.materialize(start_date=now - dt.timedelta(days=1), end_date=now + dt.timedelta(minutes=1), feature_views=views)
+    return {"n_items": len(items), "n_users": len(users), "views": views, "repo": str(repo)}

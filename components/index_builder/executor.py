@@ -1,0 +1,66 @@
+"""IndexBuilder logic: fusion + FAISS HNSW + lexical indexes + item metadata, saved by SearchEngine.save."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.common import load_items
+from components.embedding_gen.executor import COLOR_FILE, IDS_FILE, IMAGE_FILE, TEXT_FILE, TOWER_DIR
+from components.example_gen.executor import read_cutoff
+
+log = logging.getLogger(__name__)
+
+
+def load_embeddings(emb_dir: str | Path, item_ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """text, image, colour matrices re-ordered to ``item_ids`` (fails loudly when an item is missing)."""
+    emb_dir = Path(emb_dir)
+    ids = json.loads((emb_dir / IDS_FILE).read_text())
+    row = {iid: i for i, iid in enumerate(ids)}
+    missing = [i for i in item_ids if i not in row]
+    if missing:
+        raise ValueError(f"embeddings at {emb_dir} lack {len(missing)} item(s), e.g. {missing[:3]}")
+    order = np.asarray([row[i] for i in item_ids])
+    return tuple(np.load(emb_dir / name)[order] for name in (TEXT_FILE, IMAGE_FILE, COLOR_FILE))  # type: ignore[return-value]
+
+
+def popularity(data_dir: str | Path, item_ids: list[str]) -> np.ndarray:
+    """Training-window interaction counts per item (0 for new SKUs and catalogs without history)."""
+    path = Path(data_dir) / "interactions.csv"
+    counts = np.zeros(len(item_ids), dtype=np.float32)
+    if not path.is_file() or path.stat().st_size == 0:
+        return counts
+    inter = pd.read_csv(path, dtype={"item_id": str, "user_id": str})
+    cutoff = read_cutoff(data_dir)
+    if cutoff is not None:
+        inter = inter[inter["ts"] < cutoff]
+    vc = inter["item_id"].value_counts()
+    return np.asarray([float(vc.get(i, 0)) for i in item_ids], dtype=np.float32)
+
+
+def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], train_queries: list[dict], seed: int) -> dict:
+    """Build the SearchEngine (without ranker) and save it to ``out_dir``."""
+    from modules.encoders.text import text_encoder_from_params
+    from modules.encoders.tower import ImageTower
+    from modules.fusion import Fusion, build_train_pairs
+    from modules.search import SearchEngine
+
+    items = load_items(data_dir)
+    item_ids = items["item_id"].astype(str).tolist()
+    text_emb, image_emb, color = load_embeddings(emb_dir, item_ids)
+    text_encoder = text_encoder_from_params(params)
+    image_encoder = ImageTower.load(Path(emb_dir) / TOWER_DIR)
+    fusion_params = params.get("fusion", {})
+    method = str(fusion_params.get("method", "learned"))
+    pairs = build_train_pairs(items, text_encoder, train_queries, seed=seed) if method == "learned" else None
+    fusion = Fusion.build(method, text_emb, image_emb, fusion_params, seed=seed, train_pairs=pairs)
+    engine = SearchEngine.build(
+        items, text_emb, image_emb, color, text_encoder, image_encoder, params,
+        fusion=fusion, popularity=popularity(data_dir, item_ids),
+    )
+    engine.save(out_dir)
+    return {"n_items": len(items), "fusion": method, "n_fusion_pairs": 0 if pairs is None else len(pairs[1])}

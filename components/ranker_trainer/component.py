@@ -1,0 +1,60 @@
+"""RankerTrainer: LightGBM LambdaMART over the engine's retrieval candidates, TRAIN-split judged queries only.
+
+Features come from the engine's own candidate path (dense, BM25, two-tower scores, category/colour match,
+price, popularity, cold-start flag); labels are the judged grades. Early stopping watches a by-query
+validation slice carved from the train queries (modules/ranking.py). Eval queries are never read here.
+"""
+# No "from __future__ import annotations": the @component decorator reads real type hints.
+import json
+import logging
+import os
+
+from tfx import v1 as tfx
+from tfx.types.standard_artifacts import Examples, Model
+
+from components.common import params_from, read_queries
+
+log = logging.getLogger(__name__)
+InputArtifact = tfx.dsl.components.InputArtifact
+OutputArtifact = tfx.dsl.components.OutputArtifact
+Parameter = tfx.dsl.components.Parameter
+SERVING_SUBDIR = "Format-Serving"
+
+
+@tfx.dsl.components.component
+def RankerTrainer(  # noqa: N802
+    search_engine: InputArtifact[Model],
+    queries: InputArtifact[Examples],
+    ranker: OutputArtifact[Model],
+    data_dir: Parameter[str],
+    params_path: Parameter[str] = "",
+) -> None:
+    """Train LambdaMART on the train queries and save it to ``ranker.uri/Format-Serving``."""
+    import mlflow
+    from modules.ranking import build_training_frame, train_ranker
+    from modules.search import SearchEngine
+    from modules.tracking import child_run, emissions
+
+    params = params_from(params_path)
+    seed = int(params.get("seed", 42))
+    train_queries = [q for q in read_queries(queries, "train") if q.get("source", "judged") == "judged"] or read_queries(
+        queries, "train"
+    )
+    engine = SearchEngine.load(os.path.join(search_engine.uri, SERVING_SUBDIR), params=params)
+    X, y, groups, qids = build_training_frame(engine, train_queries, params=params, data_dir=data_dir)
+    with child_run("training:ranker", params={f"ranking.{k}": v for k, v in params.get("ranking", {}).items()}):
+        with emissions("ranker", os.path.join(ranker.uri, "codecarbon")) as em:
+            model = train_ranker(X, y, groups, params=params, seed=seed, qids=qids)
+        out = os.path.join(ranker.uri, SERVING_SUBDIR)
+        model.save(out)
+        info = dict(getattr(model, "info", {}) or {})
+        metrics = {k: float(v) for k, v in info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics.update({"n_train_queries": len(set(qids)), "n_rows": len(X)})
+        mlflow.log_metrics(metrics)
+        importance = model.feature_importance()
+        mlflow.log_dict(importance, "ranker_feature_importance.json")
+        mlflow.log_artifacts(out, artifact_path="ranker")
+    with open(os.path.join(ranker.uri, "train_info.json"), "w") as f:
+        json.dump({"metrics": metrics, "feature_importance": importance, "emissions_kg": em.get("emissions_kg")}, f, indent=2)
+    ranker.set_int_custom_property("n_train_queries", len(set(qids)))
+    log.info("RankerTrainer: %d train queries, %d rows -> %s", len(set(qids)), len(X), out)

@@ -1,0 +1,1 @@
+"""retrieval_evaluator component."""

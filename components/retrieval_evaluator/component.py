@@ -1,0 +1,75 @@
+"""RetrievalEvaluator: benchmark on the eval split, metrics artifact and a ModelBlessing.
+
+Blessed only if the served method (hybrid + LambdaMART) beats BM25 NDCG@k by
+``evaluation.bless_margin_over_bm25`` and does not regress more than ``evaluation.regression_tolerance``
+against the latest blessed run, found by a Resolver with LatestBlessedModelStrategy.
+The blessing carries ``current_model_id`` (the search engine), as the strategy expects.
+"""
+# No "from __future__ import annotations": the @component decorator reads real type hints.
+import logging
+import os
+
+from tfx import v1 as tfx
+from tfx.types.standard_artifacts import Examples, Model, ModelBlessing
+
+from components.artifacts import RetrievalMetrics
+from components.common import params_from, read_queries
+from components.retrieval_evaluator import executor
+
+log = logging.getLogger(__name__)
+InputArtifact = tfx.dsl.components.InputArtifact
+OutputArtifact = tfx.dsl.components.OutputArtifact
+Parameter = tfx.dsl.components.Parameter
+
+
+@tfx.dsl.components.component
+def RetrievalEvaluator(  # noqa: N802
+    search_engine: InputArtifact[Model],
+    ranker: InputArtifact[Model],
+    queries: InputArtifact[Examples],
+    metrics: OutputArtifact[RetrievalMetrics],
+    blessing: OutputArtifact[ModelBlessing],
+    data_dir: Parameter[str],
+    params_path: Parameter[str] = "",
+    baseline_blessing: InputArtifact[ModelBlessing] = None,  # optional input
+) -> None:
+    """Evaluate on the EVAL queries only and write the blessing decision."""
+    import mlflow
+    from modules.tracking import child_run
+
+    params = params_from(params_path)
+    base, base_id = executor.baseline_metrics([baseline_blessing] if baseline_blessing is not None else [])
+    with child_run("evaluation", params={"baseline_blessing_id": base_id or "none"}):
+        res = executor.evaluate(
+            os.path.join(search_engine.uri, executor.SERVING_SUBDIR),
+            os.path.join(ranker.uri, executor.SERVING_SUBDIR),
+            read_queries(queries, "eval"),
+            params,
+            data_dir,
+            metrics.uri,
+            base,
+        )
+        flat = {
+            f"{method}.{name}".replace("@", "_at_"): float(value)
+            for method, values in res["results"].items()
+            for name, value in values.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+        mlflow.log_metrics(flat)
+        mlflow.log_metric("blessed", int(res["blessed"]))
+        mlflow.log_artifacts(metrics.uri, artifact_path="benchmark")
+        mlflow.log_text("\n".join(res["reasons"]), "blessing_reasons.txt")
+    metrics_file = os.path.join(metrics.uri, executor.METRICS_FILE)
+    os.makedirs(blessing.uri, exist_ok=True)
+    with open(os.path.join(blessing.uri, "BLESSED" if res["blessed"] else "NOT_BLESSED"), "w") as f:
+        f.write("\n".join(res["reasons"]) + "\n")
+    blessing.set_int_custom_property("blessed", int(res["blessed"]))
+    blessing.set_int_custom_property("current_model_id", search_engine.id)
+    blessing.set_string_custom_property("current_model", search_engine.uri)
+    blessing.set_string_custom_property("metrics_uri", metrics_file)
+    blessing.set_string_custom_property("reasons", " | ".join(res["reasons"])[:2000])
+    if base_id is not None:
+        blessing.set_int_custom_property("baseline_blessing_id", int(base_id))
+    metrics.set_int_custom_property("blessed", int(res["blessed"]))
+    log.info("RetrievalEvaluator: blessed=%s (%s)", res["blessed"], "; ".join(res["reasons"]))
+    print(f"[pixelmatch] blessing: {'BLESSED' if res['blessed'] else 'NOT blessed'}: " + "; ".join(res["reasons"]))

@@ -1,0 +1,53 @@
+"""RetrievalEvaluator logic: the search benchmark on the EVAL queries, blessing against BM25 and the baseline."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+SERVING_SUBDIR = "Format-Serving"
+METRICS_FILE = "metrics.json"
+
+
+def attach_ranker(engine: Any, ranker: Any) -> None:
+    if hasattr(engine, "set_ranker"):
+        engine.set_ranker(ranker)
+    else:
+        engine.ranker = ranker
+
+
+def baseline_metrics(blessing_artifacts: list[Any]) -> tuple[dict | None, int | None]:
+    """Metrics of the latest blessed run (the Resolver's ModelBlessing), or (None, None) on the first run."""
+    for art in blessing_artifacts or []:
+        path = art.get_string_custom_property("metrics_uri") if art.has_custom_property("metrics_uri") else ""
+        if path and os.path.isfile(path):
+            with open(path) as f:
+                return json.load(f), art.id
+    return None, None
+
+
+def evaluate(
+    engine_dir: str, ranker_dir: str, eval_queries: list[dict], params: dict[str, Any], data_dir: str, out_dir: str,
+    baseline: dict | None, command: str = "pixelmatch run (TFX RetrievalEvaluator)",
+) -> dict[str, Any]:
+    """Evaluate every method, decide the blessing, write metrics.json, benchmark.md and plot.png."""
+    from modules.evaluation import bless, evaluate_engine, machine_info, plot_results, render_section
+    from modules.ranking import LambdaMARTRanker
+    from modules.search import SearchEngine
+
+    engine = SearchEngine.load(engine_dir, params=params)
+    attach_ranker(engine, LambdaMARTRanker.load(ranker_dir))
+    k = int(params.get("evaluation", {}).get("k", 10))
+    results = evaluate_engine(engine, eval_queries, k=k, data_dir=data_dir, progress=True)
+    blessed, reasons = bless(results, baseline, params)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / METRICS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True, default=float))
+    (out / "benchmark.md").write_text(
+        render_section(results, section="pipeline", command=command, machine=machine_info(), k=k, plot_name="plot.png")
+    )
+    plot_results(results, out / "plot.png", k=k, title="PixelMatch retrieval (eval queries)")
+    return {"results": results, "blessed": blessed, "reasons": reasons, "k": k}

@@ -1,0 +1,185 @@
+"""The PixelMatch TFX pipeline: only wiring. Each step's logic lives in components/ and modules/.
+
+DataExampleGen -> StatisticsGen / ImportSchemaGen / ExampleValidator (items, interactions, queries)
+-> DataCheck (the gate: any anomaly stops the run) -> Transform -> EmbeddingGen -> [Trainer: two-tower]
+-> IndexBuilder -> RankerTrainer -> Resolver(latest blessed) -> RetrievalEvaluator (blessing)
+-> BundlePusher (blessed only) -> FeastPublisher
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import tensorflow_data_validation as tfdv
+from tfx import v1 as tfx
+
+from components.bundle_pusher.component import BundlePusher
+from components.data_check.component import DataCheck
+from components.embedding_gen.component import EmbeddingGen
+from components.example_gen.component import DataExampleGen
+from components.feast_publisher.component import FeastPublisher
+from components.index_builder.component import IndexBuilder
+from components.ranker_trainer.component import RankerTrainer
+from components.retrieval_evaluator.component import RetrievalEvaluator
+from components.two_tower_trainer.component import TwoTowerTrainer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
+TRANSFORM_MODULE = str(REPO_ROOT / "modules" / "transform.py")
+
+
+def _schema_features(table: str) -> list[str]:
+    schema = tfdv.load_schema_text(str(SCHEMA_DIR / table / "schema.pbtxt"))
+    return [f.name for f in schema.feature]
+
+
+def _validation(table: str, examples: Any) -> list[Any]:
+    """StatisticsGen + ImportSchemaGen + ExampleValidator for one table.
+
+    Statistics are computed for the schema's columns only: extra attribute columns of an ingested
+    catalog are free text, not anomalies.
+    """
+    stats_options = tfdv.StatsOptions(feature_allowlist=_schema_features(table))
+    stats = tfx.components.StatisticsGen(examples=examples, stats_options=stats_options).with_id(f"StatisticsGen.{table}")
+    schema = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_DIR / table / "schema.pbtxt")).with_id(
+        f"ImportSchemaGen.{table}"
+    )
+    validator = tfx.components.ExampleValidator(
+        statistics=stats.outputs["statistics"], schema=schema.outputs["schema"]
+    ).with_id(f"ExampleValidator.{table}")
+    return [stats, schema, validator]
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data_dir: str,
+    serving_dir: str,
+    data_hash: str,
+    params_path: str = "",
+    metadata_connection_config: Any = None,
+    beam_pipeline_args: list[str] | None = None,
+    enable_cache: bool = True,
+    has_interactions: bool = True,
+    enable_two_tower: bool = True,
+    feature_repo_dir: str = "",
+    version: str | None = None,
+) -> tfx.dsl.Pipeline:
+    """Wire the PixelMatch components.
+
+    ``has_interactions=False`` (a bring-your-own catalog without history) leaves out the interaction
+    validation and the two-tower trainer. ``enable_two_tower`` adds the TFRS two-tower trainer
+    (modules/recommend/two_tower.py ``run_fn``). ``version`` names the pushed
+    bundle (default: a timestamp chosen when the pusher runs).
+    """
+    components: list[Any] = []
+    example_gen = DataExampleGen(data_dir=data_dir, data_hash=data_hash)
+    components.append(example_gen)
+
+    items_val = _validation("items", example_gen.outputs["items"])
+    queries_val = _validation("queries", example_gen.outputs["queries"])
+    components += items_val + queries_val
+    inter_anomalies = None
+    if has_interactions:
+        inter_val = _validation("interactions", example_gen.outputs["interactions"])
+        components += inter_val
+        inter_anomalies = inter_val[2].outputs["anomalies"]
+
+    data_check = DataCheck(
+        items_anomalies=items_val[2].outputs["anomalies"],
+        queries_anomalies=queries_val[2].outputs["anomalies"],
+        interactions_anomalies=inter_anomalies,
+        data_dir=data_dir,
+    )
+    components.append(data_check)
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["items"],
+        schema=items_val[1].outputs["schema"],
+        module_file=TRANSFORM_MODULE,
+    )
+    transform.add_upstream_node(data_check)  # nothing is transformed from data that failed the gate
+    components.append(transform)
+
+    embedding_gen = EmbeddingGen(
+        data_report=data_check.outputs["report"], data_dir=data_dir, data_hash=data_hash, params_path=params_path
+    )
+    components.append(embedding_gen)
+
+    two_tower_model = None
+    if enable_two_tower and has_interactions:
+        trainer = TwoTowerTrainer(
+            interactions=example_gen.outputs["interactions"],
+            embeddings=embedding_gen.outputs["embeddings"],
+            data_dir=data_dir,
+            params_path=params_path,
+        )
+        components.append(trainer)
+        two_tower_model = trainer.outputs["model"]
+
+    index_builder = IndexBuilder(
+        embeddings=embedding_gen.outputs["embeddings"],
+        queries=example_gen.outputs["queries"],
+        data_dir=data_dir,
+        params_path=params_path,
+    )
+    components.append(index_builder)
+
+    ranker = RankerTrainer(
+        search_engine=index_builder.outputs["search_engine"],
+        queries=example_gen.outputs["queries"],
+        data_dir=data_dir,
+        params_path=params_path,
+    )
+    components.append(ranker)
+
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    components.append(baseline)
+
+    evaluator = RetrievalEvaluator(
+        search_engine=index_builder.outputs["search_engine"],
+        ranker=ranker.outputs["ranker"],
+        queries=example_gen.outputs["queries"],
+        baseline_blessing=baseline.outputs["model_blessing"],
+        data_dir=data_dir,
+        params_path=params_path,
+    )
+    components.append(evaluator)
+
+    pusher = BundlePusher(
+        search_engine=index_builder.outputs["search_engine"],
+        ranker=ranker.outputs["ranker"],
+        embeddings=embedding_gen.outputs["embeddings"],
+        transform_graph=transform.outputs["transform_graph"],
+        blessing=evaluator.outputs["blessing"],
+        metrics=evaluator.outputs["metrics"],
+        two_tower=two_tower_model,
+        serving_dir=serving_dir,
+        data_dir=data_dir,
+        data_hash=data_hash,
+        version=version or "",
+        params_path=params_path,
+    )
+    components.append(pusher)
+
+    feast = FeastPublisher(
+        embeddings=embedding_gen.outputs["embeddings"],
+        pushed=pusher.outputs["pushed_model"],
+        data_dir=data_dir,
+        feature_repo_dir=feature_repo_dir or str(REPO_ROOT / "feature_repo"),
+        params_path=params_path,
+    )
+    components.append(feast)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [],
+    )
