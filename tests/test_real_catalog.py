@@ -60,8 +60,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def served_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict]]:
     import uvicorn
-    from pipelines.local_runner import run_pipeline
 
+    from pipelines.local_runner import run_pipeline
     from serving.app import create_app
 
     tmp = tmp_path_factory.mktemp("real_catalog")
