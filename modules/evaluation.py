@@ -308,7 +308,7 @@ def render_section(
     """The markdown of one benchmark section (without its marker comments)."""
     date = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     lines = [
-        f"## Search benchmark ({section})" if section == "search" else f"## {section}",
+        f"## Search benchmark ({section})" if section.startswith("search") else f"## {section}",
         "",
         f"- Command: `{command}`",
         f"- Machine: {machine}",
@@ -448,3 +448,232 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not np.isfinite(obj):
         return None
     return obj
+
+
+# --------------------------------------------------------------------------------------------
+# `pixelmatch benchmark`
+# --------------------------------------------------------------------------------------------
+@dataclass
+class BenchmarkEngines:
+    """The engines a benchmark evaluates plus what it took to build them."""
+
+    engine: Any  # built with params' fusion method; the LambdaMART ranker is attached to it
+    late_engine: Any | None  # the same catalog with late-average fusion (only its `fusion` retriever is evaluated)
+    timings_s: dict[str, float]
+    info: dict[str, Any]
+
+
+def _item_images(items: Any, data_dir: Path, max_pixels: int, params: Mapping[str, Any], seed: int
+                 ) -> tuple[list[Path | None], np.ndarray, list[str]]:
+    """Per item: its photo path (None when missing/unreadable), colour features and dominant colour name.
+
+    Images are decoded one at a time, so the catalog's photos never sit in memory together.
+    """
+    from modules.encoders.color import color_feature_dim, color_features, dominant_color_name
+    from modules.images import ImageError, load_image
+
+    paths: list[Path | None] = []
+    colours = np.zeros((len(items), color_feature_dim(params)), dtype=np.float32)
+    names: list[str] = []
+    for i, rel in enumerate(items["image_path"].fillna("").astype(str)):
+        path = data_dir / rel if rel else None
+        img = None
+        if path is not None:
+            try:
+                img = load_image(path, max_pixels=max_pixels)
+            except (ImageError, OSError):
+                path = None
+        paths.append(path)
+        if img is None:
+            names.append("")
+            continue
+        colours[i] = color_features(img, params, seed=seed)
+        names.append(dominant_color_name(img, seed=seed))
+    return paths, colours, names
+
+
+def _popularity(data_dir: Path, items: Any) -> np.ndarray:
+    """Training-window (ts < cutoff_ts) interaction count of each item; new SKUs have none."""
+    from modules.data_io import load_interactions, load_manifest, split_interactions
+
+    inter = load_interactions(data_dir)
+    if len(inter) == 0:
+        return np.zeros(len(items), dtype=np.float32)
+    train, _ = split_interactions(inter, int(load_manifest(data_dir)["cutoff_ts"]))
+    counts = train["item_id"].astype(str).value_counts()
+    return np.asarray([float(counts.get(i, 0)) for i in items["item_id"].astype(str)], dtype=np.float32)
+
+
+def build_benchmark_engines(
+    data_dir: str | Path,
+    params: Mapping[str, Any],
+    train_queries: Sequence[Mapping[str, Any]],
+    seed: int = 42,
+    with_late: bool = True,
+) -> BenchmarkEngines:
+    """Embed the catalog (SBERT text, image tower trained here, colour features) and index it.
+
+    Only ``train_queries`` are used for anything learned from queries (the learned fusion's pairs).
+    """
+    from modules.data_io import item_text, load_items
+    from modules.encoders.text import text_encoder_from_params
+    from modules.fusion import Fusion, build_train_pairs
+    from modules.search import SearchEngine
+
+    root = Path(data_dir)
+    timings: dict[str, float] = {}
+    items = load_items(root)
+    enc = params.get("encoders", {})
+
+    t = time.perf_counter()
+    text_encoder = text_encoder_from_params(dict(params))
+    text_emb = text_encoder.encode(item_text(items), batch_size=int(enc.get("text", {}).get("batch_size", 64)))
+    timings["text_embeddings"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    max_pixels = int(params.get("serving", {}).get("max_image_pixels", 40_000_000))
+    paths, colours, colour_names = _item_images(items, root, max_pixels, params, seed)
+    timings["colour_features"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    has_image = np.array([p is not None for p in paths])
+    kind = str(enc.get("image", {}).get("kind", "tower"))
+    image_emb = np.zeros((len(items), text_emb.shape[1]), dtype=np.float32)
+    if kind == "tower":
+        from modules.encoders.tower import ImageTower
+
+        if has_image.sum() < 2:
+            raise ValueError(f"{root}: fewer than 2 readable item photos; the image tower cannot be trained")
+        rows = np.flatnonzero(has_image)
+        image_encoder: Any = ImageTower.train([paths[r] for r in rows], text_emb[rows], dict(params), seed=seed,
+                                              progress=False)
+        image_emb[rows] = image_encoder.encode_paths([paths[r] for r in rows], on_error="zero")
+    else:
+        from modules.encoders.base import make_image_encoder
+        from modules.images import load_image
+
+        image_encoder = make_image_encoder(dict(params), kind=kind)
+        image_emb = np.zeros((len(items), image_encoder.dim), dtype=np.float32)
+        for r in np.flatnonzero(has_image):
+            image_emb[r] = image_encoder.encode_images([load_image(paths[r], max_pixels=max_pixels)])[0]
+    timings["image_encoder"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    fusion_params = params.get("fusion", {})
+    method = str(fusion_params.get("method", "learned"))
+    pairs = build_train_pairs(items, text_encoder, list(train_queries), seed=seed) if method == "learned" else None
+    fusion = Fusion.build(method, text_emb, image_emb, fusion_params, seed=seed, train_pairs=pairs)
+    timings["fusion"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    popularity = _popularity(root, items)
+    common = dict(popularity=popularity, item_colors=colour_names)
+    engine = SearchEngine.build(items, text_emb, image_emb, colours, text_encoder, image_encoder, dict(params),
+                                fusion=fusion, **common)
+    late_engine = None
+    if with_late and method != "late":
+        late = Fusion.build("late", text_emb, image_emb, fusion_params, seed=seed)
+        late_engine = SearchEngine.build(items, text_emb, image_emb, colours, text_encoder, image_encoder,
+                                         dict(params), fusion=late, **common)
+    timings["indexes"] = time.perf_counter() - t
+    info = {"n_items": len(items), "n_with_image": int(has_image.sum()), "image_encoder": kind,
+            "fusion": method, "n_fusion_pairs": 0 if pairs is None else len(pairs[1])}
+    return BenchmarkEngines(engine, late_engine, timings, info)
+
+
+def _benchmark_section(scale: str, params: Mapping[str, Any]) -> str:
+    """`search` for the demo scale (params generate.scale), `search-<scale>` for the others."""
+    return "search" if scale == str(params.get("generate", {}).get("scale", "small")) else f"search-{scale}"
+
+
+def run_benchmark_cli(
+    scale: str,
+    data_dir: str | None = None,
+    out_md: str = "docs/benchmark_results.md",
+    params_path: str | None = None,
+) -> dict[str, Any]:
+    """``pixelmatch benchmark``: measure every search method on the eval queries and write the report.
+
+    ``data_dir`` defaults to ``data/benchmark_<scale>``; a catalog is generated there at ``scale``
+    when it holds none (an existing catalog is reused as is). The LambdaMART ranker is trained on
+    the TRAIN queries only (``source == judged`` when there are any) and evaluated on the EVAL ones.
+    Returns ``{"results", "blessed", "reasons", "ranker", "timings_s", "section", "paths"}``.
+    """
+    from modules.catalog.generate import generate_catalog
+    from modules.config import load_params
+    from modules.data_io import load_manifest, load_queries
+    from modules.ranking import build_training_frame, split_queries, train_ranker
+
+    params = load_params(params_path)
+    seed = int(params.get("seed", 42))
+    k = int(params.get("evaluation", {}).get("k", 10))
+    scales = params.get("generate", {}).get("scales", {})
+    if scale not in scales:
+        raise ValueError(f"unknown scale {scale!r}; choose from {sorted(scales)}")
+    root = Path(data_dir) if data_dir else Path("data") / f"benchmark_{scale}"
+    timings: dict[str, float] = {}
+    wall = time.perf_counter()
+
+    if not (root / "manifest.json").is_file():
+        t = time.perf_counter()
+        print(f"[benchmark] generating the {scale} catalog in {root}", flush=True)
+        generate_catalog(scale, root, seed=seed, params=params)
+        timings["generate"] = time.perf_counter() - t
+    manifest = load_manifest(root)
+    train_queries, eval_queries = split_queries(load_queries(root))
+    if not eval_queries:
+        raise ValueError(f"{root}/queries.jsonl holds no eval queries: nothing to measure")
+    ranker_queries = [q for q in train_queries if q.get("source", "judged") == "judged"] or train_queries
+
+    print(f"[benchmark] {manifest.get('counts', {}).get('items', '?')} items, {len(train_queries)} train / "
+          f"{len(eval_queries)} eval queries; building embeddings and indexes", flush=True)
+    built = build_benchmark_engines(root, params, train_queries, seed=seed)
+    timings.update(built.timings_s)
+
+    ranker_info: dict[str, Any] = {}
+    if ranker_queries:
+        t = time.perf_counter()
+        X, y, groups, qids = build_training_frame(built.engine, ranker_queries, params=params, data_dir=str(root))
+        ranker = train_ranker(X, y, groups, params=params, seed=seed, qids=qids)
+        timings["ranker"] = time.perf_counter() - t
+        built.engine.ranker = ranker
+        ranker_info = {**ranker.info, "n_rows": len(X),
+                       "top_features": dict(list(ranker.feature_importance().items())[:6])}
+
+    print("[benchmark] evaluating", flush=True)
+    t = time.perf_counter()
+    results = evaluate_engine(built.engine, eval_queries, k=k, data_dir=root, progress=True)
+    if built.late_engine is not None:
+        results.update(evaluate_engine(built.late_engine, eval_queries, k=k, methods=("late",), data_dir=root))
+    results = {key: results[key] for key in METHODS if key in results}
+    timings["evaluation"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - wall
+
+    blessed, reasons = bless(results, None, params)
+    section = _benchmark_section(scale, params)
+    command = f"pixelmatch benchmark --scale {scale}" + (f" --data {data_dir}" if data_dir else "") + (
+        f" --params {params_path}" if params_path else "")
+    counts = manifest.get("counts", {})
+    n_cold = sum(1 for q in eval_queries if q.get("cold"))
+    lines = [
+        f"Catalog: {manifest.get('source', '?')} `{scale}` (seed {manifest.get('seed', seed)}): "
+        f"{counts.get('items', built.info['n_items'])} items ({built.info['n_with_image']} with photos), "
+        f"{len(train_queries)} train / {len(eval_queries)} eval queries ({n_cold} cold-start eval queries)",
+        f"Encoders: SBERT `{params.get('encoders', {}).get('text', {}).get('model', '')}`, image encoder "
+        f"`{built.info['image_encoder']}`, fusion `{built.info['fusion']}`; the image tower, learned fusion and "
+        "LambdaMART are trained on this catalog and the TRAIN queries only",
+        "Metrics: NDCG@10 with linear gains (ranx `ndcg`), MRR cut at 10, Recall@10 over all relevant items; "
+        "Cold-Start Recall@10 over eval queries whose relevant items are new SKUs (no interactions); "
+        "latency = wall time of one engine call in this process (query encoding included, photo decoding excluded)",
+        "LambdaMART: " + (", ".join(f"{key}={val}" for key, val in ranker_info.items() if key != "top_features")
+                          if ranker_info else "not trained (no train queries)"),
+        f"Blessing rule (`{'blessed' if blessed else 'not blessed'}`): " + "; ".join(reasons),
+        "Build timings (s): " + ", ".join(f"{key} {val:.1f}" for key, val in timings.items()),
+    ]
+    paths = write_benchmark(results, out_md, section=section, command=command, k=k,
+                            extra={"ranker": ranker_info, "timings_s": timings, "blessed": blessed,
+                                   "reasons": reasons, "catalog": {"scale": scale, "data_dir": str(root), **counts}},
+                            extra_lines=lines)
+    print(f"[benchmark] wrote {paths['md']} (section {section}), {paths['json']}, {paths['png']}", flush=True)
+    return {"results": results, "blessed": blessed, "reasons": reasons, "ranker": ranker_info,
+            "timings_s": timings, "section": section, "paths": {key: str(p) for key, p in paths.items()}}

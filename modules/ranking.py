@@ -91,7 +91,8 @@ def graded_labels(item_ids: Sequence[str], relevance: Mapping[str, int | float])
     return np.clip(np.array([rel.get(str(i), 0) for i in item_ids], dtype=np.int32), 0, 30)
 
 
-def _query_candidates(engine: Any, query: Mapping[str, Any], candidates_k: int, data_dir: str | None) -> pd.DataFrame:
+def _query_candidates(engine: Any, query: Mapping[str, Any], candidates_k: int | None, data_dir: str | None
+                      ) -> pd.DataFrame:
     """Candidate features of one judged query through the engine's own retrieval path."""
     return engine.candidate_features(query, top_k=candidates_k, data_dir=data_dir)
 
@@ -118,7 +119,8 @@ def build_training_frame(
         features = RANK_FEATURES
     features = list(features)
     rp = _ranking_params(params)
-    k = int(candidates_k or rp.get("candidates_k", 100))
+    k_value = candidates_k if candidates_k is not None else rp.get("candidates_k")
+    k = int(k_value) if k_value else None  # None: the whole candidate pool, exactly what serving re-ranks
     frames: list[pd.DataFrame] = []
     labels: list[np.ndarray] = []
     groups: list[int] = []
