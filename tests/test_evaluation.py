@@ -152,3 +152,21 @@ def test_write_benchmark_replaces_only_its_section(tmp_path) -> None:
 
 def test_machine_info_names_cores() -> None:
     assert "cores" in E.machine_info()
+
+
+def test_run_benchmark_cli_rejects_unknown_scale(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown scale"):
+        E.run_benchmark_cli("huge", data_dir=str(tmp_path / "d"), out_md=str(tmp_path / "b.md"))
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+def test_run_benchmark_cli_tiny_end_to_end(tmp_path) -> None:
+    """The whole `pixelmatch benchmark --scale tiny` path (several minutes on 2 cores: real SBERT + tower)."""
+    out = E.run_benchmark_cli("tiny", data_dir=str(tmp_path / "data"), out_md=str(tmp_path / "docs" / "bench.md"))
+    res = out["results"]
+    assert {"bm25", "tfidf", "text", "hybrid", "hybrid+ltr", "photo", "composed"} <= set(res)
+    assert res["hybrid"]["ndcg@10"] > res["bm25"]["ndcg@10"]
+    text = (tmp_path / "docs" / "bench.md").read_text()
+    assert "<!-- BEGIN search-tiny -->" in text and "pixelmatch benchmark --scale tiny" in text
+    assert out["ranker"]["n_train_queries"] > 0

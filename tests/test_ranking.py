@@ -160,3 +160,85 @@ def test_missing_feature_in_training_candidates() -> None:
     train, _ = split_queries(_queries(10))
     with pytest.raises(MissingFeatureError, match="popularity"):
         build_training_frame(_FakeEngine(), train, candidates_k=15, params=PARAMS, features=[*FEATURES, "popularity"])
+
+
+# ----------------------------------------------------------------------------------------------
+# The real SearchEngine on a generated tiny catalog (hash encoders keep it fast, no model needed)
+# ----------------------------------------------------------------------------------------------
+class _HashTextEncoder:
+    name, dim = "hash", 32
+
+    def encode(self, texts, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        import zlib
+
+        from modules.retrieval.lexical import tokenize
+
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            for tok in tokenize(t):
+                out[i] += np.random.default_rng(zlib.crc32(tok.encode())).standard_normal(self.dim)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+class _MeanColourImageEncoder:
+    name, dim = "mean-colour", 32
+
+    def encode_images(self, images) -> np.ndarray:
+        rows = []
+        for im in images:
+            rgb = np.asarray(im.convert("RGB").resize((8, 8)), np.float32).reshape(-1, 3).mean(axis=0) / 255.0
+            v = np.resize(np.concatenate([rgb, 1.0 - rgb]), self.dim)
+            rows.append(v / np.linalg.norm(v))
+        return np.asarray(rows, np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_engine_and_queries(tmp_path_factory):
+    from modules.catalog.generate import generate_catalog
+    from modules.config import load_params
+    from modules.data_io import item_text, load_items, load_queries
+    from modules.images import load_image
+    from modules.search import SearchEngine
+
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    params = load_params()
+    generate_catalog("tiny", root, seed=42, params=params, progress=False)
+    items = load_items(root)
+    text_enc, img_enc = _HashTextEncoder(), _MeanColourImageEncoder()
+    images = [load_image(root / p) for p in items["image_path"]]
+    engine = SearchEngine.build(items, text_enc.encode(item_text(items)), img_enc.encode_images(images), None,
+                                text_enc, img_enc, params)
+    return engine, load_queries(root), root, params
+
+
+def test_real_engine_ranker_never_sees_eval_queries(tiny_engine_and_queries) -> None:
+    from modules import evaluation
+    from modules.search import RANK_FEATURES
+
+    engine, queries, root, params = tiny_engine_and_queries
+    train, evaluation_queries = split_queries(queries)
+    eval_qids = {q["qid"] for q in evaluation_queries}
+    assert train and evaluation_queries and not eval_qids & {q["qid"] for q in train}
+
+    train_text = [q for q in train if q["kind"] == "text"][:120]
+    X, y, groups, qids = build_training_frame(engine, train_text, params=PARAMS, data_dir=str(root))
+    assert list(X.columns) == RANK_FEATURES and y.max() >= 1
+    assert set(qids.tolist()) <= {q["qid"] for q in train_text}
+    assert not set(qids.tolist()) & eval_qids
+
+    ranker = train_ranker(X, y, groups, PARAMS, seed=42, qids=qids)
+    engine.ranker = ranker
+    try:
+        sample = [q for q in evaluation_queries if q["kind"] == "text"][:60]
+        res = evaluation.evaluate_engine(engine, sample, methods=("bm25", "hybrid", "hybrid+ltr"), data_dir=root)
+        assert set(res) == {"bm25", "hybrid", "hybrid+ltr"}
+        assert res["hybrid+ltr"]["n_queries"] == len(sample)
+        # A ranker that has seen an eval query is refused.
+        engine.ranker = train_ranker(X, y, groups, PARAMS, seed=42, qids=np.where(qids == qids[0], sample[0]["qid"], qids))
+        with pytest.raises(ValueError, match="evaluation qid"):
+            evaluation.evaluate_engine(engine, sample, methods=("hybrid+ltr",), data_dir=root)
+    finally:
+        engine.ranker = None
