@@ -127,6 +127,8 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         features=list(fs_cfg.get("features") or []),
         timeout_s=float(fs_cfg.get("timeout_ms", 200)) / 1000.0)
 
+    feature_rename = dict(fs_cfg.get("rename") or {})
+
     def on_swap(bundle: ServingBundle) -> None:
         metrics.bundle_loaded.set(bundle.loaded_at)
 
@@ -343,6 +345,10 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         ctx = [c for c in (s.strip() for s in context.split(",")[:50]) if c and c in bundle.items]
         with metrics.stage("feature_store"):
             user_features, fs_status = features.get_user_features(user_id)
+        if fs_status == "unavailable":
+            user_features = {"available": False}      # the recommender then answers content-only
+        elif user_features:
+            user_features = {feature_rename.get(k, k): v for k, v in user_features.items()}
         with metrics.stage("recommend"):
             try:
                 resp = bundle.recommender.recommend(user_id, top_k=top_k, context=ctx, user_features=user_features)
@@ -355,7 +361,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
                                  path=str(getattr(r, "path", "") or "unknown"))
                for r in items if str(r.item_id) in bundle.items]
         if fs_status == "unavailable" and not fallback:
-            fallback = "features_unavailable"
+            fallback = "content_only"
         return RecommendResponseOut(user_id=user_id, items=out, fallback=fallback, feature_store=fs_status,
                                     latency_ms=round((time.perf_counter() - t0) * 1000.0, 3),
                                     bundle_version=bundle.version)

@@ -207,6 +207,9 @@ class TinyRecommender:
         hist = self.histories.get(user_id)
         if hist is None:
             return RecommendResponse([Rec(i, 1.0 / (r + 1), "popular") for r, i in enumerate(pop[:top_k])], "cold_user")
+        if user_features is not None and user_features.get("available") is False:
+            hist_only = [i for i in self.items["item_id"] if i not in hist][:top_k]
+            return RecommendResponse([Rec(i, 1.0 / (r + 1), "content") for r, i in enumerate(hist_only)], "content_only")
         cats = set(self.items.set_index("item_id").loc[hist, "category"])
         cand = [i for i, c in zip(self.items["item_id"], self.items["category"], strict=True) if c in cats and i not in hist]
         return RecommendResponse([Rec(i, 1.0 / (r + 1), "content") for r, i in enumerate(cand[:top_k])], None)

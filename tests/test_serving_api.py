@@ -110,7 +110,7 @@ def test_recommend_survives_broken_feature_store(serving_dir, tmp_path):
         r = c.get("/recommend/u0001?top_k=3")
     assert r.status_code == 200
     assert r.json()["feature_store"] == "unavailable" and len(r.json()["items"]) == 3
-    assert r.json()["fallback"] == "features_unavailable"
+    assert r.json()["fallback"] == "content_only"
 
 
 def test_item_and_image(client):
@@ -184,3 +184,22 @@ def test_openapi_and_page(client):
     page = client.get("/")
     assert page.status_code == 200 and "PixelMatch" in page.text
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_recommend_when_feature_store_hangs(serving_dir, monkeypatch):
+    from serving.feature_store import FeatureStoreAdapter
+
+    def hang(self, user_id):
+        time.sleep(2)
+        return {}
+
+    monkeypatch.setattr(FeatureStoreAdapter, "_fetch", hang)
+    params = load_params()
+    params["serving"]["feature_store"] = {"repo_path": str(serving_dir), "features": ["user_features:n_events"],
+                                          "timeout_ms": 100}
+    with TestClient(create_app(serving_dir, params, loader=tiny_loader, watch_interval_s=0)) as c:
+        t0 = time.perf_counter()
+        r = c.get("/recommend/u0001?top_k=3")
+        assert time.perf_counter() - t0 < 1.5
+    assert r.status_code == 200 and r.json()["feature_store"] == "unavailable"
+    assert r.json()["fallback"] == "content_only" and len(r.json()["items"]) == 3
