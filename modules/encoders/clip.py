@@ -21,11 +21,11 @@ from modules.encoders.hf_weights import load_tf_model  # noqa: E402
 
 def resolve_clip_dir(model_dir_or_id: str | Path) -> Path:
     """A local directory as is; a hub id only if it is already in the local Hugging Face cache."""
+    if not str(model_dir_or_id).strip():
+        raise FileNotFoundError("no CLIP model configured (encoders.image.clip_model is empty)")
     path = Path(model_dir_or_id)
     if path.is_dir():
         return path
-    if not str(model_dir_or_id):
-        raise FileNotFoundError("no CLIP model configured (encoders.image.clip_model is empty)")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 

@@ -21,7 +21,7 @@ TF_WEIGHTS_NAME = "tf_model.h5"
 def load_tf_model(model_cls: Any, model_dir: str | Path) -> Any:
     """Instantiate ``model_cls`` (e.g. ``TFAutoModel``, ``TFCLIPModel``) from a local directory.
 
-    Uses ``tf_model.h5`` when present (the native TF format), otherwise converts ``model.safetensors``.
+    Uses ``tf_model.h5`` or TF-written safetensors natively; PyTorch-written ``model.safetensors`` is converted.
     Raises ``FileNotFoundError`` when the directory has neither, ``ValueError`` when weights are missing.
     """
     from transformers import AutoConfig
@@ -36,8 +36,13 @@ def load_tf_model(model_cls: Any, model_dir: str | Path) -> Any:
     if not st_path.is_file():
         raise FileNotFoundError(f"no {SAFETENSORS_NAME} or {TF_WEIGHTS_NAME} in model directory {model_dir}")
 
+    from safetensors import safe_open
     from safetensors.numpy import load_file
 
+    with safe_open(str(st_path), framework="numpy") as f:
+        fmt = (f.metadata() or {}).get("format")
+    if fmt != "pt":  # written by TF/Flax: transformers' own loader handles it
+        return model_cls.from_pretrained(str(model_dir), local_files_only=True)
     config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
     model = model_cls.from_config(config) if hasattr(model_cls, "from_config") else model_cls(config)
     state_dict = load_file(str(st_path))

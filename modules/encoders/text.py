@@ -208,10 +208,14 @@ def _clean(text: str) -> str:
     return text
 
 
+def get_text_encoder(model: str | Path = DEFAULT_MODEL, max_seq_length: int = 256) -> TextEncoder:
+    """One loaded :class:`TextEncoder` per (model directory, max_seq_length) per process (loading costs seconds)."""
+    return _cached_text_encoder(str(resolve_model_dir(model).resolve()), int(max_seq_length))
+
+
 @functools.lru_cache(maxsize=4)
-def get_text_encoder(model: str = DEFAULT_MODEL, max_seq_length: int = 256) -> TextEncoder:
-    """One loaded :class:`TextEncoder` per (model, max_seq_length) per process (loading costs seconds)."""
-    return TextEncoder(model, max_seq_length)
+def _cached_text_encoder(model_dir: str, max_seq_length: int) -> TextEncoder:
+    return TextEncoder(model_dir, max_seq_length)
 
 
 def text_encoder_from_params(params: dict[str, Any]) -> TextEncoder:
