@@ -242,15 +242,15 @@ class SearchEngine:
             return np.zeros(len(rows), np.float32)
         return np.array([color in self.title_colors[r] or self.item_colors[r] == color for r in rows], np.float32)
 
-    def _image_space_text(self, text: str, text_vec: np.ndarray) -> np.ndarray:
+    def _image_space_text(self, text: str, text_vec: np.ndarray) -> np.ndarray | None:
         """The text query in the image-embedding space: CLIP's own text encoder, else the SBERT vector (the
-        trained tower is aligned to the SBERT space)."""
+        trained tower is aligned to the SBERT space). ``None`` when the image space is not text-aligned (e.g. the
+        model-free colour encoder): text queries then skip the image list."""
         enc = self.image_encoder
         if enc is not None and hasattr(enc, "encode_texts"):
             return np.asarray(enc.encode_texts([text]), dtype=np.float32)[0]
         if self.image_index.dim != text_vec.shape[0]:
-            raise ValueError(f"image space dim {self.image_index.dim} != text dim {text_vec.shape[0]} and the "
-                             "image encoder has no text encoder")
+            return None
         return text_vec
 
     def _encode_photo(self, img: Any) -> np.ndarray:
@@ -287,14 +287,16 @@ class SearchEngine:
             q_image = l2_normalize(image_weight * l2_normalize(q_photo).ravel()
                                    + (1 - image_weight) * l2_normalize(q_img_text).ravel()).ravel()
         else:
-            q_image = q_photo if q_photo is not None else q_img_text
+            q_image = q_photo if q_photo is not None else q_img_text  # None: text query, unaligned image space
         if q_photo is None and q_text is not None:
             q_fused = self.fusion.query_vector(q_text, q_img_text if hasattr(self.image_encoder, "encode_texts")
                                                else None)
         else:  # a photo (possibly with a text modifier): the image-space query speaks for the image half
+            photo_side = q_image if q_image is not None else q_photo
             text_half = q_text if q_text is not None else (
-                q_image if q_image.shape[0] == self.fusion.text_dim else np.zeros(self.fusion.text_dim, np.float32))
-            q_fused = self.fusion.query_vector(text_half, q_image)
+                photo_side if photo_side.shape[0] == self.fusion.text_dim
+                else np.zeros(self.fusion.text_dim, np.float32))
+            q_fused = self.fusion.query_vector(text_half, photo_side)
         if q_photo is not None and not intents.color and text is None:
             from modules.encoders.color import dominant_color_name
 
@@ -307,7 +309,8 @@ class SearchEngine:
         if text and img is None:
             lists["bm25"] = self._top_from_scores(bm25, allowed, pool)
             lists["text"] = self.text_index.search(q_text, pool, allowed, overfetch)[1]
-        lists["image"] = self.image_index.search(q_image, pool, allowed, overfetch)[1]
+        if q_image is not None:
+            lists["image"] = self.image_index.search(q_image, pool, allowed, overfetch)[1]
         lists["fusion"] = self.fused_index.search(q_fused, pool, allowed, overfetch)[1]
         fused = rrf(lists, k=int(self.hp.get("rrf_k", 60)))
         rows = np.array(sorted(fused), dtype=np.int64)
@@ -321,7 +324,7 @@ class SearchEngine:
             "bm25": bm25[rows],
             "tfidf": tfidf[rows],
             "dense_text": self.text_index.score(q_text, rows) if q_text is not None else 0.0,
-            "dense_image": self.image_index.score(q_image, rows),
+            "dense_image": self.image_index.score(q_image, rows) if q_image is not None else 0.0,
             "dense_fused": self.fused_index.score(q_fused, rows),
             "rrf": np.array([fused[int(r)] for r in rows], np.float64),
             "two_tower": np.array([float(two_tower.get(i, 0.0)) for i in self.row_ids[rows]], np.float64),
@@ -414,7 +417,10 @@ class SearchEngine:
             if retriever == "text":
                 vals, rows = self.text_index.search(q_text, top_k, allowed, overfetch)
             elif retriever == "image":
-                vals, rows = self.image_index.search(self._image_space_text(text, q_text), top_k, allowed, overfetch)
+                q_img = self._image_space_text(text, q_text)
+                if q_img is None:
+                    raise ValueError("retriever 'image' needs a text-aligned image encoder (image tower or CLIP)")
+                vals, rows = self.image_index.search(q_img, top_k, allowed, overfetch)
             else:
                 img_q = self._image_space_text(text, q_text) if hasattr(self.image_encoder, "encode_texts") else None
                 vals, rows = self.fused_index.search(self.fusion.query_vector(q_text, img_q), top_k, allowed,

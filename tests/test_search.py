@@ -251,3 +251,68 @@ def test_zero_shot_attributes(engine):
     assert attrs["dominant_color"] == "green" and attrs["color"]["label"] == "green"
     assert set(attrs) == {"color", "pattern", "style", "dominant_color"}
     assert abs(sum(attrs["style"]["scores"].values()) - 1.0) < 1e-5
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A tiny generated catalog with the real SBERT text encoder and the model-free colour image encoder.
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    from modules.catalog.generate import generate_catalog
+    from modules.data_io import item_text, load_items
+    from modules.encoders.color import ColorEncoder
+    from modules.encoders.text import text_encoder_from_params
+    from modules.images import load_image
+
+    params = load_params()
+    data = tmp_path_factory.mktemp("tiny")
+    generate_catalog("tiny", data, seed=42, params=params, progress=False)
+    items = load_items(data)
+    images = [load_image(data / p) for p in items["image_path"]]
+    text_enc = text_encoder_from_params(params)
+    img_enc = ColorEncoder(params)
+    engine = SearchEngine.build(items, text_enc.encode(item_text(items)), img_enc.encode_images(images),
+                                None, text_enc, img_enc, params,
+                                item_colors=[dominant_color_name(im) for im in images])
+    return engine, data
+
+
+@pytest.mark.slow  # generation + SBERT encoding: ~1 min idle, ~3 min on the shared 2-core box
+def test_generated_catalog_colour_and_composed_queries(generated):
+    engine, data = generated
+    for retriever in ("hybrid", "bm25", "tfidf", "text", "fusion"):
+        resp = engine.search_text("black leather boots", top_k=10, retriever=retriever)
+        assert len(resp.results) == 10
+    # Soft colour boost: more navy items than plain BM25, including ones whose title never says "navy".
+    navy = lambda ids: [i for i in ids if engine.item_colors[engine.id_to_row[i]] == "navy"]  # noqa: E731
+    hybrid = engine.search_text("navy sneakers", top_k=10).item_ids
+    bm25 = engine.search_text("navy sneakers", top_k=10, retriever="bm25").item_ids
+    assert len(navy(hybrid)) > len(navy(bm25))
+    assert any("navy" not in engine.title_colors[engine.id_to_row[i]] for i in navy(hybrid))
+    assert all(engine.cat[engine.id_to_row[i]] == "sneakers" for i in hybrid[:5])
+
+    from modules.images import load_image
+
+    row = int(np.flatnonzero(np.array(engine.item_colors) == "red")[0])
+    photo = load_image(data / engine.items.image_path[row])
+    frac = lambda ids: np.mean([engine.item_colors[engine.id_to_row[i]] == "navy" for i in ids])  # noqa: E731
+    base = engine.search_image(photo, top_k=10).item_ids
+    composed = engine.search_multimodal("like this but in navy", photo, top_k=10).item_ids
+    assert frac(composed) > frac(base)
+    cats = set(engine.cat[engine.id_to_row[i]] for i in composed[:3])
+    assert engine.cat[row] in cats  # still "like this"
+    with pytest.raises(ValueError, match="text-aligned"):
+        engine.search_text("red", retriever="image")
+
+
+@pytest.mark.slow
+def test_generated_catalog_live_add_and_filters(generated):
+    engine, _ = generated
+    rare = engine.items.category.value_counts().idxmin()
+    n_rare = int((engine.cat == rare).sum())
+    resp = engine.search_text("gift", top_k=n_rare + 5, filters={"category": rare})
+    assert len(resp.results) == n_rare
+    engine.add_items([{"item_id": "live-1", "title": "Frobozz trail sneakers", "description": "New.",
+                       "category": "sneakers", "brand": "Kinetix", "price": 70.0, "gender": "men"}], [None])
+    assert engine.search_text("frobozz", top_k=5).results[0].item_id == "live-1"
+    engine.delete_item("live-1")
+    assert "live-1" not in engine.search_text("frobozz", top_k=5).item_ids
