@@ -351,7 +351,9 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
             user_features = {feature_rename.get(k, k): v for k, v in user_features.items()}
         with metrics.stage("recommend"):
             try:
-                resp = bundle.recommender.recommend(user_id, top_k=top_k, context=ctx, user_features=user_features)
+                # ask for extra items so that live-deleted ones can be dropped without returning fewer than top_k
+                want = min(top_k + len(bundle.live_deleted), top_k_max)
+                resp = bundle.recommender.recommend(user_id, top_k=want, context=ctx, user_features=user_features)
             except ValueError as exc:
                 raise HTTPException(422, str(exc)) from exc
         items = getattr(resp, "items", resp)
@@ -359,7 +361,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         out = [RecommendationOut(item_id=str(r.item_id), title=bundle.items[str(r.item_id)].get("title") or "",
                                  score=float(r.score), image_url=image_url(bundle, str(r.item_id)),
                                  path=str(getattr(r, "path", "") or "unknown"))
-               for r in items if str(r.item_id) in bundle.items]
+               for r in items if str(r.item_id) in bundle.items][:top_k]
         if fs_status == "unavailable" and not fallback:
             fallback = "content_only"
         return RecommendResponseOut(user_id=user_id, items=out, fallback=fallback, feature_store=fs_status,
