@@ -14,6 +14,7 @@ from components.common import load_items
 
 log = logging.getLogger(__name__)
 TEXT_FILE, IMAGE_FILE, COLOR_FILE, IDS_FILE, TOWER_DIR = "text.npy", "image.npy", "color.npy", "item_ids.json", "image_tower"
+COLOR_NAMES_FILE = "item_colors.json"
 
 
 def _load_images(items: Any, data_dir: Path, max_pixels: int) -> tuple[list[Any], np.ndarray]:
@@ -38,7 +39,7 @@ def _load_images(items: Any, data_dir: Path, max_pixels: int) -> tuple[list[Any]
 def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
     """Write text.npy, image.npy, color.npy, item_ids.json and image_tower/ to ``out_dir``; return stats."""
     from modules.data_io import item_text
-    from modules.encoders.color import color_features
+    from modules.encoders.color import color_features, dominant_color_name
     from modules.encoders.text import text_encoder_from_params
     from modules.encoders.tower import ImageTower
     from modules.tracking import child_run, emissions
@@ -54,23 +55,27 @@ def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> 
     t_text = time.time() - t0
 
     images, has_image = _load_images(items, root, int(params.get("serving", {}).get("max_image_pixels", 40_000_000)))
+    color = np.stack([color_features(img, params, seed=seed) for img in tqdm(images, desc="colour features", unit="img")])
+    color_names = [
+        dominant_color_name(img, seed=seed) if ok else "" for img, ok in zip(images, has_image, strict=True)
+    ]
     t1 = time.time()
     with child_run("training:image_tower", params={f"tower.{k}": v for k, v in enc_params.get("tower", {}).items()}) as run:
         with emissions("image_tower", out / "codecarbon") as em:
-            tower = ImageTower.train(images, text_emb, params, seed=seed)
+            tower = ImageTower.train(images, text_emb, params, seed=seed, progress=True, color_feats=color)
         import mlflow
 
         mlflow.log_metrics({"n_items": len(items), "n_with_image": int(has_image.sum()), "train_seconds": time.time() - t1})
         run_id = run.info.run_id
     image_emb = tower.encode_images(images)
     image_emb[~has_image] = 0.0
-    color = np.stack([color_features(img, params, seed=seed) for img in tqdm(images, desc="colour features", unit="img")])
     color[~has_image] = 0.0
 
     np.save(out / TEXT_FILE, text_emb.astype(np.float32))
     np.save(out / IMAGE_FILE, image_emb.astype(np.float32))
     np.save(out / COLOR_FILE, color.astype(np.float32))
     (out / IDS_FILE).write_text(json.dumps(items["item_id"].astype(str).tolist()))
+    (out / COLOR_NAMES_FILE).write_text(json.dumps(color_names))
     tower.save(out / TOWER_DIR)
     return {
         "n_items": len(items),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from components.common import load_items
-from components.embedding_gen.executor import COLOR_FILE, IDS_FILE, IMAGE_FILE, TEXT_FILE, TOWER_DIR
+from components.embedding_gen.executor import COLOR_FILE, COLOR_NAMES_FILE, IDS_FILE, IMAGE_FILE, TEXT_FILE, TOWER_DIR
 from components.example_gen.executor import read_cutoff
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,12 @@ def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], tra
     method = str(fusion_params.get("method", "learned"))
     pairs = build_train_pairs(items, text_encoder, train_queries, seed=seed) if method == "learned" else None
     fusion = Fusion.build(method, text_emb, image_emb, fusion_params, seed=seed, train_pairs=pairs)
+    ids = json.loads((Path(emb_dir) / IDS_FILE).read_text())
+    names = dict(zip(ids, json.loads((Path(emb_dir) / COLOR_NAMES_FILE).read_text()), strict=True))
     engine = SearchEngine.build(
         items, text_emb, image_emb, color, text_encoder, image_encoder, params,
-        fusion=fusion, popularity=popularity(data_dir, item_ids),
+        fusion=fusion, popularity=popularity(data_dir, item_ids), item_colors=[names[i] for i in item_ids],
     )
     engine.save(out_dir)
+    shutil.copytree(Path(emb_dir) / TOWER_DIR, Path(out_dir) / TOWER_DIR)  # SearchEngine.load finds it here
     return {"n_items": len(items), "fusion": method, "n_fusion_pairs": 0 if pairs is None else len(pairs[1])}
