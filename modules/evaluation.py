@@ -581,6 +581,18 @@ def build_benchmark_engines(
     return BenchmarkEngines(engine, late_engine, timings, info)
 
 
+def _describe_ranker(info: Mapping[str, Any]) -> str:
+    """One readable line about the trained ranker (sizes, early stopping, strongest features)."""
+    parts = [f"{info.get('n_train_queries', '?')} train + {info.get('n_valid_queries', 0)} validation queries",
+             f"{info.get('n_rows', '?')} candidate rows"]
+    if "best_iteration" in info:
+        valid = ", ".join(f"{key} {val:.4f}" for key, val in info.get("valid_ndcg", {}).items())
+        parts.append(f"early-stopped at {info['best_iteration']} trees (validation {valid})")
+    if info.get("top_features"):
+        parts.append("top features by gain: " + ", ".join(list(info["top_features"])[:5]))
+    return "; ".join(parts)
+
+
 def _benchmark_section(scale: str, params: Mapping[str, Any]) -> str:
     """`search` for the demo scale (params generate.scale), `search-<scale>` for the others."""
     return "search" if scale == str(params.get("generate", {}).get("scale", "small")) else f"search-{scale}"
@@ -665,8 +677,7 @@ def run_benchmark_cli(
         "Metrics: NDCG@10 with linear gains (ranx `ndcg`), MRR cut at 10, Recall@10 over all relevant items; "
         "Cold-Start Recall@10 over eval queries whose relevant items are new SKUs (no interactions); "
         "latency = wall time of one engine call in this process (query encoding included, photo decoding excluded)",
-        "LambdaMART: " + (", ".join(f"{key}={val}" for key, val in ranker_info.items() if key != "top_features")
-                          if ranker_info else "not trained (no train queries)"),
+        "LambdaMART: " + (_describe_ranker(ranker_info) if ranker_info else "not trained (no train queries)"),
         f"Blessing rule (`{'blessed' if blessed else 'not blessed'}`): " + "; ".join(reasons),
         "Build timings (s): " + ", ".join(f"{key} {val:.1f}" for key, val in timings.items()),
     ]
