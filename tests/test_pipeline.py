@@ -1,0 +1,119 @@
+"""Integration: the whole TFX pipeline on the tiny catalog with LocalDagRunner, then a cached rerun.
+
+Asserts every component executed (MLMD), the blessing, the pushed bundle and its manifest, a Feast
+online lookup for an item and a user, MLflow metrics and emissions, and that the rerun on unchanged
+data is served from the TFX cache in under a third of the first run's time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.local_runner import EXIT_LOCKED, EXIT_OK, run_lock, run_pipeline
+
+REPO = Path(__file__).resolve().parent.parent
+NODES = {
+    "DataExampleGen", "StatisticsGen.items", "ImportSchemaGen.items", "ExampleValidator.items",
+    "StatisticsGen.interactions", "ImportSchemaGen.interactions", "ExampleValidator.interactions",
+    "StatisticsGen.queries", "ImportSchemaGen.queries", "ExampleValidator.queries", "DataCheck", "Transform",
+    "EmbeddingGen", "TwoTowerTrainer", "IndexBuilder", "RankerTrainer", "RetrievalEvaluator", "BundlePusher",
+    "FeastPublisher",
+}
+
+
+def _executions_by_node(metadata_path: Path) -> dict[str, list[str]]:
+    """{node id: [execution states]} from the MLMD store of the pipeline root."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.orchestration import metadata
+
+    store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(str(metadata_path)))
+    names = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+    out: dict[str, list[str]] = {}
+    for ctx in store.get_contexts_by_type("node"):
+        node = ctx.name.split(".", 1)[1]
+        out[node] = [names[e.last_known_state] for e in store.get_executions_by_context(ctx.id)]
+    return out, store
+
+
+def test_second_run_on_same_root_is_refused(tmp_path: Path, capsys) -> None:
+    from modules.catalog.generate import generate_catalog
+
+    data = tmp_path / "data"
+    generate_catalog("tiny", data, seed=42)
+    with run_lock(tmp_path / "root"):
+        code = run_pipeline(str(data), str(tmp_path / "serving"), pipeline_root=str(tmp_path / "root"))
+    assert code == EXIT_LOCKED
+    assert "already using pipeline root" in capsys.readouterr().err
+    assert not (tmp_path / "serving").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feast import FeatureStore
+
+    from modules.bundle import read_latest, verify_bundle
+    from modules.catalog.generate import generate_catalog
+
+    data, serving, root = tmp_path / "data", tmp_path / "serving", tmp_path / "root"
+    generate_catalog("tiny", data, seed=42)
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(REPO / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    monkeypatch.setenv("PIXELMATCH_MLFLOW_DIR", str(tmp_path / "mlflow"))
+
+    t0 = time.time()
+    assert run_pipeline(str(data), str(serving), pipeline_root=str(root), feature_repo=str(repo)) == EXIT_OK
+    first = time.time() - t0
+
+    runs, store = _executions_by_node(root / "metadata.sqlite")
+    assert NODES <= set(runs), f"missing nodes: {NODES - set(runs)}"
+    assert all(states == ["COMPLETE"] for node, states in runs.items() if node in NODES), runs
+
+    blessings = store.get_artifacts_by_type("ModelBlessing")
+    assert blessings and blessings[-1].custom_properties["blessed"].int_value == 1
+
+    version = read_latest(serving)
+    manifest = verify_bundle(serving / version)
+    for role in ("model", "index", "ranker", "text_encoder", "transform"):
+        assert (serving / version / manifest["components"][role]).is_dir(), role
+    assert manifest["data_hash"] and manifest["mlmd_ids"]["search_engine"] > 0
+    assert manifest["metrics"]["bm25"]
+
+    fs = FeatureStore(repo_path=str(repo))
+    item_id = json.loads((root / "EmbeddingGen").glob("embeddings/*/item_ids.json").__next__().read_text())[0]
+    item = fs.get_online_features(["item_features:popularity", "item_features:category", "item_features:embedding"],
+                                  [{"item_id": item_id}]).to_dict()
+    assert item["category"][0] and len(item["embedding"][0]) == 384
+    user_id = __import__("pandas").read_csv(data / "interactions.csv", dtype=str)["user_id"].iloc[0]
+    user = fs.get_online_features(["user_features:recent_items", "user_features:n_events"],
+                                  [{"user_id": user_id}]).to_dict()
+    assert user["n_events"][0] and user["recent_items"][0]
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    found = mlflow.search_runs(experiment_names=["pixelmatch"], output_format="list")
+    parent = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
+    assert parent and parent[0].data.metrics["pipeline_seconds"] > 0
+    names = {r.info.run_name for r in children}
+    assert {"training:image_tower", "training:ranker", "training:two_tower", "evaluation"} <= names, names
+    emissions = {k: v for r in children for k, v in r.data.metrics.items() if k.endswith("_emissions_kg")}
+    assert emissions and all(v >= 0 for v in emissions.values()), emissions
+    assert any(p.name == "emissions.csv" for p in root.rglob("emissions.csv"))
+
+    t1 = time.time()
+    assert run_pipeline(str(data), str(serving), pipeline_root=str(root), feature_repo=str(repo)) == EXIT_OK
+    second = time.time() - t1
+    runs, _ = _executions_by_node(root / "metadata.sqlite")
+    assert all(states[-1] == "CACHED" for node, states in runs.items() if node in NODES), runs
+    assert read_latest(serving) == version  # cached pusher: nothing new pushed
+    print(f"first run {first:.1f}s, cached rerun {second:.1f}s")
+    assert second < first / 3, (first, second)
+    os.environ.pop("PIXELMATCH_MLFLOW_PARENT_RUN_ID", None)
