@@ -262,3 +262,92 @@ def build_serving_dir(root: Path, versions: tuple[str, ...] = ("v1",)) -> Path:
 
 def png_bytes(color: str = "red", shape: str = "dress", size: int = 64) -> bytes:
     return render_png(COLORS[color], shape, size)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A REAL tiny bundle: generated catalog -> MiniLM text embeddings + trained image tower -> SearchEngine.save ->
+# HybridRecommender.save -> images -> manifest -> push_atomic. Served with the default loader (no tiny_loader).
+# ---------------------------------------------------------------------------------------------------------------
+def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, tower_epochs: int = 1,
+                      seed: int = 42) -> Path:
+    """Build and push a real bundle from a generated catalog; returns SERVING_DIR. Takes ~30-60 s on 2 cores."""
+    import copy
+
+    from modules.catalog.generate import generate_catalog
+    from modules.config import load_params
+    from modules.data_io import item_text, load_interactions, load_items, load_manifest, split_interactions
+    from modules.encoders.color import color_features, dominant_color_name
+    from modules.encoders.text import text_encoder_from_params
+    from modules.encoders.tower import ImageTower
+    from modules.images import load_image
+    from modules.recommend.hybrid import build_recommender
+    from modules.search import SearchEngine
+
+    params = copy.deepcopy(load_params())
+    scales = params["generate"]["scales"]
+    scales["tiny"] = {**scales["tiny"], "n_items": n_items, "n_users": 60, "n_interactions": 800,
+                      "n_text_queries": 20, "n_image_queries": 4, "n_composed_queries": 4}
+    params["encoders"]["tower"]["epochs"] = tower_epochs
+    data = root / "data"
+    generate_catalog("tiny", data, seed=seed, params=params, progress=False)
+    items = load_items(data)
+    images = [load_image(data / p) for p in items["image_path"]]
+    text_enc = text_encoder_from_params(params)
+    text_emb = text_enc.encode(item_text(items))
+    tower = ImageTower.train(images, text_emb, params, seed=seed, progress=False)
+    image_emb = tower.encode_images(images)
+    colors = np.stack([color_features(im, params["encoders"]["color"]) for im in images])
+    engine = SearchEngine.build(items, text_emb, image_emb, colors, text_enc, tower, params,
+                                item_colors=[dominant_color_name(im) for im in images])
+    train, _ = split_interactions(load_interactions(data), int(load_manifest(data)["cutoff_ts"]))
+    params["recommend"]["hybrid"]["collaborative"] = "als"      # no TF training in a serving test
+    rec = build_recommender(items, train, text_emb, image_emb, colors, params, seed=seed)
+
+    staging = root / f"stage-{version}"
+    engine.save(staging / "search")
+    tower.save(staging / "search" / "image_tower")
+    rec.save(staging / "recommend")
+    shutil.copytree(data / "images", staging / "images", ignore=shutil.ignore_patterns("queries"))
+    write_manifest(staging, {"version": version, "data_hash": "tiny-real", "metrics": {}, "blessing": "test-fixture"})
+    serving_dir = root / "serving_dir"
+    push_atomic(staging, serving_dir, version)
+    return serving_dir
+
+
+def _real_bundle_key() -> str:
+    """Hash of everything that shapes the real bundle, so a cached build is reused only while it is current."""
+    import hashlib
+
+    repo = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for rel in ["params.yaml", "tests/serving_fixtures.py", "modules/search.py", "modules/bundle.py",
+                *sorted(str(p.relative_to(repo)) for d in ("modules/catalog", "modules/encoders", "modules/recommend",
+                                                            "modules/retrieval") for p in (repo / d).glob("*.py"))]:
+        p = repo / rel
+        if p.is_file():
+            h.update(rel.encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def real_serving_dir(dest: Path) -> Path:
+    """A private copy (tests write delta.jsonl) of the real tiny bundle, built once per source version and
+    cached under $TMPDIR/pixelmatch-test-cache (the build costs ~30 s CPU; a copy well under a second)."""
+    import os
+    import tempfile
+
+    cache = Path(tempfile.gettempdir()) / "pixelmatch-test-cache" / f"real-bundle-{_real_bundle_key()}"
+    if not (cache / "serving_dir" / "LATEST").is_file():
+        work = cache.with_name(cache.name + f".tmp-{os.getpid()}")
+        shutil.rmtree(work, ignore_errors=True)
+        build_real_bundle(work)
+        shutil.rmtree(cache, ignore_errors=True)
+        try:
+            os.rename(work, cache)
+        except OSError:        # another session finished first: use theirs
+            shutil.rmtree(work, ignore_errors=True)
+        for stale in cache.parent.glob("real-bundle-*"):   # builds for older sources
+            if stale != cache and ".tmp-" not in stale.name:
+                shutil.rmtree(stale, ignore_errors=True)
+    out = dest / "serving_dir"
+    shutil.copytree(cache / "serving_dir", out, symlinks=False)
+    return out

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from serving_fixtures import build_serving_dir, png_bytes, tiny_loader
+from serving_fixtures import build_serving_dir, png_bytes, real_serving_dir, tiny_loader
 
 from modules.config import load_params
 from serving.app import create_app
@@ -203,3 +203,66 @@ def test_recommend_when_feature_store_hangs(serving_dir, monkeypatch):
         assert time.perf_counter() - t0 < 1.5
     assert r.status_code == 200 and r.json()["feature_store"] == "unavailable"
     assert r.json()["fallback"] == "content_only" and len(r.json()["items"]) == 3
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The REAL tiny bundle (generated catalog, MiniLM in-process, trained image tower, ALS hybrid) with the default
+# loader: the exact code path `pixelmatch serve` runs.
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    sd = real_serving_dir(tmp_path_factory.mktemp("real"))
+    with TestClient(create_app(sd, watch_interval_s=0)) as c:
+        yield c, sd
+
+
+@pytest.mark.integration
+def test_real_bundle_text_image_similar(real):
+    c, sd = real
+    ready = c.get("/ready").json()
+    assert ready["version"] == "real1" and ready["text_backend"] == "in_process"
+    import pandas as pd
+
+    items = pd.read_parquet(sd / "real1" / "search" / "items.parquet")
+    title, iid = items.loc[7, "title"], items.loc[7, "item_id"]
+    hits = c.post("/search/text", json={"query": title, "top_k": 5}).json()["results"]
+    assert iid in [h["item_id"] for h in hits[:3]]
+    assert all(h["image_url"] for h in hits)
+    photo = c.get(f"/items/{iid}/image")
+    assert photo.status_code == 200
+    by_photo = c.post("/search/image", files={"image": ("q.png", photo.content, "image/png")}, data={"top_k": "5"})
+    assert by_photo.status_code == 200 and iid in [h["item_id"] for h in by_photo.json()["results"]]
+    sim = c.get(f"/similar/{iid}?top_k=5").json()["results"]
+    assert len(sim) == 5 and iid not in [h["item_id"] for h in sim]
+    mm = c.post("/search/multimodal", files={"image": ("q.png", photo.content, "image/png")},
+                data={"text": title, "image_weight": "0.5", "top_k": "5"})
+    assert mm.status_code == 200 and mm.json()["results"][0]["item_id"] == iid
+
+
+@pytest.mark.integration
+def test_real_bundle_recommend(real):
+    c, sd = real
+    hist = json.loads((sd / "real1" / "recommend" / "histories.json").read_text())
+    known = next(iter(hist["users"]))          # a user with training-window history
+    r = c.get(f"/recommend/{known}?top_k=5").json()
+    assert len(r["items"]) == 5 and r["fallback"] is None and r["feature_store"] == "disabled"
+    cold = c.get("/recommend/nobody-at-all?top_k=5").json()
+    assert cold["fallback"] == "cold_user" and len(cold["items"]) == 5
+
+
+@pytest.mark.integration
+def test_real_bundle_live_add_is_first_on_next_search(real, admin):
+    c, _ = real
+    latencies = []
+    for n in range(3):
+        word = f"quixotrel{n}"
+        item = {"item_id": f"live-real-{n}", "title": f"{word} linen overshirt", "category": "shirt", "price": 55.0,
+                "image_base64": base64.b64encode(png_bytes("blue", "dress", 96)).decode()}
+        t0 = time.perf_counter()
+        assert c.post("/admin/items", json={"items": [item]}, headers=admin).status_code == 200
+        first = c.post("/search/text", json={"query": word, "top_k": 3}).json()["results"][0]["item_id"]
+        latencies.append((time.perf_counter() - t0) * 1000)
+        assert first == f"live-real-{n}"
+    # add-to-searchable (POST /admin/items then the search that finds it), client side, in-process TestClient
+    print(f"add-to-searchable ms: {[round(x) for x in latencies]}")
+    assert max(latencies) < 30_000
