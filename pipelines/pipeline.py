@@ -25,7 +25,7 @@ from components.two_tower_trainer.component import TwoTowerTrainer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
-TRANSFORM_MODULE = str(REPO_ROOT / "modules" / "transform.py")
+TRANSFORM_FN = "modules.transform.preprocessing_fn"
 
 
 def _schema_features(table: str) -> list[str]:
@@ -96,7 +96,8 @@ def create_pipeline(
     transform = tfx.components.Transform(
         examples=example_gen.outputs["items"],
         schema=items_val[1].outputs["schema"],
-        module_file=TRANSFORM_MODULE,
+        # by import path, not module_file: no user-code wheel is built and pip-installed on every run
+        preprocessing_fn=TRANSFORM_FN,
     )
     transform.add_upstream_node(data_check)  # nothing is transformed from data that failed the gate
     components.append(transform)

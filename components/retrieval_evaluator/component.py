@@ -8,6 +8,7 @@ The blessing carries ``current_model_id`` (the search engine), as the strategy e
 # No "from __future__ import annotations": the @component decorator reads real type hints.
 import logging
 import os
+import re
 
 from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model, ModelBlessing
@@ -20,6 +21,11 @@ log = logging.getLogger(__name__)
 InputArtifact = tfx.dsl.components.InputArtifact
 OutputArtifact = tfx.dsl.components.OutputArtifact
 Parameter = tfx.dsl.components.Parameter
+
+
+def _metric_name(name: str) -> str:
+    """An MLflow-safe metric key: 'hybrid+ltr.ndcg@10' -> 'hybrid_ltr.ndcg_at_10'."""
+    return re.sub(r"[^A-Za-z0-9_.\-/ :]", "_", name.replace("@", "_at_"))
 
 
 @tfx.dsl.components.component
@@ -50,7 +56,7 @@ def RetrievalEvaluator(  # noqa: N802
             base,
         )
         flat = {
-            f"{method}.{name}".replace("@", "_at_"): float(value)
+            _metric_name(f"{method}.{name}"): float(value)
             for method, values in res["results"].items()
             for name, value in values.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)
