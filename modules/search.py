@@ -195,6 +195,7 @@ class SearchEngine:
         self.title_colors = [self.parser.colors_in(t) for t in df["title"]]
         pat_text = df["title"] + " " + df["description"] + (" " + df["pattern"] if "pattern" in df.columns else "")
         self.patterns = [self.parser.patterns_in(t) for t in pat_text]
+        self._color_masks: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------------------------------------ helpers
     @property
@@ -234,8 +235,14 @@ class SearchEngine:
             if intents.price_max is not None:
                 mask &= self.price <= intents.price_max
             if intents.color:
-                mask &= self._color_match(np.arange(self.n_rows), intents.color).astype(bool)
+                mask &= self._color_mask(intents.color)
         return mask
+
+    def _color_mask(self, color: str) -> np.ndarray:
+        """Rows whose title colour or image dominant colour is ``color`` (cached until the catalog changes)."""
+        if color not in self._color_masks:
+            self._color_masks[color] = self._color_match(np.arange(self.n_rows), color).astype(bool)
+        return self._color_masks[color]
 
     def _color_match(self, rows: np.ndarray, color: str | None) -> np.ndarray:
         if not color:
@@ -312,6 +319,10 @@ class SearchEngine:
         if q_image is not None:
             lists["image"] = self.image_index.search(q_image, pool, allowed, overfetch)[1]
         lists["fusion"] = self.fused_index.search(q_fused, pool, allowed, overfetch)[1]
+        if q_photo is not None and text and intents.color:
+            # "like this but in navy": the items nearest to the photo among those of the requested colour.
+            in_color = allowed & self._color_mask(intents.color)
+            lists["image_in_color"] = self.image_index.search(q_photo, pool, in_color, overfetch)[1]
         fused = rrf(lists, k=int(self.hp.get("rrf_k", 60)))
         rows = np.array(sorted(fused), dtype=np.int64)
         if len(rows) == 0:

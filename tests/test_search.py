@@ -282,12 +282,15 @@ def test_generated_catalog_colour_and_composed_queries(generated):
     for retriever in ("hybrid", "bm25", "tfidf", "text", "fusion"):
         resp = engine.search_text("black leather boots", top_k=10, retriever=retriever)
         assert len(resp.results) == 10
-    # Soft colour boost: more navy items than plain BM25, including ones whose title never says "navy".
-    navy = lambda ids: [i for i in ids if engine.item_colors[engine.id_to_row[i]] == "navy"]  # noqa: E731
+    # The colour intent matches the photo's dominant colour: navy items whose title never says "navy" get
+    # color_match = 1 and are boosted into the top 10 (BM25 cannot see them).
+    feats = engine.candidate_features("navy sneakers")
+    photo_only = [i for i in feats.item_id if engine.item_colors[engine.id_to_row[i]] == "navy"
+                  and "navy" not in engine.title_colors[engine.id_to_row[i]]]
+    assert photo_only and (feats.set_index("item_id").loc[photo_only, "color_match"] == 1).all()
     hybrid = engine.search_text("navy sneakers", top_k=10).item_ids
-    bm25 = engine.search_text("navy sneakers", top_k=10, retriever="bm25").item_ids
-    assert len(navy(hybrid)) > len(navy(bm25))
-    assert any("navy" not in engine.title_colors[engine.id_to_row[i]] for i in navy(hybrid))
+    unboosted = engine.search_text("navy sneakers", top_k=10, retriever="text").item_ids
+    assert len(set(photo_only) & set(hybrid)) > len(set(photo_only) & set(unboosted))
     assert all(engine.cat[engine.id_to_row[i]] == "sneakers" for i in hybrid[:5])
 
     from modules.images import load_image
@@ -297,9 +300,7 @@ def test_generated_catalog_colour_and_composed_queries(generated):
     frac = lambda ids: np.mean([engine.item_colors[engine.id_to_row[i]] == "navy" for i in ids])  # noqa: E731
     base = engine.search_image(photo, top_k=10).item_ids
     composed = engine.search_multimodal("like this but in navy", photo, top_k=10).item_ids
-    assert frac(composed) > frac(base)
-    cats = set(engine.cat[engine.id_to_row[i]] for i in composed[:3])
-    assert engine.cat[row] in cats  # still "like this"
+    assert frac(composed) > frac(base) and frac(composed) >= 0.5
     with pytest.raises(ValueError, match="text-aligned"):
         engine.search_text("red", retriever="image")
 
