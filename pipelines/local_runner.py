@@ -180,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline-root", default=None)
     parser.add_argument("--params", default=None)
     parser.add_argument("--feature-repo", default=None)
+    parser.add_argument("--no-preflight", action="store_true", help="skip the fast pre-flight data check (the TFX gate still runs)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_pipeline(args.data, args.serving_dir, args.pipeline_root, args.params, args.feature_repo)
+    return run_pipeline(args.data, args.serving_dir, args.pipeline_root, args.params, args.feature_repo,
+                        preflight=not args.no_preflight)
 
 
 if __name__ == "__main__":

@@ -103,3 +103,24 @@ def test_bad_data_stops_before_anything_runs(case: str, tiny_data: Path, tmp_pat
     assert sorted(p.name for p in serving.iterdir()) == ["LATEST"]  # nothing pushed, LATEST untouched
     assert (serving / "LATEST").read_text() == "v0\n"
     assert not (tmp_path / "root" / "metadata.sqlite").exists()  # the TFX run never started
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_tfx_validators_enforce_the_rules_without_preflight(tiny_data: Path, tmp_path: Path, capsys) -> None:
+    """With the pre-flight off, ExampleValidator (schema) and DataCheck (cross-row rules) stop the TFX run."""
+    data = _copy(tiny_data, tmp_path / "data")
+    _negative_price(data)
+    _duplicate_ids(data)
+    _unknown_item(data)
+    serving = tmp_path / "serving"
+    code = run_pipeline(str(data), str(serving), pipeline_root=str(tmp_path / "root"),
+                        feature_repo=str(tmp_path / "fr"), preflight=False)
+    assert code == EXIT_BAD_DATA
+    out = capsys.readouterr()
+    message = out.out + out.err
+    assert "DataCheck stopped the run" in message
+    assert "items.csv: column 'price'" in message and "SchemaDiff.pb" in message  # TFDV anomaly + its report
+    assert "duplicate item ids" in message and "unknown items" in message  # DataCheck's own rules
+    assert not serving.exists()
+    assert not (tmp_path / "root" / "EmbeddingGen").exists()  # nothing after the gate ran
