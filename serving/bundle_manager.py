@@ -14,8 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,45 +34,6 @@ ITEM_FIELDS = ("item_id", "title", "description", "category", "brand", "price", 
 _CORE_COLUMNS = {*ITEM_FIELDS, "created_at"}
 
 
-class RWLock:
-    """Many readers (searches) or one writer (live add/delete) on one engine."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
-        self._writer = False
-        self._writers_waiting = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            self._writers_waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writers_waiting -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
 def _clean(value: Any) -> Any:
     """pandas/numpy scalars -> JSON-friendly Python values (NaN -> None)."""
     if value is None:
@@ -87,7 +47,7 @@ def _clean(value: Any) -> Any:
 
 @dataclass
 class ServingBundle:
-    """Everything one request needs, immutable except through the engine's write lock."""
+    """Everything one request needs; the engine and tables change only under `lock`."""
 
     version: str
     path: Path
@@ -97,7 +57,10 @@ class ServingBundle:
     items: dict[str, dict[str, Any]]     # item_id -> display record (bundle + live items)
     image_files: dict[str, Path]         # item_id -> image file inside the bundle or delta_images/
     loaded_at: float = field(default_factory=time.time)
-    lock: RWLock = field(default_factory=RWLock)
+    # The HF fast tokenizer, TF and the FAISS/bm25 indexes are not safe for concurrent use from several threads
+    # (observed: "RuntimeError: Already borrowed" and a native abort under 50 clients), so every engine and
+    # recommender call of one bundle is serialised. A swapped-in bundle has its own lock.
+    lock: threading.Lock = field(default_factory=threading.Lock)
     live_added: set[str] = field(default_factory=set)
     live_deleted: set[str] = field(default_factory=set)
 
@@ -318,7 +281,7 @@ class BundleManager:
         """Insert items into `bundle` (caller holds the mutation lock)."""
         records = [self._engine_record(item) for item, _, _ in entries]
         images = [img for _, img, _ in entries]
-        with bundle.lock.write():
+        with bundle.lock:
             bundle.engine.add_items(records, images)
             for item, _, image_file in entries:
                 iid = item["item_id"]
@@ -335,7 +298,7 @@ class BundleManager:
                 bundle.live_deleted.discard(iid)
 
     def _apply_delete(self, bundle: ServingBundle, item_id: str) -> None:
-        with bundle.lock.write():
+        with bundle.lock:
             bundle.engine.delete_item(item_id)
             bundle.items.pop(item_id, None)
             bundle.image_files.pop(item_id, None)
