@@ -180,7 +180,9 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
     # street photos are seeded by query index, not item index (an item may be photographed twice)
     street = [(q, *job[1:]) for q, job in enumerate(street)]
     workers = int(gen.get("workers", 1))
-    ctx = mp.get_context("spawn")
+    # fork: workers inherit the loaded modules and never re-run the caller's __main__ (spawn would, and break
+    # unguarded scripts). Workers only run numpy/PIL, so forking a process that has loaded TensorFlow is safe.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     pool = ctx.Pool(workers) if workers > 1 else None
     try:
         _render_all(out, seed, _S_IMAGE, item_jobs, gen, "product images", progress, pool)
