@@ -45,6 +45,14 @@ def BundlePusher(  # noqa: N802
         log.warning("BundlePusher: %s", msg)
         print(f"[pixelmatch] BundlePusher: {msg}")
         return
+    current = executor.same_as_serving(serving_dir, search_engine.id, ranker.id, data_hash)
+    if current:
+        pushed_model.set_int_custom_property("pushed", 0)
+        pushed_model.set_string_custom_property("pushed_version", current)
+        msg = f"{serving_dir}/{current} already serves this search engine and ranker: nothing new to push"
+        log.info("BundlePusher: %s", msg)
+        print(f"[pixelmatch] BundlePusher: {msg}")
+        return
     params = params_from(params_path)
     version = version or executor.default_version(data_hash)
     staging = Path(pushed_model.uri) / "staging"
@@ -55,6 +63,8 @@ def BundlePusher(  # noqa: N802
         transform_dir=transform_graph.uri,
         two_tower_dir=os.path.join(two_tower.uri, executor.SERVING_SUBDIR) if two_tower is not None else None,
         params=params,
+        data_dir=data_dir,
+        emb_dir=embeddings.uri,
     )
     mlmd_ids = {
         "search_engine": search_engine.id,

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modules.bundle import push_atomic, write_manifest
+from modules.bundle import push_atomic, read_latest, write_manifest
 
 log = logging.getLogger(__name__)
 SERVING_SUBDIR = "Format-Serving"
@@ -16,6 +16,19 @@ SERVING_SUBDIR = "Format-Serving"
 
 def default_version(data_hash: str) -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{data_hash[:8]}"
+
+
+def same_as_serving(serving_dir: str, engine_id: int, ranker_id: int, data_hash: str) -> str | None:
+    """The LATEST version when it already holds these exact artifacts (a re-evaluation, not a new model)."""
+    latest = read_latest(serving_dir)
+    manifest_path = Path(serving_dir) / (latest or "") / "manifest.json"
+    if not latest or not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    ids = manifest.get("mlmd_ids", {})
+    if ids.get("search_engine") == engine_id and ids.get("ranker") == ranker_id and manifest.get("data_hash") == data_hash:
+        return latest
+    return None
 
 
 def stage_bundle(
@@ -26,6 +39,8 @@ def stage_bundle(
     transform_dir: str,
     two_tower_dir: str | None,
     params: dict[str, Any],
+    data_dir: str,
+    emb_dir: str,
 ) -> dict[str, str]:
     """Lay the bundle out as docs/architecture.md describes; return {role: relative path}."""
     from modules.encoders.text import text_encoder_from_params
@@ -43,7 +58,38 @@ def stage_bundle(
         shutil.copytree(two_tower_dir, staging / layout["model"])
     else:
         layout["model"] = layout["text_encoder"]  # no recommender history: the text encoder is the served model
+    layout["recommend"] = "recommend"
+    build_recommender_dir(
+        staging / layout["recommend"], data_dir, emb_dir, params,
+        staging / layout["model"] if two_tower_dir else None, layout.get("model") if two_tower_dir else None,
+    )
     return layout
+
+
+def build_recommender_dir(
+    out: Path, data_dir: str, emb_dir: str, params: dict[str, Any], two_tower_dir: Path | None, two_tower_rel: str | None
+) -> None:
+    """HybridRecommender.save() from the training-window interactions (content-only without history)."""
+    import pandas as pd
+
+    from components.common import load_items
+    from components.example_gen.executor import read_cutoff
+    from components.index_builder.executor import load_embeddings
+    from modules.data_io import load_interactions
+    from modules.recommend.hybrid import build_recommender
+
+    items = load_items(data_dir)
+    text, image, color = load_embeddings(emb_dir, items["item_id"].astype(str).tolist())
+    inter = load_interactions(data_dir)
+    cutoff = read_cutoff(data_dir)
+    train = inter[inter["ts"] < cutoff] if cutoff is not None and len(inter) else inter
+    rec = build_recommender(items, pd.DataFrame(train), text, image, color, params,
+                            seed=int(params.get("seed", 42)), two_tower_dir=two_tower_dir)
+    rec.save(out)
+    config_path = out / "config.json"
+    config = json.loads(config_path.read_text())
+    config["two_tower_dir"] = two_tower_rel  # bundle-relative, never a pipeline-root path
+    config_path.write_text(json.dumps(config, indent=2))
 
 
 def push(

@@ -29,7 +29,7 @@ def FeastPublisher(  # noqa: N802
     """Publish features after the push, so the online store matches the served bundle."""
     os.makedirs(state.uri, exist_ok=True)
     if pushed.get_int_custom_property("pushed") != 1:
-        log.warning("FeastPublisher: the run was not pushed, the online store keeps the served bundle's features")
+        log.warning("FeastPublisher: nothing new was pushed, the online store keeps the served bundle's features")
         state.set_int_custom_property("published", 0)
         return
     info = executor.publish(data_dir, embeddings.uri, feature_repo_dir, params_from(params_path))
