@@ -1,7 +1,6 @@
 """Pipeline-level settings derived from params.yaml (the `pipeline:` section)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from modules.config import REPO_ROOT, load_params
@@ -18,6 +17,6 @@ def pipeline_settings(params_path: str | None = None) -> dict[str, Any]:
         "root": str((REPO_ROOT / section.get("root", "pipeline_root")).resolve()),
         "serving_dir": str((REPO_ROOT / section.get("serving_dir", "serving_dir")).resolve()),
         "beam_args": list(section.get("beam_args", DEFAULT_BEAM_ARGS)),
-        "feature_repo": str(Path(section.get("feature_repo", REPO_ROOT / "feature_repo")).resolve()),
+        "feature_repo": str((REPO_ROOT / section.get("feature_repo", "feature_repo")).resolve()),
         "two_tower": bool(section.get("two_tower", True)),
     }
