@@ -55,6 +55,19 @@ def test_second_run_on_same_root_is_refused(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "serving").exists()
 
 
+def test_catalog_without_history_skips_recommendation_steps(tmp_path: Path) -> None:
+    """Bring-your-own catalog with a header-only interactions.csv: no two-tower, no interaction validation."""
+    from modules.catalog.generate import generate_catalog
+    from pipelines.local_runner import build
+
+    data = tmp_path / "data"
+    generate_catalog("tiny", data, seed=42)
+    (data / "interactions.csv").write_text("user_id,item_id,event,ts\n")
+    ids = {c.id for c in build(str(data), str(tmp_path / "serving"), str(tmp_path / "root"), None).components}
+    assert "TwoTowerTrainer" not in ids and "ExampleValidator.interactions" not in ids
+    assert {"DataCheck", "EmbeddingGen", "IndexBuilder", "RankerTrainer", "BundlePusher", "FeastPublisher"} <= ids
+
+
 @pytest.mark.slow
 @pytest.mark.integration
 def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
