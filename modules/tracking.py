@@ -77,7 +77,7 @@ def child_run(name: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def emissions(step: str, output_dir: str | Path, country_iso_code: str = "FRA") -> Iterator[dict[str, float]]:
+def emissions(step: str, output_dir: str | Path, country_iso_code: str | None = None) -> Iterator[dict[str, float]]:
     """Track one training step's energy and CO2 offline with CodeCarbon; log them to the active MLflow run.
 
     Yields a dict that is filled on exit with ``emissions_kg``, ``energy_kwh`` and ``duration_s``. The
@@ -85,6 +85,10 @@ def emissions(step: str, output_dir: str | Path, country_iso_code: str = "FRA") 
     """
     from codecarbon import OfflineEmissionsTracker
 
+    if country_iso_code is None:
+        from modules.config import load_params
+
+        country_iso_code = str(load_params().get("pipeline", {}).get("codecarbon_country", "FRA"))
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, float] = {}
