@@ -16,9 +16,10 @@ from modules.config import load_params
 log = logging.getLogger(__name__)
 
 
-def params_from(params_path: str) -> dict[str, Any]:
-    """params.yaml given to the pipeline ('' = the default resolution of modules.config)."""
-    return load_params(params_path or None)
+def params_from(params_json: str) -> dict[str, Any]:
+    """The params the pipeline was built with (a JSON string, so a changed hyperparameter changes the
+    TFX cache key); '' falls back to params.yaml as modules.config resolves it."""
+    return json.loads(params_json) if params_json else load_params()
 
 
 def load_items(data_dir: str | Path) -> pd.DataFrame:

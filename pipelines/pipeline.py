@@ -7,6 +7,7 @@ DataExampleGen -> StatisticsGen / ImportSchemaGen / ExampleValidator (items, int
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from components.index_builder.component import IndexBuilder
 from components.ranker_trainer.component import RankerTrainer
 from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.two_tower_trainer.component import TwoTowerTrainer
+from modules.config import load_params
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
@@ -72,6 +74,8 @@ def create_pipeline(
     (modules/recommend/two_tower.py ``run_fn``). ``version`` names the pushed
     bundle (default: a timestamp chosen when the pusher runs).
     """
+    # Components get the params themselves (not the file path), so editing params.yaml invalidates the cache.
+    params_json = json.dumps(load_params(params_path or None), sort_keys=True)
     components: list[Any] = []
     example_gen = DataExampleGen(data_dir=data_dir, data_hash=data_hash)
     components.append(example_gen)
@@ -103,7 +107,7 @@ def create_pipeline(
     components.append(transform)
 
     embedding_gen = EmbeddingGen(
-        data_report=data_check.outputs["report"], data_dir=data_dir, data_hash=data_hash, params_path=params_path
+        data_report=data_check.outputs["report"], data_dir=data_dir, data_hash=data_hash, params_json=params_json
     )
     components.append(embedding_gen)
 
@@ -113,7 +117,7 @@ def create_pipeline(
             interactions=example_gen.outputs["interactions"],
             embeddings=embedding_gen.outputs["embeddings"],
             data_dir=data_dir,
-            params_path=params_path,
+            params_json=params_json,
         )
         components.append(trainer)
         two_tower_model = trainer.outputs["model"]
@@ -122,7 +126,7 @@ def create_pipeline(
         embeddings=embedding_gen.outputs["embeddings"],
         queries=example_gen.outputs["queries"],
         data_dir=data_dir,
-        params_path=params_path,
+        params_json=params_json,
     )
     components.append(index_builder)
 
@@ -130,7 +134,7 @@ def create_pipeline(
         search_engine=index_builder.outputs["search_engine"],
         queries=example_gen.outputs["queries"],
         data_dir=data_dir,
-        params_path=params_path,
+        params_json=params_json,
     )
     components.append(ranker)
 
@@ -147,7 +151,7 @@ def create_pipeline(
         queries=example_gen.outputs["queries"],
         baseline_blessing=baseline.outputs["model_blessing"],
         data_dir=data_dir,
-        params_path=params_path,
+        params_json=params_json,
     )
     components.append(evaluator)
 
@@ -163,7 +167,7 @@ def create_pipeline(
         data_dir=data_dir,
         data_hash=data_hash,
         version=version or "",
-        params_path=params_path,
+        params_json=params_json,
     )
     components.append(pusher)
 
@@ -172,7 +176,7 @@ def create_pipeline(
         pushed=pusher.outputs["pushed_model"],
         data_dir=data_dir,
         feature_repo_dir=feature_repo_dir or str(REPO_ROOT / "feature_repo"),
-        params_path=params_path,
+        params_json=params_json,
     )
     components.append(feast)
 

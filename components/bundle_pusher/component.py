@@ -34,7 +34,7 @@ def BundlePusher(  # noqa: N802
     data_dir: Parameter[str],
     data_hash: Parameter[str],
     version: Parameter[str] = "",
-    params_path: Parameter[str] = "",
+    params_json: Parameter[str] = "",
     two_tower: InputArtifact[Model] = None,  # optional input
 ) -> None:
     """Push search/, ranker/, model/ and manifest.json when the run is blessed."""
@@ -53,7 +53,7 @@ def BundlePusher(  # noqa: N802
         log.info("BundlePusher: %s", msg)
         print(f"[pixelmatch] BundlePusher: {msg}")
         return
-    params = params_from(params_path)
+    params = params_from(params_json)
     version = version or executor.default_version(data_hash)
     staging = Path(pushed_model.uri) / "staging"
     layout = executor.stage_bundle(

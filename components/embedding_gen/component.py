@@ -22,10 +22,10 @@ def EmbeddingGen(  # noqa: N802
     embeddings: OutputArtifact[Embeddings],
     data_dir: Parameter[str],
     data_hash: Parameter[str],
-    params_path: Parameter[str] = "",
+    params_json: Parameter[str] = "",
 ) -> None:
     """Embed every item of the checked catalog (data_report proves DataCheck passed on this data)."""
-    params = params_from(params_path)
+    params = params_from(params_json)
     stats = executor.generate(data_dir, embeddings.uri, params, seed=int(params.get("seed", 42)))
     with open(os.path.join(embeddings.uri, "stats.json"), "w") as f:
         json.dump(stats, f, indent=2)

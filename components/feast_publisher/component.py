@@ -24,7 +24,7 @@ def FeastPublisher(  # noqa: N802
     state: OutputArtifact[FeatureStoreState],
     data_dir: Parameter[str],
     feature_repo_dir: Parameter[str],
-    params_path: Parameter[str] = "",
+    params_json: Parameter[str] = "",
 ) -> None:
     """Publish features after the push, so the online store matches the served bundle."""
     os.makedirs(state.uri, exist_ok=True)
@@ -32,7 +32,7 @@ def FeastPublisher(  # noqa: N802
         log.warning("FeastPublisher: nothing new was pushed, the online store keeps the served bundle's features")
         state.set_int_custom_property("published", 0)
         return
-    info = executor.publish(data_dir, embeddings.uri, feature_repo_dir, params_from(params_path))
+    info = executor.publish(data_dir, embeddings.uri, feature_repo_dir, params_from(params_json))
     with open(os.path.join(state.uri, "feast.json"), "w") as f:
         json.dump(info, f, indent=2)
     state.set_int_custom_property("n_items", info["n_items"])

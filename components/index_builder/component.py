@@ -28,10 +28,10 @@ def IndexBuilder(  # noqa: N802
     queries: InputArtifact[Examples],
     search_engine: OutputArtifact[Model],
     data_dir: Parameter[str],
-    params_path: Parameter[str] = "",
+    params_json: Parameter[str] = "",
 ) -> None:
     """Build and save the search engine; the learned fusion sees TRAIN-split queries only."""
-    params = params_from(params_path)
+    params = params_from(params_json)
     out = os.path.join(search_engine.uri, SERVING_SUBDIR)
     info = executor.build(
         data_dir, embeddings.uri, out, params, read_queries(queries, "train"), seed=int(params.get("seed", 42))

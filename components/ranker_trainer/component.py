@@ -27,7 +27,7 @@ def RankerTrainer(  # noqa: N802
     queries: InputArtifact[Examples],
     ranker: OutputArtifact[Model],
     data_dir: Parameter[str],
-    params_path: Parameter[str] = "",
+    params_json: Parameter[str] = "",
 ) -> None:
     """Train LambdaMART on the train queries and save it to ``ranker.uri/Format-Serving``."""
     import mlflow
@@ -35,7 +35,7 @@ def RankerTrainer(  # noqa: N802
     from modules.search import SearchEngine
     from modules.tracking import child_run, emissions
 
-    params = params_from(params_path)
+    params = params_from(params_json)
     seed = int(params.get("seed", 42))
     train_queries = [q for q in read_queries(queries, "train") if q.get("source", "judged") == "judged"] or read_queries(
         queries, "train"

@@ -36,14 +36,14 @@ def RetrievalEvaluator(  # noqa: N802
     metrics: OutputArtifact[RetrievalMetrics],
     blessing: OutputArtifact[ModelBlessing],
     data_dir: Parameter[str],
-    params_path: Parameter[str] = "",
+    params_json: Parameter[str] = "",
     baseline_blessing: InputArtifact[ModelBlessing] = None,  # optional input
 ) -> None:
     """Evaluate on the EVAL queries only and write the blessing decision."""
     import mlflow
     from modules.tracking import child_run
 
-    params = params_from(params_path)
+    params = params_from(params_json)
     base, base_id = executor.baseline_metrics([baseline_blessing] if baseline_blessing is not None else [])
     with child_run("evaluation", params={"baseline_blessing_id": base_id or "none"}):
         res = executor.evaluate(

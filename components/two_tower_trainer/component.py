@@ -32,12 +32,12 @@ def TwoTowerTrainer(  # noqa: N802
     embeddings: InputArtifact[Embeddings],
     model: OutputArtifact[Model],
     data_dir: Parameter[str],
-    params_path: Parameter[str] = "",
+    params_json: Parameter[str] = "",
 ) -> None:
     """Train the two-tower recommender on the train interactions; early stopping watches the eval split."""
     from modules.tracking import child_run, emissions
 
-    params = params_from(params_path)
+    params = params_from(params_json)
     run_fn = importlib.import_module(MODULE).run_fn
     serving_dir = os.path.join(model.uri, "Format-Serving")
     run_dir = os.path.join(model.uri, "model_run")
