@@ -95,7 +95,8 @@ def _prepare_out_dir(out: Path) -> None:
     """Create ``out``; refuse to write into a non-empty directory that is not a previous generated catalog."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"output path exists and is not a directory: {out}")
-    if out.is_dir() and any(out.iterdir()):
+    # Dotfiles (.gitkeep, .dvcignore) don't count: the repo's data/ ships with a .gitkeep.
+    if out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
         manifest = out / "manifest.json"
         try:
             previous = json.loads(manifest.read_text())
