@@ -7,7 +7,10 @@ Pipeline of a hybrid text query
 3. candidates, ``retrieval.candidates`` per list: BM25 (bm25s, plus the live delta index), dense text (SBERT
    query vs item text embeddings, FAISS HNSW), dense image (query in the image space vs image embeddings),
    dense fused (``Fusion`` query vs fused item embeddings);
-4. reciprocal rank fusion (``retrieval.rrf_k``), normalised to [0, 1];
+4. weighted reciprocal rank fusion (``retrieval.rrf_k``; per-list weights ``rrf_weights`` for text,
+   ``photo_rrf_weights`` for photo and ``composed_rrf_weights`` for photo + text queries), normalised to [0, 1];
+   a photo query adds a ``photo`` list ranked by ``_photo_similarity`` (image-tower cosine blended with the
+   model-free colour-feature cosine and a dominant-colour bonus, ``retrieval.photo``);
 5. soft intent boosts: ``+ retrieval.intent_boost`` per matched intent (category, colour, pattern, gender, price);
    a colour intent matches the item title's colour OR the image's named dominant colour;
 6. optional re-ranker hook ``ranker.rerank(query_ctx, candidates_df) -> scores`` over ``RANK_FEATURES``.
@@ -48,7 +51,7 @@ RETRIEVERS = ("hybrid", "bm25", "tfidf", "text", "image", "fusion")
 # Per-candidate features handed to the re-ranker (and built by ``candidate_features`` for its training data).
 RANK_FEATURES: list[str] = [
     "bm25", "tfidf", "dense_text", "dense_image", "dense_fused", "rrf", "two_tower", "category_match",
-    "color_match", "pattern_match", "gender_match", "price", "price_in_range", "popularity", "is_cold",
+    "color_match", "pattern_match", "gender_match", "price", "price_in_range", "popularity", "is_cold", "color_sim",
 ]
 _REQUIRED_COLUMNS = ("item_id", "title")
 _RECORD_DEFAULTS: dict[str, Any] = {"description": "", "category": "", "brand": "", "price": 0.0,
@@ -156,6 +159,7 @@ class SearchEngine:
         self.image_index = DenseIndex.build(image_emb, hp)
         self.fused_index = DenseIndex.build(self.fusion.fuse_items(text_emb, image_emb), hp)
         self.color_feats = None if color_feats is None else np.asarray(color_feats, dtype=np.float32)
+        self._color_unit_cache = None
         docs = document_text(self.items)
         self.bm25 = BM25Index().fit(docs)
         self.tfidf = TfidfIndex().fit(docs)
@@ -249,6 +253,41 @@ class SearchEngine:
             return np.zeros(len(rows), np.float32)
         return np.array([color in self.title_colors[r] or self.item_colors[r] == color for r in rows], np.float32)
 
+    @property
+    def _color_unit(self) -> np.ndarray | None:
+        """L2-normalised catalog colour features (rows without a photo stay zero), cached until they change."""
+        if self.color_feats is None:
+            return None
+        cached = getattr(self, "_color_unit_cache", None)
+        if cached is None or len(cached) != len(self.color_feats):
+            cached = l2_normalize(self.color_feats)
+            self._color_unit_cache = cached
+        return cached
+
+    def _photo_similarity(self, img: Image.Image, q_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+        """Image -> image similarity of a query photo to every row, with the colour-feature cosine and the photo's
+        named dominant colour: ``retrieval.photo.tower_weight * cos(tower) + color_weight * cos(colour features)
+        + dominant_color_bonus * [same dominant colour]``. The model-free colour features (background removed,
+        exposure-normalised for busy scenes) are robust to a shopper's clutter and lighting, where the tower's
+        view of shape is not; weights tuned on TRAIN image queries (params.yaml)."""
+        from modules.encoders.color import color_features, dominant_color_name
+
+        cfg = dict(self.hp.get("photo", {}))
+        w_tower = float(cfg.get("tower_weight", 0.25))
+        w_color = float(cfg.get("color_weight", 0.75))
+        bonus = float(cfg.get("dominant_color_bonus", 0.1))
+        img = img.convert("RGB")
+        dominant = dominant_color_name(img)
+        tower_sim = self.image_index.vectors @ l2_normalize(q_photo).ravel()
+        unit = self._color_unit
+        if unit is None:
+            color_sim = np.zeros(self.n_rows, np.float32)
+        else:
+            q_color = color_features(img, self.params.get("encoders", {}).get("color"))
+            color_sim = unit @ l2_normalize(q_color).ravel()
+        same = np.array([c == dominant for c in self.item_colors], dtype=np.float32)
+        return (w_tower * tower_sim + w_color * color_sim + bonus * same).astype(np.float32), color_sim, dominant
+
     def _image_space_text(self, text: str, text_vec: np.ndarray) -> np.ndarray | None:
         """The text query in the image-embedding space: CLIP's own text encoder, else the SBERT vector (the
         trained tower is aligned to the SBERT space). ``None`` when the image space is not text-aligned (e.g. the
@@ -304,13 +343,15 @@ class SearchEngine:
                 photo_side if photo_side.shape[0] == self.fusion.text_dim
                 else np.zeros(self.fusion.text_dim, np.float32))
             q_fused = self.fusion.query_vector(text_half, photo_side)
-        if q_photo is not None and not intents.color and text is None:
-            from modules.encoders.color import dominant_color_name
-
-            intents.color = dominant_color_name(img)  # model-free colour intent of a photo query
+        n = self.n_rows
+        color_sim = np.zeros(n, np.float32)
+        photo_sim = None
+        if q_photo is not None:
+            photo_sim, color_sim, dominant = self._photo_similarity(img, q_photo)
+            if not intents.color and text is None:
+                intents.color = dominant  # model-free colour intent of a photo query
 
         lists: dict[str, np.ndarray] = {}
-        n = self.n_rows
         bm25 = self.bm25.scores(retrieval_text, n) if text else np.zeros(n, np.float32)
         tfidf = self.tfidf.scores(retrieval_text) if text else np.zeros(n, np.float32)
         if text and img is None:
@@ -318,12 +359,17 @@ class SearchEngine:
             lists["text"] = self.text_index.search(q_text, pool, allowed, overfetch)[1]
         if q_image is not None:
             lists["image"] = self.image_index.search(q_image, pool, allowed, overfetch)[1]
+        if photo_sim is not None and text is None:
+            lists["photo"] = self._top_from_scores(photo_sim, allowed, pool, positive_only=False)
         lists["fusion"] = self.fused_index.search(q_fused, pool, allowed, overfetch)[1]
         if q_photo is not None and text and intents.color:
             # "like this but in navy": the items nearest to the photo among those of the requested colour.
             in_color = allowed & self._color_mask(intents.color)
             lists["image_in_color"] = self.image_index.search(q_photo, pool, in_color, overfetch)[1]
-        fused = rrf(lists, k=int(self.hp.get("rrf_k", 60)))
+        # each query kind has its own list weights (tuned on TRAIN queries of that kind)
+        weights_key = "rrf_weights" if img is None else ("photo_rrf_weights" if text is None else "composed_rrf_weights")
+        weights = dict(self.hp.get(weights_key) or {})
+        fused = rrf(lists, k=int(self.hp.get("rrf_k", 60)), weights=weights)
         rows = np.array(sorted(fused), dtype=np.int64)
         if len(rows) == 0:
             return pd.DataFrame(columns=["item_id", "row", "score", *RANK_FEATURES]), intents, {}
@@ -351,6 +397,7 @@ class SearchEngine:
                                                        else np.inf))).astype(np.float32),
             "popularity": self.popularity[rows],
             "is_cold": ((self.popularity[rows] <= 0) | self.live_added[rows]).astype(np.float32),
+            "color_sim": color_sim[rows],
         })
         # Soft boosts: only intents the query actually expressed count.
         matched = np.zeros(len(rows))
@@ -661,6 +708,7 @@ class SearchEngine:
         self.image_index = DenseIndex.load(d / "image_index", ef)
         self.fused_index = DenseIndex.load(d / "fused_index", ef)
         self.color_feats = np.load(d / "color_feats.npy") if (d / "color_feats.npy").is_file() else None
+        self._color_unit_cache = None
         self.popularity = np.load(d / "popularity.npy")
         self.bm25 = BM25Index.load(d / "bm25")
         self.tfidf = TfidfIndex.load(d / "tfidf.pkl")

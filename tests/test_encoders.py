@@ -267,8 +267,11 @@ def test_tower_trains_from_streamed_paths_and_skips_bad_files(shapes_data, tmp_p
         paths.append(p)
     (tmp_path / "broken.png").write_bytes(b"not a png")
     paths.append(tmp_path / "broken.png")
-    params = {"encoders": {**TINY_TOWER["encoders"], "tower": {**TINY_TOWER["encoders"]["tower"], "epochs": 1}}}
+    # street-photo augmentation on: augmented examples get their colour features recomputed while streaming
+    params = {"encoders": {**TINY_TOWER["encoders"], "tower": {**TINY_TOWER["encoders"]["tower"], "epochs": 1,
+                                                               "augment_street": 0.5}}}
     tower = ImageTower.train(paths, text_emb[:13], params, seed=3, progress=False)
+    assert np.isfinite(tower.history[0]["loss"])
     emb = tower.encode_paths(paths, batch_size=5, on_error="zero")
     assert emb.shape == (13, 384)
     assert np.allclose(np.linalg.norm(emb[:12], axis=1), 1.0, atol=1e-5) and np.all(emb[12] == 0)
@@ -378,6 +381,52 @@ def test_dominant_colour_on_real_photos_beats_majority_baseline() -> None:
     accuracy = float(np.mean(np.array(preds) == df["label"].to_numpy()))
     majority = float(df["label"].value_counts(normalize=True).iloc[0])
     assert accuracy > majority, (accuracy, majority)
+
+
+def _street_scene(rgb: tuple[int, int, int], seed: int, size: int = 128, exposure: float = 0.7) -> Image.Image:
+    """A shopper's photo: a garment in the middle of a cluttered, under-exposed scene with a slight colour cast."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (size, size), tuple(int(v) for v in rng.uniform(50, 130, 3)))
+    draw = ImageDraw.Draw(img)
+    for _ in range(14):
+        x0, y0 = rng.uniform(-10, size, 2)
+        w, h = rng.uniform(8, 45, 2)
+        draw.rectangle([x0, y0, x0 + w, y0 + h], fill=tuple(int(v) for v in rng.uniform(20, 200, 3)))
+    draw.polygon([(40, 28), (88, 28), (100, 50), (86, 54), (86, 102), (42, 102), (42, 54), (28, 50)], fill=rgb)
+    arr = np.asarray(img, dtype=np.float64) * exposure * rng.uniform(0.96, 1.04, 3)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def test_street_photo_colour_uses_the_centred_subject_and_normalised_exposure() -> None:
+    from modules.encoders.color import _raw_thumbnail, is_busy_scene, normalize_exposure
+
+    studio = _product_photo(COLOR_TABLE["navy"])
+    assert not is_busy_scene(_raw_thumbnail(studio))
+    for name in ["white", "navy", "red", "yellow", "green"]:
+        street = _street_scene(COLOR_TABLE[name], seed=len(name))
+        assert is_busy_scene(_raw_thumbnail(street))
+        assert dominant_color_name(street) == name, name
+    dark = np.full((8, 8, 3), 150.0)
+    assert np.allclose(normalize_exposure(dark), 245.0)
+    # a street photo's colour features are closer to the same product's studio shot than to another colour's
+    f = {c: color_features(_product_photo(COLOR_TABLE[c])) for c in ("white", "navy")}
+    q = color_features(_street_scene(COLOR_TABLE["white"], seed=3))
+    cos = {c: float(q @ v / np.linalg.norm(q) / np.linalg.norm(v)) for c, v in f.items()}
+    assert cos["white"] > cos["navy"], cos
+
+
+def test_street_augment_is_deterministic_and_in_range() -> None:
+    from modules.encoders.tower import street_augment
+    from modules.images import image_to_array
+
+    arr = image_to_array(_product_photo(COLOR_TABLE["red"]), 48)
+    a = street_augment(arr, np.random.default_rng(1))
+    b = street_augment(arr, np.random.default_rng(1))
+    assert a.shape == arr.shape and a.dtype == np.float32 and np.array_equal(a, b)
+    assert 0.0 <= a.min() and a.max() <= 1.0
+    assert not np.allclose(a, street_augment(arr, np.random.default_rng(2)))
+    border = np.concatenate([a[0], a[-1]])
+    assert border.std(axis=0).mean() > arr[0].std(axis=0).mean()  # the studio background became clutter
 
 
 # --------------------------------------------------------------------------------------------------- factory / CLI

@@ -103,3 +103,16 @@ def test_rrf_and_reranker_hook_checks_shape():
 
     with pytest.raises(ValueError, match="scores"):
         apply_reranker(Bad(), {}, pd.DataFrame({"x": [1, 2]}))
+
+
+def test_weighted_rrf_lets_a_strong_list_win():
+    lists = {"bm25": [7, 5], "text": [8, 9], "image": [8, 9]}
+    plain = rrf(lists, k=60)
+    assert max(plain, key=plain.get) == 8  # two weak lists outvote the lexical first place
+    weighted = rrf(lists, k=60, weights={"bm25": 3.0, "image": 0.5})
+    assert max(weighted, key=weighted.get) == 7
+    assert weighted[9] == pytest.approx(1 / 62 + 0.5 / 62)  # missing names weigh 1
+    dropped = rrf(lists, k=60, weights={"text": 0.0, "image": 0.0})
+    assert dropped[9] == 0.0 and set(dropped) == {5, 7, 8, 9}  # a zero weight keeps the candidates
+    with pytest.raises(ValueError, match="weights"):
+        rrf(lists, weights={"bm25": -1.0})

@@ -144,6 +144,33 @@ def test_composed_query_moves_toward_the_modifier_colour(engine):
     assert len(engine.search_multimodal("  ", photo, top_k=4).results) == 4  # empty text: a photo query
 
 
+def test_photo_query_blends_tower_and_colour_features():
+    from modules.encoders.color import color_features
+    from modules.search import document_text
+
+    items, images = crafted_items()
+    text_enc = FakeTextEncoder()
+    img_enc = FakeImageEncoder(text_enc)
+    params = load_params()
+    colours = np.stack([color_features(im, params) for im in images])
+    eng = SearchEngine.build(items, text_enc.encode(document_text(items)), img_enc.encode_images(images), colours,
+                             text_enc, img_enc, params, item_colors=[dominant_color_name(im) for im in images])
+    # a shopper's photo: a navy item in the middle of a cluttered scene (with some highlights), under-exposed
+    rng = np.random.default_rng(0)
+    scene = rng.uniform(40, 245, (96, 96, 3))
+    scene[24:72, 24:72] = COLOR_TABLE["navy"]
+    photo = Image.fromarray(np.clip(scene * 0.8, 0, 255).astype(np.uint8))
+    res = eng.search_image(photo, top_k=10)
+    assert res.intents["color"] == "navy"
+    assert all(_color_of(eng, i) == "navy" for i in res.item_ids), [_color_of(eng, i) for i in res.item_ids]
+    # the colour part of the photo score is a ranker feature
+    row = eng._candidates(None, photo, 1.0, None, False, None)[0]
+    assert "color_sim" in RANK_FEATURES and row["color_sim"].iloc[0] > row["color_sim"].iloc[-1]
+    # an item's own photo brings back its colour first (the crafted swatches of one colour are identical)
+    own = eng.search_image(images[5], top_k=3)
+    assert _color_of(eng, own.item_ids[0]) == dominant_color_name(images[5])
+
+
 def test_similar_excludes_itself_and_rejects_unknown_ids(engine):
     resp = engine.similar("it000", top_k=5)
     assert len(resp.results) == 5 and "it000" not in resp.item_ids

@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "hidden_dim": 512,
     "use_color_features": True,
     "augment_flip": True,
+    "augment_street": 0.0,
     "max_image_pixels": 40_000_000,
 }
 
@@ -89,6 +90,56 @@ def build_tower_model(cfg: dict[str, Any], color_dim: int) -> keras.Model:
     x = keras.layers.Dense(int(cfg["embedding_dim"]), name="projection")(x)
     out = keras.layers.Lambda(lambda t: tf.math.l2_normalize(t, axis=1), name="l2_normalize")(x)
     return keras.Model(inputs, out, name="image_tower")
+
+
+def _clutter_background(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random busy scene in [0, 1] (size x size x 3): a mid-dark base, a ground band and blurred coloured blocks,
+    standing in for the street / room behind a product photographed by a shopper."""
+    from PIL import ImageDraw, ImageFilter
+
+    bg = Image.new("RGB", (size, size), tuple(int(v) for v in rng.uniform(40, 150, size=3)))
+    draw = ImageDraw.Draw(bg)
+    ground = int(size * rng.uniform(0.5, 0.85))
+    draw.rectangle([0, ground, size, size], fill=tuple(int(v) for v in rng.uniform(30, 130, size=3)))
+    for _ in range(int(rng.integers(6, 20))):
+        x0, y0 = rng.uniform(-0.1, 1.0, size=2) * size
+        w, h = rng.uniform(0.05, 0.4, size=2) * size
+        draw.rectangle([x0, y0, x0 + w, y0 + h], fill=tuple(int(v) for v in rng.uniform(10, 220, size=3)))
+    bg = bg.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.5, 2.0))))
+    return np.asarray(bg, dtype=np.float32) / 255.0
+
+
+def street_augment(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A "shopper's photo" of a clean catalog render ``arr`` (H x W x 3 in [0, 1], square): the product (found by
+    :func:`modules.encoders.color.foreground_mask`) is rotated (+-30 deg), rescaled and shifted onto a cluttered
+    background, then lit with a brightness gradient, a colour cast, under-exposure and sensor noise, and cropped.
+    Trains the tower to embed query photos (``search_image``) next to the item they show."""
+    from modules.encoders.color import foreground_mask
+
+    size = arr.shape[0]
+    mask = foreground_mask(arr.astype(np.float64) * 255.0).astype(np.float32)
+    item = Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8), "RGB")
+    alpha = Image.fromarray((mask * 255).astype(np.uint8), "L")
+    angle, scale = float(rng.uniform(-30, 30)), float(rng.uniform(0.65, 1.05))
+    shift = rng.uniform(-0.12, 0.12, size=2) * size
+    item = item.rotate(angle, resample=Image.BILINEAR, fillcolor=(0, 0, 0))
+    alpha = alpha.rotate(angle, resample=Image.BILINEAR, fillcolor=0)
+    new = max(8, int(round(size * scale)))
+    item, alpha = item.resize((new, new), Image.BILINEAR), alpha.resize((new, new), Image.BILINEAR)
+    canvas = Image.fromarray((_clutter_background(size, rng) * 255).astype(np.uint8), "RGB")
+    offset = (int(round((size - new) / 2 + shift[0])), int(round((size - new) / 2 + shift[1])))
+    canvas.paste(item, offset, alpha)
+    out = np.asarray(canvas, dtype=np.float32) / 255.0
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    phi = rng.uniform(0, 2 * np.pi)
+    light = 1.0 + rng.uniform(0.1, 0.45) * (xx * np.cos(phi) + yy * np.sin(phi))
+    out = out * light[..., None] * rng.uniform(0.85, 1.12, size=3).astype(np.float32) * rng.uniform(0.6, 1.0)
+    out = out + rng.normal(0.0, 0.02, size=out.shape).astype(np.float32)
+    frac = rng.uniform(0.72, 1.0)
+    w = max(8, int(size * frac))
+    x0, y0 = (int(v) for v in rng.integers(0, size - w + 1, size=2))
+    crop = Image.fromarray((np.clip(out, 0, 1) * 255).astype(np.uint8), "RGB").crop((x0, y0, x0 + w, y0 + w))
+    return np.asarray(crop.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
 
 
 def info_nce_loss(img_emb: tf.Tensor, text_emb: tf.Tensor, temperature: float) -> tf.Tensor:
@@ -212,13 +263,12 @@ class ImageTower:
         opt = keras.optimizers.Adam(float(cfg["learning_rate"]))
         temperature = float(cfg["temperature"])
         text_t = tf.constant(text_emb)
-        colour_t = tf.constant(colour)
 
         @tf.function(reduce_retracing=True)
-        def step(pixels: tf.Tensor, idx: tf.Tensor) -> tf.Tensor:
+        def step(pixels: tf.Tensor, colour_batch: tf.Tensor, idx: tf.Tensor) -> tf.Tensor:
             inputs = {"pixels": pixels}
             if cfg["use_color_features"]:
-                inputs["color_features"] = tf.gather(colour_t, idx)
+                inputs["color_features"] = colour_batch
             with tf.GradientTape() as tape:
                 emb = tower.model(inputs, training=True)
                 loss = info_nce_loss(emb, tf.gather(text_t, idx), temperature)
@@ -232,13 +282,13 @@ class ImageTower:
             if len(batches) > 1 and len(batches[-1]) < 2:
                 batches = batches[:-1]
             losses = []
-            it: Any = tower._stream(images, batches, seed=seed, epoch=epoch)
+            it: Any = tower._stream(images, batches, seed=seed, epoch=epoch, colour=colour)
             if progress:
                 from tqdm.auto import tqdm
 
                 it = tqdm(it, total=len(batches), desc=f"tower epoch {epoch + 1}/{cfg['epochs']}", unit="batch")
-            for pixels, idx in it:
-                losses.append(float(step(tf.constant(pixels), tf.constant(idx))))
+            for pixels, colour_batch, idx in it:
+                losses.append(float(step(tf.constant(pixels), tf.constant(colour_batch), tf.constant(idx))))
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
             if n_val >= 2:
                 val_emb = tower.encode_images([tower._load(images[i]) for i in val_idx[:512]])
@@ -277,24 +327,35 @@ class ImageTower:
         return np.asarray(valid, dtype=np.int64), colour
 
     def _stream(
-        self, images: Sequence[ImageSource], batches: list[np.ndarray], seed: int, epoch: int
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Decode one batch at a time in a tf.data pipeline (parallel, ordered, prefetched)."""
+        self, images: Sequence[ImageSource], batches: list[np.ndarray], seed: int, epoch: int, colour: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Decode one batch at a time in a tf.data pipeline (parallel, ordered, prefetched): (pixels, colour
+        features, item indices). With probability ``augment_street`` an example becomes a :func:`street_augment`
+        photo, and its colour features are recomputed from the augmented pixels (what a query photo would give)."""
         size = int(self.cfg["input_size"])
         flip = bool(self.cfg["augment_flip"])
+        p_street = float(self.cfg.get("augment_street", 0.0))
+        use_colour = bool(self.cfg["use_color_features"])
 
-        def load_batch(b: int) -> tuple[np.ndarray, np.ndarray]:
+        def load_batch(b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             idx = batches[b]
             out = np.empty((len(idx), size, size, 3), dtype=np.float32)
+            feats = colour[idx].astype(np.float32)
             for j, i in enumerate(idx):
+                rng = np.random.default_rng([seed, epoch, int(i)])
                 arr = image_to_array(self._load(images[int(i)]), size)
-                if flip and np.random.default_rng([seed, epoch, int(i)]).random() < 0.5:
+                if flip and rng.random() < 0.5:
                     arr = arr[:, ::-1]
+                if p_street > 0 and rng.random() < p_street:
+                    arr = street_augment(np.ascontiguousarray(arr), rng)
+                    if use_colour:
+                        img = Image.fromarray((arr * 255).astype(np.uint8), "RGB")
+                        feats[j] = color_features(img, self.cfg["color"])
                 out[j] = arr
-            return out, idx.astype(np.int64)
+            return out, feats, idx.astype(np.int64)
 
         ds = tf.data.Dataset.range(len(batches)).map(
-            lambda b: tf.numpy_function(lambda x: load_batch(int(x)), [b], (tf.float32, tf.int64)),
+            lambda b: tf.numpy_function(lambda x: load_batch(int(x)), [b], (tf.float32, tf.float32, tf.int64)),
             num_parallel_calls=2,
             deterministic=True,
         )

@@ -8,14 +8,25 @@ import numpy as np
 import pandas as pd
 
 
-def rrf(ranked_lists: Mapping[str, Sequence[int]], k: int = 60) -> dict[int, float]:
-    """Reciprocal rank fusion: ``score(d) = sum over lists of 1 / (k + rank(d))`` with ranks starting at 1."""
+def rrf(ranked_lists: Mapping[str, Sequence[int]], k: int = 60, weights: Mapping[str, float] | None = None
+        ) -> dict[int, float]:
+    """Weighted reciprocal rank fusion: ``score(d) = sum over lists of w_list / (k + rank(d))``, ranks from 1.
+
+    ``weights`` maps list names to their weight (missing names weigh 1.0; 0 drops a list's contribution but keeps
+    its candidates). Plain RRF lets several weak dense lists outvote one strong lexical list; weights tuned on
+    TRAIN queries (``retrieval.rrf_weights``) correct that.
+    """
     if k < 0:
         raise ValueError("rrf k must be >= 0")
+    weights = weights or {}
+    bad = {name: w for name, w in weights.items() if not np.isfinite(w) or w < 0}
+    if bad:
+        raise ValueError(f"rrf weights must be finite and >= 0, got {bad}")
     scores: dict[int, float] = {}
-    for rows in ranked_lists.values():
+    for name, rows in ranked_lists.items():
+        w = float(weights.get(name, 1.0))
         for rank, row in enumerate(rows, start=1):
-            scores[int(row)] = scores.get(int(row), 0.0) + 1.0 / (k + rank)
+            scores[int(row)] = scores.get(int(row), 0.0) + w / (k + rank)
     return scores
 
 
