@@ -285,7 +285,10 @@ class SearchEngine:
         else:
             q_color = color_features(img, self.params.get("encoders", {}).get("color"))
             color_sim = unit @ l2_normalize(q_color).ravel()
-        same = np.array([c == dominant for c in self.item_colors], dtype=np.float32)
+        names = getattr(self, "_item_colors_arr", None)
+        if names is None or len(names) != len(self.item_colors):  # cached until add_items grows the catalog
+            names = self._item_colors_arr = np.asarray(self.item_colors, dtype=str)
+        same = (names == dominant).astype(np.float32)
         return (w_tower * tower_sim + w_color * color_sim + bonus * same).astype(np.float32), color_sim, dominant
 
     def _image_space_text(self, text: str, text_vec: np.ndarray) -> np.ndarray | None:
