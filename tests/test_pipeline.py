@@ -68,8 +68,7 @@ def test_catalog_without_history_skips_recommendation_steps(tmp_path: Path) -> N
     assert {"DataCheck", "EmbeddingGen", "IndexBuilder", "RankerTrainer", "BundlePusher", "FeastPublisher"} <= ids
 
 
-@pytest.mark.slow
-@pytest.mark.integration
+@pytest.mark.integration  # runs in `make test` (CI): the whole tiny pipeline, twice
 def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from feast import FeatureStore
 
