@@ -104,6 +104,15 @@ def read_latest(serving_dir: str | Path) -> str | None:
     return name or None
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link a staged file into the serving dir when on the same filesystem (staging is private and
+    deleted after the push, so nothing else can write through the link); otherwise copy it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def push_atomic(staging_dir: str | Path, serving_dir: str | Path, version: str) -> Path:
     """Copy a staged bundle to ``serving_dir/<version>`` atomically and point ``LATEST`` at it.
 
@@ -123,7 +132,7 @@ def push_atomic(staging_dir: str | Path, serving_dir: str | Path, version: str) 
     if tmp.exists():  # left over from a crashed push of this very version
         shutil.rmtree(tmp)
     try:
-        shutil.copytree(staging_dir, tmp)
+        shutil.copytree(staging_dir, tmp, copy_function=_link_or_copy)
         verify_bundle(tmp)
         os.rename(tmp, final)
     except BaseException:

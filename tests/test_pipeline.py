@@ -94,8 +94,11 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
 
     version = read_latest(serving)
     manifest = verify_bundle(serving / version)
-    for role in ("model", "index", "ranker", "text_encoder", "transform"):
+    for role in ("model", "index", "ranker", "text_encoder", "transform", "recommend", "images"):
         assert (serving / version / manifest["components"][role]).is_dir(), role
+    items_csv = (data / "items.csv").read_text().splitlines()
+    pushed_images = list((serving / version / "images").glob("*.png"))
+    assert len(pushed_images) == len(items_csv) - 1  # every catalog photo travels with the bundle (/items/{id}/image)
     assert manifest["data_hash"] and manifest["mlmd_ids"]["search_engine"] > 0
     assert manifest["metrics"]["bm25"]
 

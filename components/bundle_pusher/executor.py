@@ -58,12 +58,37 @@ def stage_bundle(
         shutil.copytree(two_tower_dir, staging / layout["model"])
     else:
         layout["model"] = layout["text_encoder"]  # no recommender history: the text encoder is the served model
+    layout["images"] = "images"
+    copy_catalog_images(data_dir, staging)
     layout["recommend"] = "recommend"
     build_recommender_dir(
         staging / layout["recommend"], data_dir, emb_dir, params,
         staging / layout["model"] if two_tower_dir else None, layout.get("model") if two_tower_dir else None,
     )
     return layout
+
+
+def copy_catalog_images(data_dir: str, staging: Path) -> int:
+    """Copy each item's photo into the bundle at its DATA_DIR-relative image_path (the server reads only the bundle).
+
+    Always a real copy: a hard link would let a later rewrite of DATA_DIR change a pushed (checksummed) bundle.
+    """
+    from components.common import load_items
+
+    root = Path(data_dir).resolve()
+    copied = 0
+    for rel in load_items(data_dir)["image_path"].fillna("").astype(str):
+        if not rel:
+            continue
+        src = (root / rel).resolve()
+        if root not in src.parents or not src.is_file():  # never follow a path out of DATA_DIR
+            continue
+        dst = staging / Path(rel)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+        copied += 1
+    log.info("bundle: %d catalog images staged", copied)
+    return copied
 
 
 def build_recommender_dir(
