@@ -1,8 +1,10 @@
 """RetrievalEvaluator: benchmark on the eval split, metrics artifact and a ModelBlessing.
 
-Blessed only if the served method (hybrid + LambdaMART) beats BM25 NDCG@k by
+Judged queries: blessed only if the served method (hybrid + LambdaMART) beats BM25 NDCG@k by
 ``evaluation.bless_margin_over_bm25`` and does not regress more than ``evaluation.regression_tolerance``
-against the latest blessed run, found by a Resolver with LatestBlessedModelStrategy.
+against the latest blessed run, found by a Resolver with LatestBlessedModelStrategy. Self-supervised
+known-item queries (an ingested catalog): the same margins on MRR and Recall@k of the served system over
+all queries, BM25 scoring 0 on photo queries (``modules.blessing``).
 The blessing carries ``current_model_id`` (the search engine), as the strategy expects.
 """
 # No "from __future__ import annotations": the @component decorator reads real type hints.
@@ -61,8 +63,10 @@ def RetrievalEvaluator(  # noqa: N802
             for name, value in values.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)
         }
+        flat.update({_metric_name(f"known_item.{name}"): float(value) for name, value in res["summary"].items()})
         mlflow.log_metrics(flat)
         mlflow.log_metric("blessed", int(res["blessed"]))
+        mlflow.set_tag("blessing_rule", res["rule"])
         mlflow.log_artifacts(metrics.uri, artifact_path="benchmark")
         mlflow.log_text("\n".join(res["reasons"]), "blessing_reasons.txt")
     metrics_file = os.path.join(metrics.uri, executor.METRICS_FILE)
@@ -73,6 +77,7 @@ def RetrievalEvaluator(  # noqa: N802
     blessing.set_int_custom_property("current_model_id", search_engine.id)
     blessing.set_string_custom_property("current_model", search_engine.uri)
     blessing.set_string_custom_property("metrics_uri", metrics_file)
+    blessing.set_string_custom_property("rule", res["rule"])
     blessing.set_string_custom_property("reasons", " | ".join(res["reasons"])[:2000])
     if base_id is not None:
         blessing.set_int_custom_property("baseline_blessing_id", int(base_id))

@@ -1,4 +1,9 @@
-"""RetrievalEvaluator logic: the search benchmark on the EVAL queries, blessing against BM25 and the baseline."""
+"""RetrievalEvaluator logic: the search benchmark on the EVAL queries, blessing against BM25 and the baseline.
+
+The blessing rule follows the queries' source (``modules.blessing.rule_for``): judged queries use
+``modules.evaluation.bless`` (NDCG@k); self-supervised known-item queries (an ingested catalog) use
+``modules.blessing.bless_selfsupervised`` (MRR and Recall@k of the served system over all queries).
+"""
 from __future__ import annotations
 
 import json
@@ -33,8 +38,13 @@ def evaluate(
     engine_dir: str, ranker_dir: str, eval_queries: list[dict], params: dict[str, Any], data_dir: str, out_dir: str,
     baseline: dict | None, command: str = "pixelmatch run (TFX RetrievalEvaluator)",
 ) -> dict[str, Any]:
-    """Evaluate every method, decide the blessing, write metrics.json, benchmark.md and plot.png."""
-    from modules.evaluation import bless, evaluate_engine, machine_info, plot_results, render_section
+    """Evaluate every method, decide the blessing, write metrics.json, benchmark.md and plot.png.
+
+    Returns ``{"results", "blessed", "reasons", "k", "rule", "summary"}``; ``summary`` holds the
+    known-item aggregates (served vs BM25 MRR / Recall@k) when the rule is self-supervised.
+    """
+    from modules.blessing import SELF_SUPERVISED, bless_for, summary
+    from modules.evaluation import evaluate_engine, machine_info, plot_results, render_section
     from modules.ranking import LambdaMARTRanker
     from modules.search import SearchEngine
 
@@ -42,12 +52,15 @@ def evaluate(
     attach_ranker(engine, LambdaMARTRanker.load(ranker_dir))
     k = int(params.get("evaluation", {}).get("k", 10))
     results = evaluate_engine(engine, eval_queries, k=k, data_dir=data_dir, progress=True)
-    blessed, reasons = bless(results, baseline, params)
+    rule, blessed, reasons = bless_for(eval_queries, results, baseline, params)
+    known_item = summary(results, k) if rule == SELF_SUPERVISED else {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / METRICS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True, default=float))
+    extra_lines = [f"Blessing rule `{rule}`: {'blessed' if blessed else 'not blessed'}: " + "; ".join(reasons)]
     (out / "benchmark.md").write_text(
-        render_section(results, section="pipeline", command=command, machine=machine_info(), k=k, plot_name="plot.png")
+        render_section(results, section="pipeline", command=command, machine=machine_info(), k=k,
+                       extra_lines=extra_lines, plot_name="plot.png")
     )
     plot_results(results, out / "plot.png", k=k, title="PixelMatch retrieval (eval queries)")
-    return {"results": results, "blessed": blessed, "reasons": reasons, "k": k}
+    return {"results": results, "blessed": blessed, "reasons": reasons, "k": k, "rule": rule, "summary": known_item}
