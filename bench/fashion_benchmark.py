@@ -208,7 +208,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["bundle_version"] = (serving / "LATEST").read_text().strip()
     bundle_manifest = serving / result["bundle_version"] / "manifest.json"
     if bundle_manifest.is_file():
-        result["bundle_metrics"] = json.loads(bundle_manifest.read_text()).get("metrics")
+        manifest = json.loads(bundle_manifest.read_text())
+        result["bundle_metrics"] = manifest.get("metrics")
+        result["bundle_blessing"] = manifest.get("blessing")
 
     port = args.port or free_port()
     base = f"http://127.0.0.1:{port}"
@@ -261,6 +263,9 @@ def render_section(results: list[dict[str, Any]]) -> str:
             f"`/search/text` (hybrid, loopback, sequential, n={r['latency']['n']}): "
             f"p50 {r['latency']['p50_ms']:.1f} ms, **p95 {r['latency']['p95_ms']:.1f} ms**", "",
         ]
+        blessing = r.get("bundle_blessing")
+        if isinstance(blessing, dict) and blessing.get("reasons"):
+            lines += [f"Blessing (self-supervised known-item rule, eval queries): {blessing['reasons']}", ""]
         if r.get("strip"):
             lines += [f"Stripping changed {r['strip']['titles_changed']} titles "
                       f"({r['strip']['colour_words_removed']} colour words removed).", ""]
