@@ -2,8 +2,9 @@
 
     python -m pipelines.local_runner --data data --serving-dir serving_dir      # or: pixelmatch run
 
-Steps: a fast pre-flight data check (same rules as the in-pipeline gate), a lock on the pipeline root so
-two overlapping runs cannot happen, an MLflow parent run, then the TFX run (cached steps are reused).
+Steps: fold the serving delta log (items added/deleted live, modules/delta_ingest.py) into DATA_DIR, a fast
+pre-flight data check (same rules as the in-pipeline gate), a lock on the pipeline root so two overlapping runs
+cannot happen, an MLflow parent run, then the TFX run (cached steps are reused).
 Exit codes: 0 ok, 1 pipeline failure, 2 bad input data, 3 another run holds the lock.
 """
 from __future__ import annotations
@@ -121,10 +122,20 @@ def run_pipeline(
 ) -> int:
     """Run the pipeline once; return a process exit code (see the module docstring)."""
     from components.data_check.rules import DataCheckError, check_data_dir
+    from modules.delta_ingest import DELTA_FILE, DeltaIngestError, apply_delta
+    from modules.delta_ingest import format_summary as format_delta_summary
     from pipelines.configs import pipeline_settings
 
     settings = pipeline_settings(params_path)
     pipeline_root = str(Path(pipeline_root or settings["root"]).resolve())
+    if (Path(serving_dir) / DELTA_FILE).is_file():
+        # Items added/deleted live on the server join the catalogue (idempotent; the log is kept).
+        try:
+            summary = apply_delta(data_dir, serving_dir)
+        except DeltaIngestError as exc:
+            print(f"[pixelmatch] cannot apply the serving delta log, nothing was run or pushed:\n{exc}", file=sys.stderr)
+            return EXIT_BAD_DATA
+        print(f"[pixelmatch] {format_delta_summary(summary)}")
     if preflight:
         try:
             check_data_dir(data_dir)

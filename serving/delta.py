@@ -20,24 +20,17 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+# The log format (validation and folding) lives in modules/, shared with the pipeline's ingestion.
+from modules.delta_ingest import DELTA_FILE, DELTA_IMAGES_DIR, DeltaState, fold_delta, read_delta_log
+
+__all__ = ["DELTA_FILE", "DELTA_IMAGES_DIR", "DeltaLog", "DeltaState"]
+
 log = logging.getLogger(__name__)
-
-DELTA_FILE = "delta.jsonl"
-DELTA_IMAGES_DIR = "delta_images"
-
-
-@dataclass(frozen=True)
-class DeltaState:
-    """The net effect of a log: live items (in insertion order) and deleted ids."""
-
-    added: dict[str, dict[str, Any]]      # item_id -> {"item": {...}, "image_file": str | None}
-    deleted: set[str]                     # ids deleted (bundle items or earlier live items)
 
 
 class DeltaLog:
@@ -77,44 +70,16 @@ class DeltaLog:
     # ---- reading -------------------------------------------------------------------------
     def read(self) -> list[dict[str, Any]]:
         """All well-formed records; a torn or corrupt line is logged and skipped."""
-        if not self.path.is_file():
-            return []
-        out: list[dict[str, Any]] = []
-        with self.path.open(encoding="utf-8", errors="replace") as f:
-            for n, line in enumerate(f, start=1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    log.warning("delta log %s line %d is not JSON (torn write?); skipped", self.path, n)
-                    continue
-                if not isinstance(rec, dict) or rec.get("op") not in ("add", "delete"):
-                    log.warning("delta log %s line %d has no valid op; skipped", self.path, n)
-                    continue
-                out.append(rec)
-        return out
+        parsed = read_delta_log(self.path)
+        for problem in parsed.problems:
+            log.warning("delta log %s; skipped", problem)
+        if parsed.torn:
+            log.warning("delta log %s ends in an unterminated line (torn write?); ignored", self.path)
+        return parsed.records
 
     def state(self) -> DeltaState:
         """Fold the log: a later add of an id replaces an earlier one, a delete removes it."""
-        added: dict[str, dict[str, Any]] = {}
-        deleted: set[str] = set()
-        for rec in self.read():
-            if rec["op"] == "add":
-                item = rec.get("item") or {}
-                item_id = item.get("item_id")
-                if not isinstance(item_id, str):
-                    continue
-                added.pop(item_id, None)
-                added[item_id] = {"item": item, "image_file": rec.get("image_file")}
-                deleted.discard(item_id)
-            else:
-                item_id = rec.get("item_id")
-                if isinstance(item_id, str):
-                    added.pop(item_id, None)
-                    deleted.add(item_id)
-        return DeltaState(added=added, deleted=deleted)
+        return fold_delta(self.read())
 
     def image_path(self, rel: str | None) -> Path | None:
         """Resolve a stored image reference, refusing anything outside delta_images/."""
