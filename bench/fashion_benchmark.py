@@ -265,7 +265,7 @@ def render_section(results: list[dict[str, Any]]) -> str:
         ]
         blessing = r.get("bundle_blessing")
         if isinstance(blessing, dict) and blessing.get("reasons"):
-            lines += [f"Blessing (self-supervised known-item rule, eval queries): {blessing['reasons']}", ""]
+            lines += [f"Blessing of the pushed bundle (eval queries): {blessing['reasons']}", ""]
         if r.get("strip"):
             lines += [f"Stripping changed {r['strip']['titles_changed']} titles "
                       f"({r['strip']['colour_words_removed']} colour words removed).", ""]
