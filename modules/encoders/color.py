@@ -13,6 +13,7 @@ centre than along the border are kept as the subject (the subject is usually cen
 Colour names follow the synthetic catalog's vocabulary (``modules/catalog/vocab.py``: black ... teal), with
 ``burgundy`` covering maroon/wine and ``teal`` covering turquoise (see :data:`COLOR_ALIASES`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,12 +45,29 @@ COLOR_NAMES: list[str] = list(COLOR_TABLE)
 
 # Other common words for the same buckets (used to normalise labels, e.g. an ingested "baseColour").
 COLOR_ALIASES: dict[str, str] = {
-    "gray": "grey", "charcoal": "grey", "silver": "grey",
-    "maroon": "burgundy", "wine": "burgundy",
-    "turquoise": "teal", "turquoise blue": "teal", "sea green": "teal",
-    "khaki": "olive", "cream": "beige", "off white": "white", "ivory": "white", "tan": "beige",
-    "magenta": "pink", "rose": "pink", "lavender": "purple", "violet": "purple", "mustard": "yellow",
-    "navy blue": "navy", "coffee brown": "brown", "rust": "orange", "peach": "orange", "gold": "yellow",
+    "gray": "grey",
+    "charcoal": "grey",
+    "silver": "grey",
+    "maroon": "burgundy",
+    "wine": "burgundy",
+    "turquoise": "teal",
+    "turquoise blue": "teal",
+    "sea green": "teal",
+    "khaki": "olive",
+    "cream": "beige",
+    "off white": "white",
+    "ivory": "white",
+    "tan": "beige",
+    "magenta": "pink",
+    "rose": "pink",
+    "lavender": "purple",
+    "violet": "purple",
+    "mustard": "yellow",
+    "navy blue": "navy",
+    "coffee brown": "brown",
+    "rust": "orange",
+    "peach": "orange",
+    "gold": "yellow",
 }
 
 # Extra prototypes per name: real photos show lighter/darker shades than the synthetic palette.
@@ -204,10 +222,14 @@ def _foreground_pixels(img: Image.Image) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- features
 def color_histogram(img: Image.Image, bins: Sequence[int] = DEFAULT_BINS, ignore_background: bool = True) -> np.ndarray:
     """Joint HSV histogram with ``bins`` = (h, s, v) bins, L1-normalised, float32 of length h*s*v."""
-    if len(bins) != 3 or min(bins) < 1:
-        raise ValueError(f"bins must be three positive ints, got {bins}")
     rgb = _thumbnail(img)
     mask = foreground_mask(rgb) if ignore_background else np.ones(rgb.shape[:2], dtype=bool)
+    return _histogram(rgb, mask, bins)
+
+
+def _histogram(rgb: np.ndarray, mask: np.ndarray, bins: Sequence[int]) -> np.ndarray:
+    if len(bins) != 3 or min(bins) < 1:
+        raise ValueError(f"bins must be three positive ints, got {bins}")
     hsv_img = Image.fromarray(rgb.astype(np.uint8), "RGB").convert("HSV")
     hsv = np.asarray(hsv_img, dtype=np.float64)[mask]
     hist, _ = np.histogramdd(hsv, bins=tuple(int(b) for b in bins), range=((0, 256), (0, 256), (0, 256)))
@@ -222,7 +244,11 @@ def texture_features(img: Image.Image) -> np.ndarray:
     [edge density, mean gradient magnitude, orientation energy at 0/45/90/135 degrees (sums to 1),
     Laplacian (fine detail) energy, grey-level standard deviation]. All lie roughly in [0, 1].
     """
-    grey = _thumbnail(img) @ np.array([0.299, 0.587, 0.114]) / 255.0
+    return _texture(_thumbnail(img))
+
+
+def _texture(rgb: np.ndarray) -> np.ndarray:
+    grey = rgb @ np.array([0.299, 0.587, 0.114]) / 255.0
     gx = np.zeros_like(grey)
     gy = np.zeros_like(grey)
     gx[:, 1:-1] = (grey[:, 2:] - grey[:, :-2]) / 2.0
@@ -270,7 +296,10 @@ def dominant_colors(
     k-means (``k`` clusters) in CIE Lab over up to ``sample_pixels`` foreground pixels; clusters that map to the
     same colour name are merged.
     """
-    px = _foreground_pixels(img)
+    return _dominant(_foreground_pixels(img), k, sample_pixels, seed)
+
+
+def _dominant(px: np.ndarray, k: int, sample_pixels: int, seed: int) -> list[tuple[str, float, tuple[int, int, int]]]:
     rng = np.random.default_rng(seed)
     if len(px) > sample_pixels:
         px = px[rng.choice(len(px), size=sample_pixels, replace=False)]
@@ -304,11 +333,13 @@ def color_features(img: Image.Image, params: dict[str, Any] | None = None, seed:
     so cosine similarity of two vectors is dominated by colour (Hellinger affinity), then texture, then the name.
     """
     cfg = _color_cfg(params)
-    hist = np.sqrt(color_histogram(img, cfg["histogram_bins"]))
-    tex = texture_features(img)
+    rgb = _thumbnail(img)  # thumbnail and mask once; the three blocks share them
+    mask = foreground_mask(rgb)
+    hist = np.sqrt(_histogram(rgb, mask, cfg["histogram_bins"]))
+    tex = _texture(rgb)
     tex = tex / max(float(np.linalg.norm(tex)), 1e-9) * cfg["texture_weight"]
     onehot = np.zeros(len(COLOR_NAMES), dtype=np.float32)
-    top = dominant_colors(img, k=cfg["kmeans_k"], sample_pixels=cfg["sample_pixels"], seed=seed)[0][0]
+    top = _dominant(rgb[mask], cfg["kmeans_k"], cfg["sample_pixels"], seed)[0][0]
     onehot[COLOR_NAMES.index(top)] = cfg["dominant_weight"]
     return np.concatenate([hist, tex, onehot]).astype(np.float32)
 
