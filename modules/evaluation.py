@@ -469,7 +469,7 @@ def _item_images(items: Any, data_dir: Path, max_pixels: int, params: Mapping[st
 
     Images are decoded one at a time, so the catalog's photos never sit in memory together.
     """
-    from modules.encoders.color import color_feature_dim, color_features, dominant_color_name
+    from modules.encoders.color import color_feature_dim, color_features_and_name
     from modules.images import ImageError, load_image
 
     paths: list[Path | None] = []
@@ -487,8 +487,8 @@ def _item_images(items: Any, data_dir: Path, max_pixels: int, params: Mapping[st
         if img is None:
             names.append("")
             continue
-        colours[i] = color_features(img, params, seed=seed)
-        names.append(dominant_color_name(img, seed=seed))
+        colours[i], name = color_features_and_name(img, params, seed=seed)
+        names.append(name)
     return paths, colours, names
 
 

@@ -270,20 +270,19 @@ class SearchEngine:
         + dominant_color_bonus * [same dominant colour]``. The model-free colour features (background removed,
         exposure-normalised for busy scenes) are robust to a shopper's clutter and lighting, where the tower's
         view of shape is not; weights tuned on TRAIN image queries (params.yaml)."""
-        from modules.encoders.color import color_features, dominant_color_name
+        from modules.encoders.color import color_features_and_name
 
         cfg = dict(self.hp.get("photo", {}))
         w_tower = float(cfg.get("tower_weight", 0.25))
         w_color = float(cfg.get("color_weight", 0.75))
         bonus = float(cfg.get("dominant_color_bonus", 0.1))
         img = img.convert("RGB")
-        dominant = dominant_color_name(img)
+        q_color, dominant = color_features_and_name(img, self.params.get("encoders", {}).get("color"))
         tower_sim = self.image_index.vectors @ l2_normalize(q_photo).ravel()
         unit = self._color_unit
         if unit is None:
             color_sim = np.zeros(self.n_rows, np.float32)
         else:
-            q_color = color_features(img, self.params.get("encoders", {}).get("color"))
             color_sim = unit @ l2_normalize(q_color).ravel()
         names = getattr(self, "_item_colors_arr", None)
         if names is None or len(names) != len(self.item_colors):  # cached until add_items grows the catalog
@@ -610,14 +609,14 @@ class SearchEngine:
                 continue
             if not isinstance(img, Image.Image):
                 raise ValueError(f"images[{j}] must be a PIL.Image or None")
-            from modules.encoders.color import color_features, dominant_color_name
+            from modules.encoders.color import color_features_and_name
 
             img = img.convert("RGB")
             if self.image_encoder is not None:
                 image_emb[j] = self.image_encoder.encode_images([img])[0]
-            colors[j] = dominant_color_name(img)
+            feats, colors[j] = color_features_and_name(img, self.params.get("encoders", {}).get("color"))
             if self.color_feats is not None:
-                color_rows.append(color_features(img, self.params.get("encoders", {}).get("color")))
+                color_rows.append(feats)
 
         for iid in ids:  # replacement: tombstone the old version
             old = self.id_to_row.get(iid)

@@ -282,6 +282,25 @@ def test_tower_trains_from_streamed_paths_and_skips_bad_files(shapes_data, tmp_p
         ImageTower.train(paths, text_emb[:5], params, progress=False)
 
 
+def test_tower_max_train_items_bounds_the_training_set(shapes_data, monkeypatch) -> None:
+    from modules.encoders.tower import ImageTower
+
+    images, _, text_emb = shapes_data
+    seen: list[int] = []
+    real_stream = ImageTower._stream
+
+    def spy(self, imgs, batches, **kw):  # record which items each epoch trains on
+        seen.extend(int(i) for b in batches for i in b)
+        return real_stream(self, imgs, batches, **kw)
+
+    monkeypatch.setattr(ImageTower, "_stream", spy)
+    tower_cfg = {**TINY_TOWER["encoders"]["tower"], "epochs": 1, "max_train_items": 10}
+    tower = ImageTower.train(images, text_emb, {"encoders": {**TINY_TOWER["encoders"], "tower": tower_cfg}}, seed=2,
+                             progress=False)
+    assert len(set(seen)) == 10 and len(seen) == 10
+    assert tower.encode_images(images).shape == (len(images), 384)  # every item is still encoded
+
+
 # --------------------------------------------------------------------------------------------------- colour
 def _product_photo(rgb: tuple[int, int, int], size: int = 128, seed: int = 0) -> Image.Image:
     """Real-photo-like: off-white studio background with a vertical gradient, a soft shadow, a shaded garment
@@ -368,6 +387,18 @@ def test_histogram_texture_and_features() -> None:
     rows = enc.encode_images([img, _product_photo(COLOR_TABLE["red"]), _product_photo(COLOR_TABLE["blue"], seed=5)])
     assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-6)
     assert rows[0] @ rows[2] > rows[0] @ rows[1]  # blue is closer to blue than to red
+
+
+def test_one_pass_features_and_name_equal_the_separate_calls() -> None:
+    from modules.encoders.color import color_features_and_name, dominant_color_name
+    from modules.encoders.tower import street_augment
+
+    rng = np.random.default_rng(3)
+    studio = _product_photo(COLOR_TABLE["green"], seed=2)
+    street = Image.fromarray((street_augment(np.asarray(studio, np.float32) / 255.0, rng) * 255).astype(np.uint8))
+    for img in (studio, street):
+        feats, name = color_features_and_name(img)
+        assert np.array_equal(feats, color_features(img)) and name == dominant_color_name(img)
 
 
 @pytest.mark.skipif(not (FASHION / "catalog.csv").is_file(), reason="fashion-sample dataset not available")

@@ -39,7 +39,7 @@ def _load_images(items: Any, data_dir: Path, max_pixels: int) -> tuple[list[Any]
 def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
     """Write text.npy, image.npy, color.npy, item_ids.json and image_tower/ to ``out_dir``; return stats."""
     from modules.data_io import item_text
-    from modules.encoders.color import color_features, dominant_color_name
+    from modules.encoders.color import color_features_and_name
     from modules.encoders.text import text_encoder_from_params
     from modules.encoders.tower import ImageTower
     from modules.tracking import child_run, emissions
@@ -55,10 +55,9 @@ def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> 
     t_text = time.time() - t0
 
     images, has_image = _load_images(items, root, int(params.get("serving", {}).get("max_image_pixels", 40_000_000)))
-    color = np.stack([color_features(img, params, seed=seed) for img in tqdm(images, desc="colour features", unit="img")])
-    color_names = [
-        dominant_color_name(img, seed=seed) if ok else "" for img, ok in zip(images, has_image, strict=True)
-    ]
+    pairs = [color_features_and_name(img, params, seed=seed) for img in tqdm(images, desc="colour features", unit="img")]
+    color = np.stack([f for f, _ in pairs])
+    color_names = [name if ok else "" for (_, name), ok in zip(pairs, has_image, strict=True)]
     t1 = time.time()
     with child_run("training:image_tower", params={f"tower.{k}": v for k, v in enc_params.get("tower", {}).items()}) as run:
         with emissions("image_tower", out / "codecarbon") as em:

@@ -327,7 +327,14 @@ def dominant_color_name(img: Image.Image, k: int = 3, seed: int = 42) -> str:
 
 
 def color_features(img: Image.Image, params: dict[str, Any] | None = None, seed: int = 42) -> np.ndarray:
-    """Model-free feature vector: [sqrt(HSV histogram), weighted unit texture, weighted one-hot dominant colour].
+    """Model-free feature vector (see :func:`color_features_and_name`)."""
+    return color_features_and_name(img, params, seed)[0]
+
+
+def color_features_and_name(
+    img: Image.Image, params: dict[str, Any] | None = None, seed: int = 42
+) -> tuple[np.ndarray, str]:
+    """(features, named dominant colour) from one thumbnail, mask and k-means pass. Features: model-free feature vector: [sqrt(HSV histogram), weighted unit texture, weighted one-hot dominant colour].
 
     ``params`` may be the full params dict or its ``encoders.color`` section. The sqrt histogram has unit L2 norm,
     so cosine similarity of two vectors is dominated by colour (Hellinger affinity), then texture, then the name.
@@ -341,7 +348,7 @@ def color_features(img: Image.Image, params: dict[str, Any] | None = None, seed:
     onehot = np.zeros(len(COLOR_NAMES), dtype=np.float32)
     top = _dominant(rgb[mask], cfg["kmeans_k"], cfg["sample_pixels"], seed)[0][0]
     onehot[COLOR_NAMES.index(top)] = cfg["dominant_weight"]
-    return np.concatenate([hist, tex, onehot]).astype(np.float32)
+    return np.concatenate([hist, tex, onehot]).astype(np.float32), top
 
 
 def color_feature_dim(params: dict[str, Any] | None = None) -> int:

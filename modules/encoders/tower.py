@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "use_color_features": True,
     "augment_flip": True,
     "augment_street": 0.0,
+    "max_train_items": None,
     "max_image_pixels": 40_000_000,
 }
 
@@ -256,6 +257,10 @@ class ImageTower:
         valid = valid[rng.permutation(len(valid))]
         n_val = int(round(len(valid) * val_fraction)) if val_fraction > 0 else 0
         val_idx, train_idx = np.sort(valid[:n_val]), valid[n_val:]
+        if cfg.get("max_train_items") and len(train_idx) > int(cfg["max_train_items"]):
+            # a seeded subsample bounds the training cost at full scale; every item is still encoded afterwards
+            train_idx = train_idx[: int(cfg["max_train_items"])]
+            log.info("tower: training on a seeded subsample of %d items", len(train_idx))
         if len(train_idx) < 2:
             raise ValueError("fewer than 2 readable training images")
 
