@@ -38,10 +38,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from modules.config import load_params  # noqa: E402
+from modules.config import load_params, shared_dir  # noqa: E402
 from modules.ingest import ingest_catalog  # noqa: E402
 
-FASHION = REPO.parent / "shared" / "datasets" / "fashion-sample"
+FASHION = shared_dir() / "datasets" / "fashion-sample"
 OUT_ROOT = REPO / "bench" / "out"
 RESULTS_MD = REPO / "docs" / "benchmark_results.md"
 BEGIN, END = "<!-- BEGIN fashion -->", "<!-- END fashion -->"

@@ -9,6 +9,18 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path:
+    """The workspace's shared folder (reference vectors, the fashion sample): ``$PIXELMATCH_SHARED_DIR``, else
+    ``../shared`` beside the checkout, else ``/work/shared`` (a clone elsewhere, e.g. /tmp, still finds it)."""
+    env = os.environ.get("PIXELMATCH_SHARED_DIR")
+    if env:
+        return Path(env)
+    for cand in (REPO_ROOT.parent / "shared", Path("/work/shared")):
+        if cand.is_dir():
+            return cand
+    return REPO_ROOT.parent / "shared"
 DEFAULT_SEED = 42
 
 

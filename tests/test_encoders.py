@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from modules.config import shared_dir
 from modules.encoders.color import (
     COLOR_NAMES,
     COLOR_TABLE,
@@ -23,8 +24,8 @@ from modules.encoders.color import (
     texture_features,
 )
 
-REFERENCE = Path("/work/shared/reference/minilm_reference_embeddings.json")
-FASHION = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fashion-sample"
+REFERENCE = shared_dir() / "reference" / "minilm_reference_embeddings.json"
+FASHION = shared_dir() / "datasets" / "fashion-sample"
 
 
 # --------------------------------------------------------------------------------------------------- text

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.config import REPO_ROOT, load_params
+from modules.config import load_params, shared_dir
 from modules.ingest import CORE_COLUMNS, IngestError, ingest_catalog, normalise_gender, parse_price
 from modules.selfsup import make_selfsupervised_queries, tokenize
 
-FASHION = REPO_ROOT.parent / "shared" / "datasets" / "fashion-sample"
+FASHION = shared_dir() / "datasets" / "fashion-sample"
 FASHION_MAP = {"item_id": "id", "category": "articleType", "color": "baseColour"}
 
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modules.config import REPO_ROOT, load_params
+from modules.config import load_params, shared_dir
 from modules.ingest import ingest_catalog
 
 pytestmark = pytest.mark.integration
 
-FASHION = REPO_ROOT.parent / "shared" / "datasets" / "fashion-sample"
+FASHION = shared_dir() / "datasets" / "fashion-sample"
 N_ROWS = 300
 MAPPING = {"item_id": "id", "category": "articleType", "color": "baseColour"}
 
