@@ -52,6 +52,7 @@ RETRIEVERS = ("hybrid", "bm25", "tfidf", "text", "image", "fusion")
 RANK_FEATURES: list[str] = [
     "bm25", "tfidf", "dense_text", "dense_image", "dense_fused", "rrf", "two_tower", "category_match",
     "color_match", "pattern_match", "gender_match", "price", "price_in_range", "popularity", "is_cold", "color_sim",
+    "brand_match", "pre_rerank", "has_text", "has_image",
 ]
 _REQUIRED_COLUMNS = ("item_id", "title")
 _RECORD_DEFAULTS: dict[str, Any] = {"description": "", "category": "", "brand": "", "price": 0.0,
@@ -402,6 +403,8 @@ class SearchEngine:
             "color_sim": color_sim[rows],
         })
         # Soft boosts: only intents the query actually expressed count.
+        feats["brand_match"] = (self.brand[rows] == intents.brand).astype(np.float32) if intents.brand else 0.0
+        feats["has_text"], feats["has_image"] = float(bool(text)), float(img is not None)  # query kind
         matched = np.zeros(len(rows))
         for name, present in (("category_match", intents.category), ("color_match", intents.color),
                               ("pattern_match", intents.pattern), ("gender_match", intents.gender),
@@ -409,8 +412,9 @@ class SearchEngine:
             if present:
                 matched += feats[name].to_numpy(dtype=np.float64)
         if intents.brand:
-            matched += (self.brand[rows] == intents.brand).astype(np.float64)
+            matched += feats["brand_match"].to_numpy(dtype=np.float64)
         feats["score"] = feats["rrf"] / feats["rrf"].max() + float(self.hp.get("intent_boost", 0.15)) * matched
+        feats["pre_rerank"] = feats["score"]  # the hybrid order the re-ranker starts from
         feats = feats.sort_values(["score", "row"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
         qctx = {"query": text or "", "intents": intents.to_dict(), "filters": dict(filters or {}),
                 "has_image": img is not None, "context": dict(context or {})}
