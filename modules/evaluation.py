@@ -590,6 +590,12 @@ def _describe_ranker(info: Mapping[str, Any]) -> str:
         parts.append(f"early-stopped at {info['best_iteration']} trees (validation {valid})")
     if info.get("top_features"):
         parts.append("top features by gain: " + ", ".join(list(info["top_features"])[:5]))
+    if info.get("validation_by_kind"):
+        gate = ", ".join(f"{kind} {v['pre_rerank_ndcg']:.4f} -> {v['ranker_ndcg']:.4f} (n={v['n_queries']})"
+                         for kind, v in sorted(info["validation_by_kind"].items()))
+        parts.append(f"validation NDCG@10 hybrid -> ranker: {gate}; re-ranks "
+                     f"{', '.join(info.get('rerank_kinds') or []) or 'no query kind'} (the other kinds keep the hybrid "
+                     "order, so their '+ LambdaMART' rows equal the hybrid rows)")
     return "; ".join(parts)
 
 

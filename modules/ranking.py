@@ -202,6 +202,12 @@ class LambdaMARTRanker:
         pairs = sorted(zip(self.features, values.tolist(), strict=True), key=lambda p: -p[1])
         return {f: float(v) for f, v in pairs}
 
+    def applies_to(self, kind: str) -> bool:
+        """Whether to re-rank queries of ``kind`` (text/image/composed): only kinds where the ranker beat the
+        hybrid order on its validation queries (rankers trained without that check apply everywhere)."""
+        kinds = self.info.get("rerank_kinds")
+        return kinds is None or kind in kinds
+
     def save(self, out_dir: str | Path) -> Path:
         """Write ``model.txt`` (the LightGBM booster) and ``features.json`` (features, qids, info)."""
         out = Path(out_dir)
@@ -295,4 +301,41 @@ def train_ranker(
     info["n_train_queries"] = int(len(set(qids[train_rows].tolist())))
     # Keep only the trees up to the best iteration, so predict() needs no num_iteration argument.
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=int(best)))
+    if fit_kwargs:
+        by_kind = validation_by_kind(Xf[valid_rows], y[valid_rows], qids[valid_rows], trimmed.predict(Xf[valid_rows]),
+                                     k=eval_at[0])
+        if by_kind:
+            info["validation_by_kind"] = by_kind
+            min_gain = float(rp.get("min_validation_gain", 0.0))
+            info["rerank_kinds"] = sorted(kind for kind, v in by_kind.items()
+                                          if v["ranker_ndcg"] >= v["pre_rerank_ndcg"] + min_gain)
     return LambdaMARTRanker(trimmed, features, trained_qids=qids.tolist(), info=info)
+
+
+def query_kind(has_text: bool, has_image: bool) -> str:
+    """``text``, ``image`` or ``composed`` (photo + text): the re-ranker is gated per kind."""
+    return "composed" if has_text and has_image else ("image" if has_image else "text")
+
+
+def validation_by_kind(X: pd.DataFrame, y: np.ndarray, qids: np.ndarray, pred: np.ndarray,
+                       k: int = 10) -> dict[str, dict[str, float]]:
+    """Per query kind, mean NDCG@k on the validation queries of the hybrid order (``pre_rerank``) and of the
+    ranker's order. Empty when the features lack ``pre_rerank``/``has_text``/``has_image``."""
+    from modules.metrics import ndcg_at_k
+
+    if not {"pre_rerank", "has_text", "has_image"} <= set(X.columns):
+        return {}
+    frame = pd.DataFrame({"qid": qids, "y": y, "pre": X["pre_rerank"].to_numpy(), "pred": pred,
+                          "t": X["has_text"].to_numpy() > 0, "i": X["has_image"].to_numpy() > 0})
+    scores: dict[str, dict[str, list[float]]] = {}
+    for _, g in frame.groupby("qid", sort=False):
+        rel = {str(j): float(v) for j, v in enumerate(g["y"]) if v > 0}
+        if not rel:
+            continue
+        ids = [str(j) for j in range(len(g))]
+        by = scores.setdefault(query_kind(bool(g["t"].iloc[0]), bool(g["i"].iloc[0])), {"pre": [], "ranker": []})
+        for name, col in (("pre", "pre"), ("ranker", "pred")):
+            order = np.argsort(-g[col].to_numpy(), kind="stable")
+            by[name].append(ndcg_at_k([ids[j] for j in order], rel, k))
+    return {kind: {"n_queries": len(v["pre"]), "pre_rerank_ndcg": float(np.mean(v["pre"])),
+                   "ranker_ndcg": float(np.mean(v["ranker"]))} for kind, v in scores.items()}

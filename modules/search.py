@@ -39,6 +39,7 @@ from PIL import Image
 
 from modules.fusion import Fusion
 from modules.query_understanding import Intents, QueryParser
+from modules.ranking import query_kind
 from modules.retrieval.dense import DenseIndex, l2_normalize
 from modules.retrieval.filters import filter_mask, validate_filters
 from modules.retrieval.hybrid import apply_reranker, rrf
@@ -423,6 +424,10 @@ class SearchEngine:
     def _respond(self, feats: pd.DataFrame, intents: Intents, qctx: dict[str, Any], top_k: int, retriever: str,
                  t0: float, lexical_ran: bool, rerank: bool = True) -> SearchResponse:
         reranker_scores = None
+        kind = query_kind(bool(qctx.get("query")), bool(qctx.get("has_image")))
+        applies = getattr(self.ranker, "applies_to", None)
+        if applies is not None and not applies(kind):
+            rerank = False  # the ranker did not beat the hybrid order on this kind's validation queries
         if rerank and self.ranker is not None and len(feats):
             reranker_scores = apply_reranker(self.ranker, {**qctx, "retriever": retriever},
                                              feats[["item_id", *RANK_FEATURES]].copy())

@@ -75,6 +75,37 @@ def test_ranker_learns_informative_feature_and_round_trips(tmp_path) -> None:
     np.testing.assert_allclose(loaded.rerank(None, Xt[FEATURES[::-1]]), ranker.rerank(None, Xt))
 
 
+def test_ranker_is_gated_per_query_kind_on_validation_ndcg() -> None:
+    """`validation_by_kind` scores the hybrid order (`pre_rerank`) and the ranker's order per query kind; the
+    ranker applies only to kinds where it did at least as well (plus `min_validation_gain`)."""
+    from modules.ranking import validation_by_kind
+
+    X, y, groups, qids = _synthetic(40, seed=7)
+    image_q = np.isin(qids, [f"s7_q{q}" for q in range(20, 40)])
+    X["pre_rerank"] = y.astype(float) * np.where(image_q, 1.0, -1.0)  # hybrid order: right for image, reversed for text
+    X["has_text"], X["has_image"] = (~image_q).astype(float), image_q.astype(float)
+    by_kind = validation_by_kind(X, y, qids, pred=y.astype(float) * np.where(image_q, -1.0, 1.0))
+    assert {k: v["n_queries"] for k, v in by_kind.items()} == {"text": 20, "image": 20}
+    assert by_kind["text"]["ranker_ndcg"] == pytest.approx(1.0) and by_kind["text"]["pre_rerank_ndcg"] < 0.9
+    assert by_kind["image"]["pre_rerank_ndcg"] == pytest.approx(1.0) and by_kind["image"]["ranker_ndcg"] < 0.9
+    assert validation_by_kind(X.drop(columns="has_image"), y, qids, pred=y.astype(float)) == {}
+
+    X, y, groups, qids = _synthetic(120, seed=3)
+    rng = np.random.default_rng(3)
+    X["pre_rerank"], X["has_text"], X["has_image"] = rng.random(len(y)), 1.0, 0.0  # text only, hybrid order noise
+    ranker = train_ranker(X, y, groups, PARAMS, seed=3, qids=qids)
+    v = ranker.info["validation_by_kind"]["text"]
+    assert v["ranker_ndcg"] > v["pre_rerank_ndcg"] and ranker.info["rerank_kinds"] == ["text"]
+    assert ranker.applies_to("text") and not ranker.applies_to("image") and not ranker.applies_to("composed")
+    strict = train_ranker(X, y, groups, {"ranking": {**PARAMS["ranking"], "min_validation_gain": 1.0}}, seed=3,
+                          qids=qids)
+    assert strict.info["rerank_kinds"] == [] and not strict.applies_to("text")
+    plain = train_ranker(*_synthetic(40, seed=1)[:3], PARAMS, seed=3)  # no pre_rerank/kind features: no gate
+    assert "rerank_kinds" not in plain.info and plain.applies_to("image")
+    gated = LambdaMARTRanker(ranker.booster, ranker.features, info={"rerank_kinds": ["image"]})
+    assert gated.applies_to("image") and not gated.applies_to("text")
+
+
 def test_training_is_deterministic_for_a_seed() -> None:
     X, y, groups, qids = _synthetic(40, seed=3)
     a = train_ranker(X, y, groups, PARAMS, seed=7, qids=qids).rerank(None, X)

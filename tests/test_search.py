@@ -195,6 +195,23 @@ def test_candidate_features_and_reranker_hook():
     assert prices == sorted(prices, reverse=True) and resp.results[0].explain["reranker"] is not None
     assert eng.search_text("red sneakers", top_k=5, rerank=False).results[0].explain["reranker"] is None
     assert eng.search_text("red sneakers", top_k=5, retriever="bm25").results[0].explain["reranker"] is None
+    assert (feats["pre_rerank"] == feats["score"]).all() and (feats["has_text"] == 1).all()
+    assert (feats["has_image"] == 0).all() and feats["brand_match"].eq(0).all()
+
+
+def test_reranker_gate_per_query_kind():
+    class ImageOnlyRanker:  # a trained ranker that beat the hybrid order on image queries only
+        def applies_to(self, kind):
+            return kind == "image"
+
+        def rerank(self, ctx, df):
+            return -df["pre_rerank"].to_numpy()
+
+    eng = build_engine(ranker=ImageOnlyRanker())
+    assert eng.search_text("red sneakers", top_k=5).results[0].explain["reranker"] is None
+    photo = Image.new("RGB", (64, 64), (200, 30, 30))
+    assert eng.search_image(photo, top_k=5).results[0].explain["reranker"] is not None
+    assert eng.search_multimodal("in navy", photo, top_k=5).results[0].explain["reranker"] is None
 
 
 def test_add_update_delete_items():
