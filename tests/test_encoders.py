@@ -229,6 +229,10 @@ def test_tower_aligns_images_with_text(trained_tower, shapes_data, text_encoder)
     emb = trained_tower.encode_images(images)
     assert emb.shape == (len(images), 384) and emb.dtype == np.float32
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    colour = np.stack([color_features(im, TINY_TOWER["encoders"]["color"]) for im in images])
+    assert np.allclose(trained_tower.encode_images(images, color_feats=colour, progress=True), emb, atol=1e-6)
+    with pytest.raises(ValueError, match="colour-feature rows"):
+        trained_tower.encode_images(images, color_feats=colour[:2])
     assert trained_tower.history[-1]["loss"] < trained_tower.history[0]["loss"]
     # retrieval among the 24 distinct captions: chance is 1/24 exact, 1/8 for the colour word
     captions = sorted(set(texts))

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from components.common import load_items
 
@@ -17,29 +16,15 @@ TEXT_FILE, IMAGE_FILE, COLOR_FILE, IDS_FILE, TOWER_DIR = "text.npy", "image.npy"
 COLOR_NAMES_FILE = "item_colors.json"
 
 
-def _load_images(items: Any, data_dir: Path, max_pixels: int) -> tuple[list[Any], np.ndarray]:
-    """Every item's photo (a blank image where it is missing or unreadable) and a has-image mask."""
-    from PIL import Image
-
-    from modules.images import ImageError, load_image
-
-    images, has_image = [], np.zeros(len(items), dtype=bool)
-    for i, rel in enumerate(tqdm(items["image_path"].fillna("").astype(str), desc="load images", unit="img")):
-        img = None
-        if rel:
-            try:
-                img = load_image(data_dir / rel, max_pixels=max_pixels)
-                has_image[i] = True
-            except (ImageError, OSError) as exc:
-                log.warning("item %s: image %s unusable (%s); using a blank image", items["item_id"].iloc[i], rel, exc)
-        images.append(img if img is not None else Image.new("RGB", (64, 64), (255, 255, 255)))
-    return images, has_image
+def _image_paths(items: Any, data_dir: Path) -> list[Path | None]:
+    """Each item's photo path (None where the catalog has none)."""
+    return [data_dir / rel if rel else None for rel in items["image_path"].fillna("").astype(str)]
 
 
 def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
     """Write text.npy, image.npy, color.npy, item_ids.json and image_tower/ to ``out_dir``; return stats."""
     from modules.data_io import item_text
-    from modules.encoders.color import color_features_and_name
+    from modules.encoders.color import color_feature_dim, color_features_for_paths
     from modules.encoders.text import text_encoder_from_params
     from modules.encoders.tower import ImageTower
     from modules.tracking import child_run, emissions
@@ -54,21 +39,40 @@ def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> 
     text_emb = encoder.encode(texts, batch_size=int(enc_params.get("text", {}).get("batch_size", 64)), progress=True)
     t_text = time.time() - t0
 
-    images, has_image = _load_images(items, root, int(params.get("serving", {}).get("max_image_pixels", 40_000_000)))
-    pairs = [color_features_and_name(img, params, seed=seed) for img in tqdm(images, desc="colour features", unit="img")]
-    color = np.stack([f for f, _ in pairs])
-    color_names = [name if ok else "" for (_, name), ok in zip(pairs, has_image, strict=True)]
+    # Images are streamed from disk (decoded per batch, never all in memory): a colour pass over every photo
+    # (spread over `encoders.color.workers` processes) that also finds the unreadable ones, then the tower.
+    paths = _image_paths(items, root)
+    with_path = np.array([p is not None for p in paths])
+    max_pixels = int(params.get("serving", {}).get("max_image_pixels", 40_000_000))
+    color = np.zeros((len(items), color_feature_dim(params)), dtype=np.float32)
+    color_names = [""] * len(items)
+    idx = np.flatnonzero(with_path)
+    feats, names, ok = color_features_for_paths(
+        [paths[i] for i in idx], params, seed=seed, workers=int(enc_params.get("color", {}).get("workers", 1)),
+        max_pixels=max_pixels,
+    )
+    color[idx] = feats
+    for j, i in enumerate(idx):
+        color_names[i] = names[j] if ok[j] else ""
+    has_image = np.zeros(len(items), dtype=bool)
+    has_image[idx[ok]] = True
+    for i in np.flatnonzero(with_path & ~has_image):
+        log.warning("item %s: image %s unusable; the item is text-only", items["item_id"].iloc[i], paths[i])
+    rows = np.flatnonzero(has_image)
+    if len(rows) < 2:
+        raise ValueError(f"{data_dir}: {len(rows)} readable item photo(s); the image tower needs at least 2")
     t1 = time.time()
     with child_run("training:image_tower", params={f"tower.{k}": v for k, v in enc_params.get("tower", {}).items()}) as run:
         with emissions("image_tower", out / "codecarbon") as em:
-            tower = ImageTower.train(images, text_emb, params, seed=seed, progress=True, color_feats=color)
+            tower = ImageTower.train([paths[i] for i in rows], text_emb[rows], params, seed=seed, progress=True,
+                                     color_feats=color[rows], images_checked=True)
         import mlflow
 
         mlflow.log_metrics({"n_items": len(items), "n_with_image": int(has_image.sum()), "train_seconds": time.time() - t1})
         run_id = run.info.run_id
-    image_emb = tower.encode_images(images)
-    image_emb[~has_image] = 0.0
-    color[~has_image] = 0.0
+    image_emb = np.zeros((len(items), tower.dim), dtype=np.float32)
+    image_emb[rows] = tower.encode_paths([paths[i] for i in rows], batch_size=256, progress=True, on_error="zero",
+                                         color_feats=color[rows])
 
     np.save(out / TEXT_FILE, text_emb.astype(np.float32))
     np.save(out / IMAGE_FILE, image_emb.astype(np.float32))

@@ -16,7 +16,9 @@ Colour names follow the synthetic catalog's vocabulary (``modules/catalog/vocab.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -349,6 +351,57 @@ def color_features_and_name(
     top = _dominant(rgb[mask], cfg["kmeans_k"], cfg["sample_pixels"], seed)[0][0]
     onehot[COLOR_NAMES.index(top)] = cfg["dominant_weight"]
     return np.concatenate([hist, tex, onehot]).astype(np.float32), top
+
+
+def path_color_features(
+    path: str | Path, params: dict[str, Any] | None = None, seed: int = 42, max_pixels: int = 40_000_000
+) -> tuple[np.ndarray, str] | None:
+    """:func:`color_features_and_name` of an image file, or None (logged) when it cannot be read."""
+    from modules.images import ImageError, load_image
+
+    try:
+        img = load_image(path, max_pixels=max_pixels)
+    except (ImageError, OSError) as exc:
+        logging.getLogger(__name__).warning("colour features: %s unusable (%s)", path, exc)
+        return None
+    return color_features_and_name(img, params, seed)
+
+
+def color_features_for_paths(
+    paths: Sequence[str | Path], params: dict[str, Any] | None = None, seed: int = 42, workers: int = 1,
+    max_pixels: int = 40_000_000, progress: bool = True,
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(features (n, dim), dominant colour names, readable mask) for image files, decoded one at a time (never
+    all in memory). ``workers`` > 1 spreads the files over that many spawned processes (numpy + PIL only)."""
+    from functools import partial
+
+    n = len(paths)
+    feats = np.zeros((n, color_feature_dim(params)), dtype=np.float32)
+    names, ok = [""] * n, np.zeros(n, dtype=bool)
+    job = partial(path_color_features, params=params, seed=seed, max_pixels=max_pixels)
+    it: Any
+    pool = None
+    if workers > 1 and n >= 64 * workers:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("spawn").Pool(workers)  # spawn: never fork a process running TF
+        it = pool.imap(job, [str(p) for p in paths], chunksize=64)
+    else:
+        it = (job(p) for p in paths)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, total=n, desc="colour features", unit="img")
+    try:
+        for i, res in enumerate(it):
+            if res is not None:
+                feats[i], names[i] = res
+                ok[i] = True
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return feats, names, ok
 
 
 def color_feature_dim(params: dict[str, Any] | None = None) -> int:

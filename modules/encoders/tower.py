@@ -176,29 +176,45 @@ class ImageTower:
             return src if src.mode == "RGB" else src.convert("RGB")
         return load_image(src, max_pixels=int(self.cfg["max_image_pixels"]))
 
-    def _features(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
+    def _features(self, images: Sequence[Image.Image], color_feats: np.ndarray | None = None) -> dict[str, np.ndarray]:
         size = int(self.cfg["input_size"])
         feats = {"pixels": np.stack([image_to_array(im, size) for im in images]).astype(np.float32)}
         if self.cfg["use_color_features"]:
-            feats["color_features"] = np.stack([color_features(im, self.cfg["color"]) for im in images])
+            feats["color_features"] = (
+                np.asarray(color_feats, dtype=np.float32) if color_feats is not None
+                else np.stack([color_features(im, self.cfg["color"]) for im in images])
+            )
         return feats
 
     # ------------------------------------------------------------------ inference
-    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Embed PIL images -> ``(n, dim)`` float32, L2-normalised."""
+    def encode_images(
+        self, images: Sequence[Image.Image], color_feats: np.ndarray | None = None, progress: bool = False
+    ) -> np.ndarray:
+        """Embed PIL images -> ``(n, dim)`` float32, L2-normalised. ``color_feats``: the images'
+        :func:`color_features` rows when already computed (they are then not computed again)."""
         if len(images) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if color_feats is not None and len(color_feats) != len(images):
+            raise ValueError(f"{len(color_feats)} colour-feature rows for {len(images)} images")
+        starts: Any = range(0, len(images), 256)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="image tower: encoding", unit="batch")
         out = [
-            self.model(self._features([self._load(im) for im in images[i : i + 256]]), training=False).numpy()
-            for i in range(0, len(images), 256)
+            self.model(self._features([self._load(im) for im in images[i : i + 256]],
+                                      None if color_feats is None else color_feats[i : i + 256]),
+                       training=False).numpy()
+            for i in starts
         ]
         return np.concatenate(out).astype(np.float32)
 
     def encode_paths(
-        self, paths: Sequence[str | Path], batch_size: int = 128, progress: bool = False, on_error: str = "raise"
+        self, paths: Sequence[str | Path], batch_size: int = 128, progress: bool = False, on_error: str = "raise",
+        color_feats: np.ndarray | None = None,
     ) -> np.ndarray:
         """Embed image files in streamed batches. ``on_error="zero"`` gives unreadable files a zero row
-        (and logs them) instead of raising :class:`ImageError`."""
+        (and logs them) instead of raising :class:`ImageError`. ``color_feats``: precomputed colour rows."""
         if on_error not in ("raise", "zero"):
             raise ValueError("on_error must be 'raise' or 'zero'")
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
@@ -218,7 +234,8 @@ class ImageTower:
                         raise ImageError(f"{paths[i]}: {e}") from e
                     log.warning("image tower: skipping %s: %s", paths[i], e)
             if imgs:
-                out[rows] = self.model(self._features(imgs), training=False).numpy()
+                colour = None if color_feats is None else color_feats[rows]
+                out[rows] = self.model(self._features(imgs, colour), training=False).numpy()
         return out
 
     # ------------------------------------------------------------------ training
@@ -232,13 +249,15 @@ class ImageTower:
         progress: bool = True,
         color_feats: np.ndarray | None = None,
         val_fraction: float = 0.0,
+        images_checked: bool = False,
     ) -> ImageTower:
         """Train a tower aligning ``images[i]`` with the frozen ``text_emb[i]``.
 
         ``images``: PIL images or file paths (paths are decoded per batch, so the catalogue never sits in memory).
         ``color_feats``: optional precomputed :func:`color_features` rows (saves one decoding pass).
         ``val_fraction``: hold out that share of items and log their in-batch retrieval accuracy per epoch.
-        Unreadable files are left out of training (logged).
+        Unreadable files are left out of training (logged). ``images_checked=True`` (with ``color_feats``) skips
+        that check: the caller already decoded every source, e.g. in its colour-feature pass.
         """
         cfg = tower_params(params)
         text_emb = np.asarray(text_emb, dtype=np.float32)
@@ -252,7 +271,10 @@ class ImageTower:
         keras.utils.set_random_seed(seed)
         color_dim = color_feature_dim(cfg["color"])
         tower = cls(build_tower_model(cfg, color_dim), cfg)
-        valid, colour = tower._prepare_colour(images, color_feats, progress)
+        if images_checked and color_feats is not None:
+            valid, colour = np.arange(len(images)), np.asarray(color_feats, dtype=np.float32)
+        else:
+            valid, colour = tower._prepare_colour(images, color_feats, progress)
         rng = np.random.default_rng(seed)
         valid = valid[rng.permutation(len(valid))]
         n_val = int(round(len(valid) * val_fraction)) if val_fraction > 0 else 0
@@ -296,7 +318,7 @@ class ImageTower:
                 losses.append(float(step(tf.constant(pixels), tf.constant(colour_batch), tf.constant(idx))))
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
             if n_val >= 2:
-                val_emb = tower.encode_images([tower._load(images[i]) for i in val_idx[:512]])
+                val_emb = tower.encode_images([tower._load(images[i]) for i in val_idx[:512]], colour[val_idx[:512]])
                 record["val_in_batch_acc"] = in_batch_accuracy(val_emb, text_emb[val_idx[:512]])
             tower.history.append(record)
             log.info("tower %s", record)
