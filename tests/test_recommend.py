@@ -200,3 +200,28 @@ def test_write_recommend_section_only_touches_its_section(tmp_path: Path) -> Non
     assert "<!-- BEGIN search -->\nsearch table\n<!-- END search -->" in text and "footer" in text
     assert text.count("<!-- BEGIN recommend -->") == 1
     assert "| Content | 0.5000 | 0.2500 | 0.2000 | n/a | n/a |" in text and "python -m x" in text
+
+
+def test_evaluation_user_sample_is_seeded_and_reported(tiny: SimpleNamespace) -> None:
+    models = ("popular", "content")
+    kwargs = dict(seed=42, new_item_ids=tiny.new_ids, models=models)
+    full = evaluate_recommenders(tiny.items, tiny.inter, tiny.cutoff, tiny.text, None, None, tiny.params, **kwargs)
+    a = evaluate_recommenders(tiny.items, tiny.inter, tiny.cutoff, tiny.text, None, None, tiny.params, max_users=10, **kwargs)
+    b = evaluate_recommenders(tiny.items, tiny.inter, tiny.cutoff, tiny.text, None, None, tiny.params, max_users=10, **kwargs)
+    assert full["n_users_sampled"] == full["n_users_eligible"] > 10
+    assert a["n_users_sampled"] == 10 and a["n_users_eligible"] == full["n_users_eligible"]
+    assert a["models"] == b["models"]
+    assert a["n_users_warm"] + a["n_users_cold_items"] <= 20
+
+
+def test_pipeline_embeddings_are_reordered_to_the_catalog(tmp_path: Path) -> None:
+    from modules.recommend.evaluation import _pipeline_embeddings
+
+    ids = ["b", "a", "c"]
+    (tmp_path / "item_ids.json").write_text(json.dumps(ids))
+    for name, dim in (("text.npy", 4), ("image.npy", 3), ("color.npy", 2)):
+        np.save(tmp_path / name, np.array([[ord(i)] * dim for i in ids], dtype=np.float32))
+    text, image, color = _pipeline_embeddings(tmp_path, pd.DataFrame({"item_id": ["a", "b", "c"]}))
+    assert text[:, 0].tolist() == [ord("a"), ord("b"), ord("c")] and image.shape == (3, 3) and color.shape == (3, 2)
+    with pytest.raises(SystemExit, match="no embedding row"):
+        _pipeline_embeddings(tmp_path, pd.DataFrame({"item_id": ["a", "zz"]}))

@@ -75,12 +75,14 @@ def evaluate_recommenders(
     new_item_ids: set[str] | None = None,
     models: tuple[str, ...] = tuple(MODEL_LABELS),
     return_recommenders: bool = False,
+    max_users: int | None = None,
 ) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
     """Fit every model in ``models`` on the training window and score it on held-out interactions.
 
     ``new_item_ids`` defaults to items with no training interactions and ``created_at >= cutoff_ts`` (or no
     training interactions at all when ``created_at`` is absent). Returns a dict of metrics (and, with
     ``return_recommenders``, the fitted objects keyed ``content``, ``collab_<kind>``, ``hybrid_<kind>``).
+    ``max_users`` evaluates a seeded random sample of the held-out users (full scale: bounds the wall time).
     """
     rec = params.get("recommend", params)
     k = int(params.get("evaluation", {}).get("k", 10))
@@ -131,6 +133,10 @@ def evaluate_recommenders(
     per_model: dict[str, dict[str, list[float]]] = {m: {} for m in models}
     new_set = set(new_idx.tolist())
     users = sorted(set(test["user_id"]) & set(histories.user_ids))
+    n_eligible_users = len(users)
+    if max_users is not None and len(users) > max_users:
+        pick = np.random.default_rng(seed).choice(len(users), size=max_users, replace=False)
+        users = [users[i] for i in sorted(pick)]
     test_items = test.assign(idx=test["item_id"].map(index)).groupby("user_id")["idx"].agg(lambda s: set(s.tolist()))
     n_warm_users = n_cold_users = 0
     for user in users:
@@ -170,6 +176,8 @@ def evaluate_recommenders(
         "max_train_ts": histories.max_ts,
         "n_users_warm": n_warm_users,
         "n_users_cold_items": n_cold_users,
+        "n_users_eligible": n_eligible_users,
+        "n_users_sampled": len(users),
         "fit_seconds": time.perf_counter() - t0,
         "training": train_metrics,
         "models": {
@@ -183,10 +191,16 @@ def evaluate_recommenders(
     return results
 
 
-def render_recommend_section(results: dict[str, Any], command: str, machine: str, date: str) -> str:
+def render_recommend_section(
+    results: dict[str, Any], command: str, machine: str, date: str, title: str = "Recommendations (temporal split)"
+) -> str:
     k = results["k"]
+    sampled = ""
+    if results.get("n_users_sampled", 0) < results.get("n_users_eligible", 0):
+        sampled = (f" Users: a seeded random sample of {results['n_users_sampled']} of the "
+                   f"{results['n_users_eligible']} users with training history and held-out interactions.")
     lines = [
-        "## Recommendations (temporal split)",
+        f"## {title}",
         "",
         f"- Command: `{command}`",
         f"- Machine: {machine}",
@@ -194,7 +208,7 @@ def render_recommend_section(results: dict[str, Any], command: str, machine: str
         f"- Data: {results['n_items']} items ({results['n_new_items']} new SKUs), "
         f"{results['n_train_interactions']} training interactions (ts < {results['cutoff_ts']}), "
         f"{results['n_heldout_interactions']} held-out interactions; {results['n_users_warm']} users with warm targets, "
-        f"{results['n_users_cold_items']} users with new-SKU targets.",
+        f"{results['n_users_cold_items']} users with new-SKU targets.{sampled}",
         "- Protocol: models fitted on the training window only; items a user already interacted with in training are "
         "removed from both ranking and targets; binary relevance.",
         "",
@@ -219,18 +233,24 @@ def render_recommend_section(results: dict[str, Any], command: str, machine: str
 
 
 def write_recommend_section(
-    results: dict[str, Any], out_md: str | Path, command: str = "", machine: str | None = None, date: str | None = None
+    results: dict[str, Any],
+    out_md: str | Path,
+    command: str = "",
+    machine: str | None = None,
+    date: str | None = None,
+    section: str = SECTION,
+    title: str = "Recommendations (temporal split)",
 ) -> Path:
-    """Rewrite only the ``<!-- BEGIN recommend --> ... <!-- END recommend -->`` section of ``out_md``."""
+    """Rewrite only the ``<!-- BEGIN <section> --> ... <!-- END <section> -->`` section of ``out_md``."""
     from modules.evaluation import machine_info, replace_section
 
     out = Path(out_md)
     body = render_recommend_section(
-        results, command or "(not recorded)", machine or machine_info(), date or dt.date.today().isoformat()
+        results, command or "(not recorded)", machine or machine_info(), date or dt.date.today().isoformat(), title
     )
     doc = out.read_text() if out.is_file() else ""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(replace_section(doc, SECTION, body))
+    out.write_text(replace_section(doc, section, body))
     return out
 
 
@@ -253,6 +273,17 @@ def _content_inputs(data_dir: Path, items: pd.DataFrame, params: dict[str, Any],
     return text, color
 
 
+def _pipeline_embeddings(emb_dir: Path, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Text, image and colour rows from an EmbeddingGen artifact, in ``items`` order (no re-encoding)."""
+    ids = json.loads((emb_dir / "item_ids.json").read_text())
+    pos = {item_id: i for i, item_id in enumerate(ids)}
+    missing = [i for i in items["item_id"] if i not in pos]
+    if missing:
+        raise SystemExit(f"{emb_dir}: {len(missing)} catalog items have no embedding row (first: {missing[:3]})")
+    order = np.array([pos[i] for i in items["item_id"]])
+    return tuple(np.load(emb_dir / name, mmap_mode="r")[order] for name in ("text.npy", "image.npy", "color.npy"))
+
+
 def main(argv: list[str] | None = None) -> None:
     from modules.config import load_params
     from modules.data_io import load_interactions, load_items, load_manifest, new_item_ids
@@ -262,22 +293,32 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="docs/benchmark_results.md")
     ap.add_argument("--json", default="", help="also write the raw results here")
     ap.add_argument("--params", default=None)
+    ap.add_argument("--embeddings", default="",
+                    help="an EmbeddingGen artifact dir (text.npy, image.npy, color.npy, item_ids.json) to reuse "
+                         "instead of encoding the catalog again; its image rows join the content vectors")
+    ap.add_argument("--max-users", type=int, default=None, help="evaluate a seeded random sample of users")
+    ap.add_argument("--section", default=SECTION, help="the docs section to rewrite")
+    ap.add_argument("--title", default="Recommendations (temporal split)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     params = load_params(args.params)
     seed = int(params.get("seed", 42))
     data_dir = Path(args.data_dir)
     items, interactions, manifest = load_items(data_dir), load_interactions(data_dir), load_manifest(data_dir)
-    text, color = _content_inputs(data_dir, items, params, seed)
+    image = None
+    if args.embeddings:
+        text, image, color = _pipeline_embeddings(Path(args.embeddings), items)
+    else:
+        text, color = _content_inputs(data_dir, items, params, seed)
     results = evaluate_recommenders(
-        items, interactions, int(manifest["cutoff_ts"]), text, None, color, params, seed,
-        new_item_ids=new_item_ids(data_dir, items),
+        items, interactions, int(manifest["cutoff_ts"]), text, image, color, params, seed,
+        new_item_ids=new_item_ids(data_dir, items), max_users=args.max_users,
     )
     print(json.dumps(results, indent=2, default=float))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=float))
     command = "python -m modules.recommend.evaluation " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
-    write_recommend_section(results, args.out, command=command)
+    write_recommend_section(results, args.out, command=command, section=args.section, title=args.title)
 
 
 if __name__ == "__main__":
