@@ -518,7 +518,7 @@ def build_benchmark_engines(
     from modules.data_io import item_text, load_items
     from modules.encoders.text import text_encoder_from_params
     from modules.fusion import Fusion, build_train_pairs
-    from modules.search import SearchEngine
+    from modules.search import SearchEngine, calibrate_from_train_queries
 
     root = Path(data_dir)
     timings: dict[str, float] = {}
@@ -576,9 +576,39 @@ def build_benchmark_engines(
         late_engine = SearchEngine.build(items, text_emb, image_emb, colours, text_encoder, image_encoder,
                                          dict(params), fusion=late, **common)
     timings["indexes"] = time.perf_counter() - t
+    threshold = calibrate_from_train_queries(engine, train_queries, params, seed=seed)
+    if late_engine is not None:
+        late_engine.low_conf_threshold = threshold
     info = {"n_items": len(items), "n_with_image": int(has_image.sum()), "image_encoder": kind,
             "fusion": method, "n_fusion_pairs": 0 if pairs is None else len(pairs[1])}
     return BenchmarkEngines(engine, late_engine, timings, info)
+
+
+def low_confidence_report(engine: Any, eval_queries: Sequence[Mapping[str, Any]], n: int = 200, seed: int = 42
+                          ) -> dict[str, Any] | None:
+    """How the calibrated ``low_confidence`` flag behaves on held-out data: the share of EVAL text queries it flags
+    (false alarms) and the share of fresh gibberish (a different seed from the calibration set) it flags."""
+    from modules.search import gibberish_queries
+
+    thr = engine.low_conf_threshold
+    texts = sorted({str(q.get("text") or "").strip() for q in eval_queries if q.get("kind", "text") == "text"} - {""})
+    if thr is None or not texts:
+        return None
+    rng = np.random.default_rng(seed)
+    texts = [texts[i] for i in sorted(rng.choice(len(texts), size=min(n, len(texts)), replace=False))]
+    junk = gibberish_queries(len(texts), seed + 1)
+    real = np.array([engine.query_confidence(t) < thr for t in texts])
+    fake = np.array([engine.query_confidence(t) < thr for t in junk])
+    return {"threshold": float(thr), "n": len(texts), "eval_flagged": float(real.mean()),
+            "gibberish_flagged": float(fake.mean())}
+
+
+def describe_low_confidence(report: Mapping[str, Any] | None) -> str:
+    if not report:
+        return "Low-confidence flag: not calibrated (no TRAIN text queries)"
+    return (f"Low-confidence flag: best dense cosine < {report['threshold']:.3f} (calibrated on TRAIN queries vs "
+            f"seeded gibberish); flags {100 * report['gibberish_flagged']:.1f}% of {report['n']} fresh gibberish "
+            f"queries and {100 * report['eval_flagged']:.1f}% of {report['n']} EVAL text queries")
 
 
 def _describe_ranker(info: Mapping[str, Any]) -> str:
@@ -664,6 +694,7 @@ def run_benchmark_cli(
     if built.late_engine is not None:
         results.update(evaluate_engine(built.late_engine, eval_queries, k=k, methods=("late",), data_dir=root))
     results = {key: results[key] for key in METHODS if key in results}
+    low_conf = low_confidence_report(built.engine, eval_queries, seed=seed)
     timings["evaluation"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - wall
 
@@ -685,10 +716,12 @@ def run_benchmark_cli(
         "latency = wall time of one engine call in this process (query encoding included, photo decoding excluded)",
         "LambdaMART: " + (_describe_ranker(ranker_info) if ranker_info else "not trained (no train queries)"),
         f"Blessing rule (`{'blessed' if blessed else 'not blessed'}`): " + "; ".join(reasons),
+        describe_low_confidence(low_conf),
         "Build timings (s): " + ", ".join(f"{key} {val:.1f}" for key, val in timings.items()),
     ]
     paths = write_benchmark(results, out_md, section=section, command=command, k=k,
                             extra={"ranker": ranker_info, "timings_s": timings, "blessed": blessed,
+                                   "low_confidence": low_conf,
                                    "reasons": reasons, "catalog": {"scale": scale, "data_dir": str(root), **counts}},
                             extra_lines=lines)
     print(f"[benchmark] wrote {paths['md']} (section {section}), {paths['json']}, {paths['png']}", flush=True)

@@ -25,6 +25,7 @@ delta BM25 index; ``delete_item`` tombstones (HNSW cannot delete). Re-adding an 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -46,6 +47,7 @@ from modules.retrieval.hybrid import apply_reranker, rrf
 from modules.retrieval.lexical import BM25Index, TfidfIndex
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+log = logging.getLogger(__name__)
 
 RETRIEVERS = ("hybrid", "bm25", "tfidf", "text", "image", "fusion")
 
@@ -756,6 +758,35 @@ class SearchEngine:
                 return ImageTower.load(tower_dir)
         raise FileNotFoundError(f"image tower not found next to {d} (expected {d / 'image_tower'}); pass "
                                 "image_encoder= to SearchEngine.load")
+
+
+def gibberish_queries(n: int, seed: int = 42) -> list[str]:
+    """``n`` seeded nonsense queries (1-3 random letter strings of 4-9 letters) for calibrating ``low_confidence``."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    return [" ".join("".join(rng.choice(letters, size=int(rng.integers(4, 10)))) for _ in range(int(rng.integers(1, 4))))
+            for _ in range(n)]
+
+
+def calibrate_from_train_queries(engine: SearchEngine, train_queries: Sequence[Mapping[str, Any]],
+                                 params: Mapping[str, Any], seed: int = 42) -> float | None:
+    """Calibrate ``low_confidence`` on TRAIN-split text queries against seeded gibberish, unless params fix it.
+
+    ``retrieval.low_confidence_threshold`` set in params wins; with no text queries (nothing to calibrate on) the
+    threshold stays unset and no result is flagged. Returns the threshold in use."""
+    hp = params.get("retrieval", {})
+    if hp.get("low_confidence_threshold") is not None:
+        return engine.low_conf_threshold
+    n = int(hp.get("low_confidence_calibration_queries", 200))
+    texts = sorted({str(q.get("text") or "").strip() for q in train_queries} - {""})
+    if not texts or n <= 0:
+        log.warning("low_confidence: no TRAIN text queries to calibrate on; results are never flagged")
+        return None
+    rng = np.random.default_rng(seed)
+    real = [texts[i] for i in sorted(rng.choice(len(texts), size=min(n, len(texts)), replace=False))]
+    thr = calibrate_low_confidence(engine, real, gibberish_queries(len(real), seed))
+    log.info("low_confidence threshold %.4f calibrated on %d train queries vs %d gibberish", thr, len(real), len(real))
+    return thr
 
 
 def calibrate_low_confidence(engine: SearchEngine, real_queries: Sequence[str], gibberish_queries: Sequence[str]

@@ -101,6 +101,8 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(pushed_images) == len(items_csv) - 1  # every catalog photo travels with the bundle (/items/{id}/image)
     assert manifest["data_hash"] and manifest["mlmd_ids"]["search_engine"] > 0
     assert manifest["metrics"]["bm25"]
+    calibration = json.loads((serving / version / manifest["components"]["index"] / "calibration.json").read_text())
+    assert calibration["low_confidence_threshold"] is not None  # calibrated at index build, not left unset
 
     fs = FeatureStore(repo_path=str(repo))
     item_id = json.loads((root / "EmbeddingGen").glob("embeddings/*/item_ids.json").__next__().read_text())[0]

@@ -262,6 +262,52 @@ def test_low_confidence_calibration(engine):
     assert -1.0 <= thr <= 1.0
 
 
+def test_gibberish_queries_are_seeded():
+    from modules.search import gibberish_queries
+
+    a, b = gibberish_queries(20, seed=3), gibberish_queries(20, seed=3)
+    assert a == b and a != gibberish_queries(20, seed=4)
+    assert all(1 <= len(q.split()) <= 3 and all(4 <= len(w) <= 9 and w.isalpha() for w in q.split()) for q in a)
+
+
+def test_calibration_from_train_queries(engine):
+    from modules.search import calibrate_from_train_queries
+
+    saved = engine.low_conf_threshold
+    try:
+        queries = [{"text": t} for t in ("red sneaker", "vintage boot", "casual dress", "cotton dress", "leather boot",
+                                         "blue sneaker", "black dress")] + [{"text": ""}, {"image_path": "x.png"}]
+        thr = calibrate_from_train_queries(engine, queries, {"retrieval": {}}, seed=42)
+        assert thr is not None and engine.low_conf_threshold == thr
+        assert engine.search_text("casual dress", top_k=3).low_confidence is False
+        assert engine.search_text("xqzvtk wplmrr", top_k=3).low_confidence is True
+        # a threshold fixed in params wins; no text queries leaves the flag off
+        engine.low_conf_threshold = 0.123
+        assert calibrate_from_train_queries(engine, queries, {"retrieval": {"low_confidence_threshold": 0.123}}) == 0.123
+        engine.low_conf_threshold = None
+        assert calibrate_from_train_queries(engine, [{"image_path": "x.png"}], {"retrieval": {}}) is None
+        assert engine.low_conf_threshold is None
+    finally:
+        engine.low_conf_threshold = saved
+
+
+def test_low_confidence_report_on_held_out_queries(engine):
+    from modules.evaluation import describe_low_confidence, low_confidence_report
+
+    saved = engine.low_conf_threshold
+    try:
+        engine.low_conf_threshold = None
+        assert low_confidence_report(engine, [{"text": "red sneaker"}]) is None
+        calibrate_low_confidence(engine, ["red sneaker", "vintage boot", "casual dress", "cotton dress"],
+                                 ["qwxz plmk", "zzvv yyrt", "blimfrast"])
+        rep = low_confidence_report(engine, [{"kind": "text", "text": t} for t in ("leather boot", "black dress")]
+                                    + [{"kind": "image", "image_path": "x.png"}], n=50, seed=1)
+        assert rep["n"] == 2 and rep["gibberish_flagged"] > rep["eval_flagged"]
+        assert "fresh gibberish" in describe_low_confidence(rep) and "not calibrated" in describe_low_confidence(None)
+    finally:
+        engine.low_conf_threshold = saved
+
+
 def test_bad_inputs_raise_clear_errors(engine):
     for q in ["", "   ", "\n\t"]:
         with pytest.raises(ValueError, match="query is empty"):

@@ -48,7 +48,7 @@ def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], tra
     from modules.encoders.text import text_encoder_from_params
     from modules.encoders.tower import ImageTower
     from modules.fusion import Fusion, build_train_pairs
-    from modules.search import SearchEngine
+    from modules.search import SearchEngine, calibrate_from_train_queries
 
     items = load_items(data_dir)
     item_ids = items["item_id"].astype(str).tolist()
@@ -65,6 +65,8 @@ def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], tra
         items, text_emb, image_emb, color, text_encoder, image_encoder, params,
         fusion=fusion, popularity=popularity(data_dir, item_ids), item_colors=[names[i] for i in item_ids],
     )
+    threshold = calibrate_from_train_queries(engine, train_queries, params, seed=seed)
     engine.save(out_dir)
     shutil.copytree(Path(emb_dir) / TOWER_DIR, Path(out_dir) / TOWER_DIR)  # SearchEngine.load finds it here
-    return {"n_items": len(items), "fusion": method, "n_fusion_pairs": 0 if pairs is None else len(pairs[1])}
+    return {"n_items": len(items), "fusion": method, "n_fusion_pairs": 0 if pairs is None else len(pairs[1]),
+            "low_confidence_threshold": threshold}

@@ -44,7 +44,14 @@ def evaluate(
     known-item aggregates (served vs BM25 MRR / Recall@k) when the rule is self-supervised.
     """
     from modules.blessing import SELF_SUPERVISED, bless_for, summary
-    from modules.evaluation import evaluate_engine, machine_info, plot_results, render_section
+    from modules.evaluation import (
+        describe_low_confidence,
+        evaluate_engine,
+        low_confidence_report,
+        machine_info,
+        plot_results,
+        render_section,
+    )
     from modules.ranking import LambdaMARTRanker
     from modules.search import SearchEngine
 
@@ -58,6 +65,9 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     (out / METRICS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True, default=float))
     extra_lines = [f"Blessing rule `{rule}`: {'blessed' if blessed else 'not blessed'}: " + "; ".join(reasons)]
+    if any(q.get("kind", "text") == "text" and q.get("text") for q in eval_queries):
+        extra_lines.append(describe_low_confidence(
+            low_confidence_report(engine, eval_queries, seed=int(params.get("seed", 42)))))
     (out / "benchmark.md").write_text(
         render_section(results, section="pipeline", command=command, machine=machine_info(), k=k,
                        extra_lines=extra_lines, plot_name="plot.png")
