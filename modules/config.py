@@ -21,7 +21,29 @@ def shared_dir() -> Path:
         if cand.is_dir():
             return cand
     return REPO_ROOT.parent / "shared"
+
+
 DEFAULT_SEED = 42
+CODE_DIRS = ("modules", "components")
+
+
+def code_fingerprint(root: str | Path = REPO_ROOT, dirs: tuple[str, ...] = CODE_DIRS) -> str:
+    """sha256 over the model and component source (``*.py`` under ``dirs``, tests excluded), path and content.
+
+    The pipeline hands it to every component with the params, so a code change invalidates the TFX cache
+    (TFX only fingerprints its own module files, not the library code our executors import)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    base = Path(root)
+    files = sorted(f for d in dirs for f in (base / d).rglob("*.py")
+                   if not f.name.endswith("_test.py") and "__pycache__" not in f.parts)
+    for f in files:
+        digest.update(f.relative_to(base).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(f.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
 
 
 def params_path(path: str | Path | None = None) -> Path:

@@ -23,7 +23,7 @@ from components.index_builder.component import IndexBuilder
 from components.ranker_trainer.component import RankerTrainer
 from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.two_tower_trainer.component import TwoTowerTrainer
-from modules.config import load_params
+from modules.config import code_fingerprint, load_params
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
@@ -74,8 +74,9 @@ def create_pipeline(
     (modules/recommend/two_tower.py ``run_fn``). ``version`` names the pushed
     bundle (default: a timestamp chosen when the pusher runs).
     """
-    # Components get the params themselves (not the file path), so editing params.yaml invalidates the cache.
-    params_json = json.dumps(load_params(params_path or None), sort_keys=True)
+    # Components get the params themselves (not the file path) plus the source fingerprint, so editing params.yaml
+    # or the model/component code invalidates the cache.
+    params_json = json.dumps({**load_params(params_path or None), "code_version": code_fingerprint()}, sort_keys=True)
     components: list[Any] = []
     example_gen = DataExampleGen(data_dir=data_dir, data_hash=data_hash)
     components.append(example_gen)
