@@ -588,14 +588,12 @@ def low_confidence_report(engine: Any, eval_queries: Sequence[Mapping[str, Any]]
                           ) -> dict[str, Any] | None:
     """How the calibrated ``low_confidence`` flag behaves on held-out data: the share of EVAL text queries it flags
     (false alarms) and the share of fresh gibberish (a different seed from the calibration set) it flags."""
-    from modules.search import gibberish_queries
+    from modules.search import gibberish_queries, sample_query_texts
 
     thr = engine.low_conf_threshold
-    texts = sorted({str(q.get("text") or "").strip() for q in eval_queries if q.get("kind", "text") == "text"} - {""})
+    texts = sample_query_texts(eval_queries, n, seed, kind="text")
     if thr is None or not texts:
         return None
-    rng = np.random.default_rng(seed)
-    texts = [texts[i] for i in sorted(rng.choice(len(texts), size=min(n, len(texts)), replace=False))]
     junk = gibberish_queries(len(texts), seed + 1)
     real = np.array([engine.query_confidence(t) < thr for t in texts])
     fake = np.array([engine.query_confidence(t) < thr for t in junk])

@@ -768,6 +768,17 @@ def gibberish_queries(n: int, seed: int = 42) -> list[str]:
             for _ in range(n)]
 
 
+def sample_query_texts(queries: Sequence[Mapping[str, Any]], n: int, seed: int = 42,
+                       kind: str | None = None) -> list[str]:
+    """A seeded sample of at most ``n`` distinct non-empty query texts (of one ``kind`` when given), sorted."""
+    texts = sorted({str(q.get("text") or "").strip() for q in queries
+                    if kind is None or q.get("kind", "text") == kind} - {""})
+    if not texts or n <= 0:
+        return []
+    pick = np.random.default_rng(seed).choice(len(texts), size=min(n, len(texts)), replace=False)
+    return [texts[i] for i in sorted(pick)]
+
+
 def calibrate_from_train_queries(engine: SearchEngine, train_queries: Sequence[Mapping[str, Any]],
                                  params: Mapping[str, Any], seed: int = 42) -> float | None:
     """Calibrate ``low_confidence`` on TRAIN-split text queries against seeded gibberish, unless params fix it.
@@ -778,12 +789,10 @@ def calibrate_from_train_queries(engine: SearchEngine, train_queries: Sequence[M
     if hp.get("low_confidence_threshold") is not None:
         return engine.low_conf_threshold
     n = int(hp.get("low_confidence_calibration_queries", 200))
-    texts = sorted({str(q.get("text") or "").strip() for q in train_queries} - {""})
-    if not texts or n <= 0:
+    real = sample_query_texts(train_queries, n, seed)
+    if not real:
         log.warning("low_confidence: no TRAIN text queries to calibrate on; results are never flagged")
         return None
-    rng = np.random.default_rng(seed)
-    real = [texts[i] for i in sorted(rng.choice(len(texts), size=min(n, len(texts)), replace=False))]
     thr = calibrate_low_confidence(engine, real, gibberish_queries(len(real), seed))
     log.info("low_confidence threshold %.4f calibrated on %d train queries vs %d gibberish", thr, len(real), len(real))
     return thr
