@@ -9,6 +9,7 @@ nothing on the search or training path may read them, and ``item_text`` never us
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,10 @@ EVENTS: list[str] = ["view", "click", "add_to_cart", "purchase"]
 GENDERS: list[str] = ["women", "men", "unisex"]
 QUERY_KINDS: list[str] = ["text", "image", "composed"]
 QUERY_REQUIRED_KEYS: list[str] = ["qid", "kind", "relevance"]
+
+# The EmbeddingGen artifact: one row per catalog item in item_ids.json order, plus the trained image tower.
+EMB_TEXT_FILE, EMB_IMAGE_FILE, EMB_COLOR_FILE = "text.npy", "image.npy", "color.npy"
+EMB_IDS_FILE, EMB_COLOR_NAMES_FILE, EMB_TOWER_DIR = "item_ids.json", "item_colors.json", "image_tower"
 
 
 def _read_csv(path: Path, what: str) -> pd.DataFrame:
@@ -198,3 +203,20 @@ def item_text(items: pd.DataFrame) -> list[str]:
     tail = items[tail_cols].fillna("").astype(str).agg(" ".join, axis=1) if tail_cols else ""
     text = (head + " " + tail) if tail_cols else head
     return [" ".join(t.split()) for t in text]
+
+
+def load_embedding_rows(emb_dir: str | Path, item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Text, image and colour rows of an EmbeddingGen artifact, re-ordered to ``item_ids``.
+
+    Raises ``ValueError`` naming the directory when any of ``item_ids`` has no row (no silent zero vectors).
+    """
+    emb_dir = Path(emb_dir)
+    ids = json.loads((emb_dir / EMB_IDS_FILE).read_text())
+    row = {item_id: i for i, item_id in enumerate(ids)}
+    missing = [i for i in item_ids if i not in row]
+    if missing:
+        raise ValueError(f"embeddings at {emb_dir} lack {len(missing)} item(s), e.g. {missing[:3]}")
+    order = np.asarray([row[i] for i in item_ids])
+    text, image, color = (np.load(emb_dir / name, mmap_mode="r")[order]
+                          for name in (EMB_TEXT_FILE, EMB_IMAGE_FILE, EMB_COLOR_FILE))
+    return text, image, color

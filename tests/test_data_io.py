@@ -157,3 +157,15 @@ def test_generated_catalog_round_trips(generated: Path) -> None:
     assert list(truth["item_id"]) == list(items["item_id"])
     assert "color" not in items.columns and "color" in truth.columns
     assert len(data_io.load_truth_users(generated)) == 40
+
+
+def test_embedding_rows_are_reordered_to_the_catalog(tmp_path: Path) -> None:
+    ids = ["b", "a", "c"]
+    (tmp_path / data_io.EMB_IDS_FILE).write_text(json.dumps(ids))
+    for name, dim in ((data_io.EMB_TEXT_FILE, 4), (data_io.EMB_IMAGE_FILE, 3), (data_io.EMB_COLOR_FILE, 2)):
+        np.save(tmp_path / name, np.array([[ord(i)] * dim for i in ids], dtype=np.float32))
+    text, image, color = data_io.load_embedding_rows(tmp_path, ["a", "b", "c"])
+    assert text[:, 0].tolist() == [ord("a"), ord("b"), ord("c")] and image.shape == (3, 3) and color.shape == (3, 2)
+    assert color[:, 1].tolist() == [ord("a"), ord("b"), ord("c")]
+    with pytest.raises(ValueError, match=r"lack 1 item\(s\), e.g. \['zz'\]"):
+        data_io.load_embedding_rows(tmp_path, ["a", "zz"])

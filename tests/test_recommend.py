@@ -214,14 +214,14 @@ def test_evaluation_user_sample_is_seeded_and_reported(tiny: SimpleNamespace) ->
     assert a["n_users_warm"] + a["n_users_cold_items"] <= 20
 
 
-def test_pipeline_embeddings_are_reordered_to_the_catalog(tmp_path: Path) -> None:
-    from modules.recommend.evaluation import _pipeline_embeddings
+def test_evaluation_cli_rejects_an_embedding_artifact_of_another_catalog(tiny: SimpleNamespace, tmp_path: Path) -> None:
+    from modules.recommend.evaluation import main
 
-    ids = ["b", "a", "c"]
+    ids = tiny.items["item_id"].astype(str).tolist()[:-1]  # the artifact lacks the catalog's last item
     (tmp_path / "item_ids.json").write_text(json.dumps(ids))
-    for name, dim in (("text.npy", 4), ("image.npy", 3), ("color.npy", 2)):
-        np.save(tmp_path / name, np.array([[ord(i)] * dim for i in ids], dtype=np.float32))
-    text, image, color = _pipeline_embeddings(tmp_path, pd.DataFrame({"item_id": ["a", "b", "c"]}))
-    assert text[:, 0].tolist() == [ord("a"), ord("b"), ord("c")] and image.shape == (3, 3) and color.shape == (3, 2)
-    with pytest.raises(SystemExit, match="no embedding row"):
-        _pipeline_embeddings(tmp_path, pd.DataFrame({"item_id": ["a", "zz"]}))
+    for name in ("text.npy", "image.npy", "color.npy"):
+        np.save(tmp_path / name, np.ones((len(ids), 2), dtype=np.float32))
+    out = tmp_path / "results.md"
+    with pytest.raises(SystemExit, match="lack 1 item"):
+        main(["--data-dir", str(tiny.data_dir), "--embeddings", str(tmp_path), "--out", str(out)])
+    assert not out.exists()

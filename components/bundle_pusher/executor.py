@@ -99,12 +99,11 @@ def build_recommender_dir(
 
     from components.common import load_items
     from components.example_gen.executor import read_cutoff
-    from components.index_builder.executor import load_embeddings
-    from modules.data_io import load_interactions
+    from modules.data_io import load_embedding_rows, load_interactions
     from modules.recommend.hybrid import build_recommender
 
     items = load_items(data_dir)
-    text, image, color = load_embeddings(emb_dir, items["item_id"].astype(str).tolist())
+    text, image, color = load_embedding_rows(emb_dir, items["item_id"].astype(str).tolist())
     inter = load_interactions(data_dir)
     cutoff = read_cutoff(data_dir)
     train = inter[inter["ts"] < cutoff] if cutoff is not None and len(inter) else inter

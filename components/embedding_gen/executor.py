@@ -10,10 +10,14 @@ from typing import Any
 import numpy as np
 
 from components.common import load_items
+from modules.data_io import EMB_COLOR_FILE as COLOR_FILE
+from modules.data_io import EMB_COLOR_NAMES_FILE as COLOR_NAMES_FILE
+from modules.data_io import EMB_IDS_FILE as IDS_FILE
+from modules.data_io import EMB_IMAGE_FILE as IMAGE_FILE
+from modules.data_io import EMB_TEXT_FILE as TEXT_FILE
+from modules.data_io import EMB_TOWER_DIR as TOWER_DIR
 
 log = logging.getLogger(__name__)
-TEXT_FILE, IMAGE_FILE, COLOR_FILE, IDS_FILE, TOWER_DIR = "text.npy", "image.npy", "color.npy", "item_ids.json", "image_tower"
-COLOR_NAMES_FILE = "item_colors.json"
 
 
 def _image_paths(items: Any, data_dir: Path) -> list[Path | None]:

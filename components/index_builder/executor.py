@@ -11,22 +11,11 @@ import numpy as np
 import pandas as pd
 
 from components.common import load_items
-from components.embedding_gen.executor import COLOR_FILE, COLOR_NAMES_FILE, IDS_FILE, IMAGE_FILE, TEXT_FILE, TOWER_DIR
+from components.embedding_gen.executor import COLOR_NAMES_FILE, IDS_FILE, TOWER_DIR
 from components.example_gen.executor import read_cutoff
+from modules.data_io import load_embedding_rows
 
 log = logging.getLogger(__name__)
-
-
-def load_embeddings(emb_dir: str | Path, item_ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """text, image, colour matrices re-ordered to ``item_ids`` (fails loudly when an item is missing)."""
-    emb_dir = Path(emb_dir)
-    ids = json.loads((emb_dir / IDS_FILE).read_text())
-    row = {iid: i for i, iid in enumerate(ids)}
-    missing = [i for i in item_ids if i not in row]
-    if missing:
-        raise ValueError(f"embeddings at {emb_dir} lack {len(missing)} item(s), e.g. {missing[:3]}")
-    order = np.asarray([row[i] for i in item_ids])
-    return tuple(np.load(emb_dir / name)[order] for name in (TEXT_FILE, IMAGE_FILE, COLOR_FILE))  # type: ignore[return-value]
 
 
 def popularity(data_dir: str | Path, item_ids: list[str]) -> np.ndarray:
@@ -52,7 +41,7 @@ def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], tra
 
     items = load_items(data_dir)
     item_ids = items["item_id"].astype(str).tolist()
-    text_emb, image_emb, color = load_embeddings(emb_dir, item_ids)
+    text_emb, image_emb, color = load_embedding_rows(emb_dir, item_ids)
     text_encoder = text_encoder_from_params(params)
     image_encoder = ImageTower.load(Path(emb_dir) / TOWER_DIR)
     fusion_params = params.get("fusion", {})

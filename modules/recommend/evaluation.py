@@ -273,20 +273,9 @@ def _content_inputs(data_dir: Path, items: pd.DataFrame, params: dict[str, Any],
     return text, color
 
 
-def _pipeline_embeddings(emb_dir: Path, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Text, image and colour rows from an EmbeddingGen artifact, in ``items`` order (no re-encoding)."""
-    ids = json.loads((emb_dir / "item_ids.json").read_text())
-    pos = {item_id: i for i, item_id in enumerate(ids)}
-    missing = [i for i in items["item_id"] if i not in pos]
-    if missing:
-        raise SystemExit(f"{emb_dir}: {len(missing)} catalog items have no embedding row (first: {missing[:3]})")
-    order = np.array([pos[i] for i in items["item_id"]])
-    return tuple(np.load(emb_dir / name, mmap_mode="r")[order] for name in ("text.npy", "image.npy", "color.npy"))
-
-
 def main(argv: list[str] | None = None) -> None:
     from modules.config import load_params
-    from modules.data_io import load_interactions, load_items, load_manifest, new_item_ids
+    from modules.data_io import load_embedding_rows, load_interactions, load_items, load_manifest, new_item_ids
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True)
@@ -307,7 +296,10 @@ def main(argv: list[str] | None = None) -> None:
     items, interactions, manifest = load_items(data_dir), load_interactions(data_dir), load_manifest(data_dir)
     image = None
     if args.embeddings:
-        text, image, color = _pipeline_embeddings(Path(args.embeddings), items)
+        try:  # reuse the pipeline's vectors; a catalog/artifact mismatch is a usage error, not a traceback
+            text, image, color = load_embedding_rows(args.embeddings, items["item_id"].astype(str).tolist())
+        except (ValueError, FileNotFoundError) as exc:
+            raise SystemExit(str(exc)) from exc
     else:
         text, color = _content_inputs(data_dir, items, params, seed)
     results = evaluate_recommenders(
