@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from scipy.spatial.distance import cdist
 
 # Canonical name -> RGB prototype (same names and values as the synthetic generator's palette).
 COLOR_TABLE: dict[str, tuple[int, int, int]] = {
@@ -192,7 +193,7 @@ def _scene_subject_mask(lab: np.ndarray, seed: int = 42) -> np.ndarray:
     rng = np.random.default_rng(seed)
     sample = flat[rng.choice(len(flat), size=min(len(flat), 2048), replace=False)]
     centres, _ = _kmeans(sample, _SCENE_CLUSTERS, seed=seed)
-    labels = np.argmin(((flat[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1).reshape(h, w)
+    labels = np.argmin(cdist(flat, centres, "sqeuclidean"), axis=1).reshape(h, w)
     lift = np.array([(labels[centre] == j).mean() - (labels[border] == j).mean() for j in range(len(centres))])
     if lift.max() <= 0:
         return centre
@@ -209,7 +210,7 @@ def foreground_mask(rgb: np.ndarray) -> np.ndarray:
         return _scene_subject_mask(lab)  # busy scene (e.g. a street photo)
     ref = border[near][:: max(1, int(near.sum()) // 64)]  # <= ~64 border colours (covers lighting gradients)
     flat = lab.reshape(-1, 3)
-    d2 = ((flat[:, None, :] - ref[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+    d2 = cdist(flat, ref, "sqeuclidean").min(axis=1)  # no (pixels x refs x 3) temporary
     fg = (d2 >= _BG_TOLERANCE**2).reshape(h, w)
     if fg.mean() < _MIN_FOREGROUND:
         return np.ones((h, w), dtype=bool)  # item indistinguishable from the background (white on white)
@@ -270,21 +271,28 @@ def _texture(rgb: np.ndarray) -> np.ndarray:
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int = 42, iters: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Small deterministic k-means (k-means++ init). Returns (centres (k', 3), labels (n,))."""
+    """Small deterministic k-means (k-means++ init). Returns (centres (k', 3), labels (n,)).
+
+    k' < k when ``x`` has fewer than k distinct points (the k-means++ draw stops once every point is a centre).
+    Runs once or twice per photo (colour pass, tower augmentation), so the update step is vectorised.
+    """
     rng = np.random.default_rng(seed)
-    k = max(1, min(k, len(np.unique(x, axis=0))))
+    k = max(1, min(k, len(x)))
     centres = [x[rng.integers(len(x))]]
+    d2 = ((x - centres[0]) ** 2).sum(axis=1)
     for _ in range(1, k):
-        d2 = np.min(((x[:, None, :] - np.array(centres)[None]) ** 2).sum(axis=2), axis=1)
         if d2.sum() <= 0:
             break
         centres.append(x[rng.choice(len(x), p=d2 / d2.sum())])
+        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(axis=1))
     c = np.array(centres)
     labels = np.zeros(len(x), dtype=int)
     for _ in range(iters):
-        labels = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(axis=2), axis=1)
-        new = np.array([x[labels == j].mean(axis=0) if np.any(labels == j) else c[j] for j in range(len(c))])
-        if np.allclose(new, c):
+        labels = np.argmin(cdist(x, c, "sqeuclidean"), axis=1)
+        counts = np.bincount(labels, minlength=len(c))[:, None]
+        sums = np.stack([np.bincount(labels, weights=x[:, d], minlength=len(c)) for d in range(x.shape[1])], axis=1)
+        new = np.where(counts > 0, sums / np.maximum(counts, 1), c)
+        if np.all(np.abs(new - c) <= 1e-8 + 1e-5 * np.abs(c)):  # np.allclose, without its overhead
             break
         c = new
     return c, labels
