@@ -501,3 +501,43 @@ def test_cli_json_lines(text_encoder, trained_tower, tmp_path: Path) -> None:
         list(encode_json_lines([], [str(img_path)], "tower", params=params))
     with pytest.raises(ValueError, match="unknown image encoder"):
         list(encode_json_lines([], [str(img_path)], "vgg", params=params))
+
+
+def _kmeans_reference(x: np.ndarray, k: int, seed: int, iters: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """The textbook form of modules.encoders.color._kmeans (broadcast distances, per-cluster means)."""
+    rng = np.random.default_rng(seed)
+    k = max(1, min(k, len(np.unique(x, axis=0))))
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d2 = np.min(((x[:, None, :] - np.array(centres)[None]) ** 2).sum(axis=2), axis=1)
+        if d2.sum() <= 0:
+            break
+        centres.append(x[rng.choice(len(x), p=d2 / d2.sum())])
+    c = np.array(centres)
+    labels = np.zeros(len(x), dtype=int)
+    for _ in range(iters):
+        labels = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(axis=2), axis=1)
+        new = np.array([x[labels == j].mean(axis=0) if np.any(labels == j) else c[j] for j in range(len(c))])
+        if np.allclose(new, c):
+            break
+        c = new
+    return c, labels
+
+
+@pytest.mark.parametrize("case", ["blobs", "few_distinct", "single_colour"])
+def test_fast_kmeans_matches_the_textbook_version(case: str) -> None:
+    from modules.encoders.color import _kmeans
+
+    rng = np.random.default_rng(7)
+    if case == "blobs":
+        x = np.concatenate([rng.normal(m, 4.0, size=(700, 3)) for m in (10.0, 50.0, 90.0)])
+    elif case == "few_distinct":  # 2 distinct colours, k=3: k-means++ stops at 2 centres
+        x = np.repeat(np.array([[20.0, 5.0, -3.0], [70.0, -10.0, 40.0]]), 300, axis=0)
+    else:
+        x = np.full((500, 3), 42.0)
+    for seed in (0, 42):
+        fast_c, fast_l = _kmeans(x, 3, seed=seed)
+        ref_c, ref_l = _kmeans_reference(x, 3, seed=seed)
+        assert fast_c.shape == ref_c.shape
+        np.testing.assert_allclose(fast_c, ref_c, rtol=1e-9, atol=1e-9)
+        assert (fast_l == ref_l).all()
