@@ -78,10 +78,16 @@ BundleLoader = Callable[[Path, dict], tuple[Any, Any | None]]
 
 
 def load_components(version_dir: Path, params: dict) -> tuple[Any, Any | None]:
-    """Default loader: SearchEngine from `search/`, HybridRecommender from `recommend/` (optional)."""
+    """Default loader: SearchEngine from `search/` with the LambdaMART re-ranker from `ranker/` (optional),
+    HybridRecommender from `recommend/` (optional)."""
     from modules.search import SearchEngine
 
-    engine = SearchEngine.load(version_dir / "search", params=params)
+    ranker = None
+    if (version_dir / "ranker").is_dir():
+        from modules.ranking import LambdaMARTRanker
+
+        ranker = LambdaMARTRanker.load(version_dir / "ranker")
+    engine = SearchEngine.load(version_dir / "search", params=params, ranker=ranker)
     recommender = None
     if (version_dir / "recommend").is_dir():
         from modules.recommend.hybrid import HybridRecommender

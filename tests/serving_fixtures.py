@@ -303,8 +303,20 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, to
     params["recommend"]["hybrid"]["collaborative"] = "als"      # no TF training in a serving test
     rec = build_recommender(items, train, text_emb, image_emb, colors, params, seed=seed)
 
+    # The pushed LambdaMART re-ranker, trained on the catalog's TRAIN queries as RankerTrainer does. Its
+    # per-kind validation gate is dropped: with a handful of queries it is noise, and the serving tests check
+    # that the re-ranker the bundle ships is the one that orders the results.
+    from modules.data_io import load_queries
+    from modules.ranking import build_training_frame, train_ranker
+
+    X, y, groups, qids = build_training_frame(engine, load_queries(data, split="train"), params=params,
+                                              data_dir=str(data))
+    ranker = train_ranker(X, y, groups, params=params, seed=seed, qids=qids)
+    ranker.info.pop("rerank_kinds", None)
+
     staging = root / f"stage-{version}"
     engine.save(staging / "search")
+    ranker.save(staging / "ranker")
     tower.save(staging / "search" / "image_tower")
     rec.save(staging / "recommend")
     shutil.copytree(data / "images", staging / "images", ignore=shutil.ignore_patterns("queries"))
@@ -320,7 +332,7 @@ def _real_bundle_key() -> str:
 
     repo = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for rel in ["params.yaml", "tests/serving_fixtures.py", "modules/search.py", "modules/bundle.py",
+    for rel in ["params.yaml", "tests/serving_fixtures.py", "modules/search.py", "modules/bundle.py", "modules/ranking.py",
                 *sorted(str(p.relative_to(repo)) for d in ("modules/catalog", "modules/encoders", "modules/recommend",
                                                             "modules/retrieval") for p in (repo / d).glob("*.py"))]:
         p = repo / rel

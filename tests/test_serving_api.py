@@ -227,6 +227,10 @@ def test_real_bundle_text_image_similar(real):
     title, iid = items.loc[7, "title"], items.loc[7, "item_id"]
     hits = c.post("/search/text", json={"query": title, "top_k": 5}).json()["results"]
     assert iid in [h["item_id"] for h in hits[:3]]
+    # the bundle's LambdaMART re-ranker orders the results: its score is the result score, best first
+    scores = [h["explain"]["reranker"] for h in hits]
+    assert all(isinstance(v, float) for v in scores) and scores == sorted(scores, reverse=True)
+    assert [h["score"] for h in hits] == scores
     assert all(h["image_url"] for h in hits)
     photo = c.get(f"/items/{iid}/image")
     assert photo.status_code == 200
