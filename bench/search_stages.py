@@ -2,7 +2,7 @@
 
     python -m bench.search_stages --serving-dir /tmp/serving_full --data /tmp/pm_full --queries 300
 
-Loads ``<serving-dir>/<LATEST>/search`` in this process (as the server does), sends EVAL text queries one at a
+Loads the LATEST bundle's engine and re-ranker in this process (the server's loader), sends EVAL text queries one at a
 time (after a warm-up) through the default hybrid path, and times each stage by wrapping the engine's parts:
 query parsing, the MiniLM query encoder, BM25 and TF-IDF scoring over the whole catalog, the three HNSW
 searches, RRF, the LambdaMART re-ranker, and whatever is left (candidate features, sorting, the response).
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from modules.bundle import read_latest
     from modules.config import load_params
     from modules.data_io import load_queries
-    from modules.search import SearchEngine
+    from serving.bundle_manager import load_components
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serving-dir", required=True)
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.serving_dir}: no LATEST bundle", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    engine = SearchEngine.load(Path(args.serving_dir) / version / "search", params=load_params())
+    engine, _ = load_components(Path(args.serving_dir) / version, load_params())  # exactly as the server does
     load_s = time.perf_counter() - t0
     texts = [q["text"] for q in load_queries(args.data, split="eval") if q["kind"] == "text" and q.get("text")]
     if not texts:
@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         clock.finish((time.perf_counter() - start) * 1000.0)
     stages = list(dict.fromkeys(k for call in clock.calls for k in call))
     mean_total = statistics.fmean(c["total"] for c in clock.calls)
+    reranks = engine.ranker is not None and engine.ranker.applies_to("text")
     print(f"bundle {version}: {engine.n_rows:,} items, loaded in {load_s:.1f} s; "
-          f"{len(clock.calls)} EVAL text queries, one at a time, hybrid + re-ranker (default path)")
+          f"{len(clock.calls)} EVAL text queries, one at a time, default hybrid path "
+          f"({'with' if reranks else 'without'} the LambdaMART re-ranker for text queries)")
     print("| stage | median ms | p95 ms | share of mean |")
     print("|---|---|---|---|")
     for stage in sorted(stages, key=lambda s: (s == "total", -statistics.fmean(c.get(s, 0.0) for c in clock.calls))):
