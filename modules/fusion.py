@@ -57,6 +57,7 @@ class Fusion:
         self.late_image_weight, self.hidden_dim, self.seed = float(late_image_weight), int(hidden_dim), seed
         self.model = None
         self.history: list[float] = []
+        self.n_train_pairs = 0  # (query, item) pairs the learned projection trained on
 
     # -- construction ---------------------------------------------------------------------------------------------
     @classmethod
@@ -85,6 +86,12 @@ class Fusion:
             raise ValueError(f"query embeddings have dim {q_emb.shape[1]}, expected {self.text_dim}")
         tf.random.set_seed(seed)
         rng = np.random.default_rng(seed)
+        max_pairs = cfg.get("max_pairs")
+        if max_pairs and len(rows) > int(max_pairs):
+            # a seeded subsample bounds the cost at full scale (433K pairs from 1,663 judged texts at 100K items)
+            keep = np.sort(rng.choice(len(rows), size=int(max_pairs), replace=False))
+            q_emb, rows = q_emb[keep], rows[keep]
+        self.n_train_pairs = len(rows)
         x_items = np.concatenate([_l2(text_emb), _l2(image_emb)], axis=1).astype(np.float32)
         self.model = _mlp(x_items.shape[1], self.hidden_dim, self.text_dim, seed)
         opt = keras.optimizers.Adam(float(cfg.get("learning_rate", 1e-3)))
@@ -205,4 +212,9 @@ def build_train_pairs(items: pd.DataFrame, text_encoder: Any, queries: Sequence[
             rows.append(r)
     if not texts:
         raise ValueError("no training pairs: no train-split queries and no item titles")
-    return np.asarray(text_encoder.encode(texts), dtype=np.float32), np.asarray(rows, dtype=np.int64)
+    # A judged query is paired with every relevant item (hundreds at 100K items: 433K pairs from 1,663 distinct
+    # texts at full scale), so encode each distinct text once and repeat its vector.
+    distinct = list(dict.fromkeys(texts))
+    position = {text: i for i, text in enumerate(distinct)}
+    vectors = np.asarray(text_encoder.encode(distinct), dtype=np.float32)
+    return vectors[[position[t] for t in texts]], np.asarray(rows, dtype=np.int64)

@@ -72,3 +72,36 @@ def test_build_train_pairs_uses_train_split_only_else_title_words():
     assert rows.tolist() == [0] and q.shape == (1, D)
     q, rows = build_train_pairs(items, _Enc(), [queries[1]], seed=1)  # no train queries: self-supervised
     assert rows.tolist() == [0, 1]
+
+
+class _CountingEnc:
+    """Distinct vector per text (its hash), and records every text it was asked to encode."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts):
+        self.seen.extend(texts)
+        return np.stack([np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(D) for t in texts]).astype(np.float32)
+
+
+def test_build_train_pairs_encodes_each_query_text_once():
+    items = pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["red dress", "red skirt", "navy sneaker"]})
+    queries = [{"text": "red", "split": "train", "relevance": {"a": 3, "b": 2, "c": 0}},
+               {"text": "navy", "split": "train", "relevance": {"c": 2}},
+               {"text": "red", "split": "train", "relevance": {"b": 3}}]  # the same text judged twice
+    enc = _CountingEnc()
+    q, rows = build_train_pairs(items, enc, queries)
+    assert sorted(enc.seen) == ["navy", "red"]
+    assert rows.tolist() == [0, 1, 2, 1]
+    reference = _CountingEnc().encode(["red", "red", "navy", "red"])
+    np.testing.assert_array_equal(q, reference)
+
+
+def test_learned_fusion_trains_on_at_most_max_pairs():
+    rows = np.arange(N).repeat(3)  # 600 pairs
+    pairs = (TEXT[rows] + 0.1 * RNG.standard_normal((len(rows), D)).astype(np.float32), rows)
+    capped = {**PARAMS, "learned": {**PARAMS["learned"], "epochs": 1, "max_pairs": 100}}
+    assert Fusion.build("learned", TEXT, IMAGE, capped, train_pairs=pairs).n_train_pairs == 100
+    uncapped = {**PARAMS, "learned": {**PARAMS["learned"], "epochs": 1}}
+    assert Fusion.build("learned", TEXT, IMAGE, uncapped, train_pairs=pairs).n_train_pairs == 600
