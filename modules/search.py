@@ -62,6 +62,11 @@ _RECORD_DEFAULTS: dict[str, Any] = {"description": "", "category": "", "brand": 
                                      "gender": "unisex", "image_path": "", "created_at": 0}
 
 
+def _take(columns: Mapping[str, np.ndarray], order: np.ndarray) -> dict[str, np.ndarray]:
+    """Every column reordered by ``order``."""
+    return {name: values[order] for name, values in columns.items()}
+
+
 class UnknownItemError(KeyError):
     """An item id that the engine does not hold (or that was deleted)."""
 
@@ -324,8 +329,10 @@ class SearchEngine:
     # ------------------------------------------------------------------------------------------------ core
     def _candidates(self, text: str | None, img: Image.Image | None, image_weight: float,
                     filters: Mapping[str, Any] | None, hard_intents: bool, context: Mapping[str, Any] | None
-                    ) -> tuple[pd.DataFrame, Intents, dict[str, Any]]:
-        """Hybrid candidate set with features and the pre-rerank ``score`` column, best first."""
+                    ) -> tuple[dict[str, np.ndarray], Intents, dict[str, Any]]:
+        """The hybrid candidate set, best first, as columns of equal length: ``item_id``, ``row``,
+        ``RANK_FEATURES`` and the pre-rerank ``score`` (numpy arrays rather than a DataFrame: at serving
+        sizes the DataFrame bookkeeping cost more than the retrieval it described)."""
         intents = self.parser.parse(text) if text else Intents()
         retrieval_text = (intents.residual_text or text) if text else ""
         allowed = self._allowed(filters, intents if hard_intents else None)
@@ -359,7 +366,6 @@ class SearchEngine:
 
         lists: dict[str, np.ndarray] = {}
         bm25 = self.bm25.scores(retrieval_text, n) if text else np.zeros(n, np.float32)
-        tfidf = self.tfidf.scores(retrieval_text) if text else np.zeros(n, np.float32)
         if text and img is None:
             lists["bm25"] = self._top_from_scores(bm25, allowed, pool)
             lists["text"] = self.text_index.search(q_text, pool, allowed, overfetch)[1]
@@ -378,75 +384,85 @@ class SearchEngine:
         fused = rrf(lists, k=int(self.hp.get("rrf_k", 60)), weights=weights)
         rows = np.array(sorted(fused), dtype=np.int64)
         if len(rows) == 0:
-            return pd.DataFrame(columns=["item_id", "row", "score", *RANK_FEATURES]), intents, {}
+            empty = {c: np.zeros(0, np.float64) for c in ("row", "score", *RANK_FEATURES)}
+            return {**empty, "item_id": np.zeros(0, object), "row": rows}, intents, {}
 
         two_tower = (context or {}).get("two_tower") or {}
-        feats = pd.DataFrame({
-            "item_id": self.row_ids[rows],
+        m = len(rows)
+
+        def col(value: Any) -> np.ndarray:  # a scalar feature broadcast to one value per candidate
+            return np.full(m, value, np.float64) if np.ndim(value) == 0 else np.asarray(value)
+
+        ids = self.row_ids[rows]
+        price = self.price[rows]
+        feats: dict[str, np.ndarray] = {
+            "item_id": ids,
             "row": rows,
             "bm25": bm25[rows],
-            "tfidf": tfidf[rows],
-            "dense_text": self.text_index.score(q_text, rows) if q_text is not None else 0.0,
-            "dense_image": self.image_index.score(q_image, rows) if q_image is not None else 0.0,
-            "dense_fused": self.fused_index.score(q_fused, rows),
-            "rrf": np.array([fused[int(r)] for r in rows], np.float64),
-            "two_tower": np.array([float(two_tower.get(i, 0.0)) for i in self.row_ids[rows]], np.float64),
-            "category_match": (self.cat[rows] == intents.category).astype(np.float32) if intents.category else 0.0,
-            "color_match": self._color_match(rows, intents.color),
-            "pattern_match": np.array([intents.pattern in self.patterns[r] for r in rows], np.float32)
-            if intents.pattern else 0.0,
-            "gender_match": ((self.gender[rows] == intents.gender) * 1.0 + (self.gender[rows] == "unisex") * 0.5)
-            .astype(np.float32) if intents.gender else 0.0,
-            "price": self.price[rows],
-            "price_in_range": ((self.price[rows] >= (intents.price_min or 0.0))
-                               & (self.price[rows] <= (intents.price_max if intents.price_max is not None
-                                                       else np.inf))).astype(np.float32),
+            "tfidf": self.tfidf.scores_rows(retrieval_text, rows) if text else np.zeros(m, np.float32),
+            "dense_text": col(self.text_index.score(q_text, rows) if q_text is not None else 0.0),
+            "dense_image": col(self.image_index.score(q_image, rows) if q_image is not None else 0.0),
+            "dense_fused": col(self.fused_index.score(q_fused, rows)),
+            "rrf": np.fromiter((fused[int(r)] for r in rows), np.float64, m),
+            "two_tower": (np.fromiter((float(two_tower.get(i, 0.0)) for i in ids), np.float64, m) if two_tower
+                          else np.zeros(m, np.float64)),
+            "category_match": col((self.cat[rows] == intents.category).astype(np.float32) if intents.category
+                                  else 0.0),
+            "color_match": col(self._color_match(rows, intents.color)),
+            "pattern_match": col(np.fromiter((intents.pattern in self.patterns[r] for r in rows), np.float32, m)
+                                 if intents.pattern else 0.0),
+            "gender_match": col(((self.gender[rows] == intents.gender) * 1.0
+                                 + (self.gender[rows] == "unisex") * 0.5).astype(np.float32)
+                                if intents.gender else 0.0),
+            "price": price,
+            "price_in_range": ((price >= (intents.price_min or 0.0))
+                               & (price <= (intents.price_max if intents.price_max is not None else np.inf))
+                               ).astype(np.float32),
             "popularity": self.popularity[rows],
             "is_cold": ((self.popularity[rows] <= 0) | self.live_added[rows]).astype(np.float32),
             "color_sim": color_sim[rows],
-        })
-        # Soft boosts: only intents the query actually expressed count.
-        feats["brand_match"] = (self.brand[rows] == intents.brand).astype(np.float32) if intents.brand else 0.0
-        feats["has_text"], feats["has_image"] = float(bool(text)), float(img is not None)  # query kind
-        matched = np.zeros(len(rows))
+            # Soft boosts: only intents the query actually expressed count.
+            "brand_match": col((self.brand[rows] == intents.brand).astype(np.float32) if intents.brand else 0.0),
+            "has_text": col(float(bool(text))),  # query kind
+            "has_image": col(float(img is not None)),
+        }
+        matched = np.zeros(m)
         for name, present in (("category_match", intents.category), ("color_match", intents.color),
                               ("pattern_match", intents.pattern), ("gender_match", intents.gender),
-                              ("price_in_range", intents.price_min is not None or intents.price_max is not None)):
+                              ("price_in_range", intents.price_min is not None or intents.price_max is not None),
+                              ("brand_match", intents.brand)):
             if present:
-                matched += feats[name].to_numpy(dtype=np.float64)
-        if intents.brand:
-            matched += feats["brand_match"].to_numpy(dtype=np.float64)
+                matched += feats[name].astype(np.float64)
         feats["score"] = feats["rrf"] / feats["rrf"].max() + float(self.hp.get("intent_boost", 0.15)) * matched
         feats["pre_rerank"] = feats["score"]  # the hybrid order the re-ranker starts from
-        feats = feats.sort_values(["score", "row"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
         qctx = {"query": text or "", "intents": intents.to_dict(), "filters": dict(filters or {}),
                 "has_image": img is not None, "context": dict(context or {})}
-        return feats, intents, qctx
+        return _take(feats, np.lexsort((rows, -feats["score"]))), intents, qctx
 
-    def _respond(self, feats: pd.DataFrame, intents: Intents, qctx: dict[str, Any], top_k: int, retriever: str,
-                 t0: float, lexical_ran: bool, rerank: bool = True) -> SearchResponse:
+    def _respond(self, feats: dict[str, np.ndarray], intents: Intents, qctx: dict[str, Any], top_k: int,
+                 retriever: str, t0: float, lexical_ran: bool, rerank: bool = True) -> SearchResponse:
         reranker_scores = None
         kind = query_kind(bool(qctx.get("query")), bool(qctx.get("has_image")))
         applies = getattr(self.ranker, "applies_to", None)
         if applies is not None and not applies(kind):
             rerank = False  # the ranker did not beat the hybrid order on this kind's validation queries
-        if rerank and self.ranker is not None and len(feats):
+        n = len(feats["row"])
+        if rerank and self.ranker is not None and n:
             reranker_scores = apply_reranker(self.ranker, {**qctx, "retriever": retriever},
-                                             feats[["item_id", *RANK_FEATURES]].copy())
-            feats = feats.assign(reranker=reranker_scores)
-            feats = feats.sort_values(["reranker", "score", "row"], ascending=[False, False, True],
-                                      kind="mergesort").reset_index(drop=True)
-        top = feats.head(top_k)
+                                             pd.DataFrame({c: feats[c] for c in ("item_id", *RANK_FEATURES)}))
+            feats = _take({**feats, "reranker": reranker_scores},
+                          np.lexsort((feats["row"], -feats["score"], -reranker_scores)))
         two_tower_ran = bool(qctx.get("context", {}).get("two_tower"))
-        results = [Result(item_id=str(r.item_id),
-                          score=float(r.reranker if reranker_scores is not None else r.score),
-                          explain={"lexical": float(r.bm25) if lexical_ran else None,
-                                   "dense": float(max(r.dense_text, r.dense_image, r.dense_fused)),
-                                   "two_tower": float(r.two_tower) if two_tower_ran else None,
-                                   "reranker": float(r.reranker) if reranker_scores is not None else None,
-                                   "rrf": float(r.rrf), "pre_rerank": float(r.score)})
-                   for r in top.itertuples(index=False)]
-        confidence = float(feats["dense_text"].max()) if qctx.get("query") and len(feats) else None
+        dense = np.maximum(np.maximum(feats["dense_text"], feats["dense_image"]), feats["dense_fused"])
+        results = [Result(item_id=str(feats["item_id"][i]),
+                          score=float(feats["reranker"][i] if reranker_scores is not None else feats["score"][i]),
+                          explain={"lexical": float(feats["bm25"][i]) if lexical_ran else None,
+                                   "dense": float(dense[i]),
+                                   "two_tower": float(feats["two_tower"][i]) if two_tower_ran else None,
+                                   "reranker": float(feats["reranker"][i]) if reranker_scores is not None else None,
+                                   "rrf": float(feats["rrf"][i]), "pre_rerank": float(feats["score"][i])})
+                   for i in range(min(top_k, n))]
+        confidence = float(feats["dense_text"].max()) if qctx.get("query") and n else None
         return SearchResponse(results=results, low_confidence=self._is_low_confidence(confidence),
                               intents=intents.to_dict(), latency_ms=(time.perf_counter() - t0) * 1000.0,
                               retriever=retriever)
@@ -568,7 +584,7 @@ class SearchEngine:
             raise ValueError("query is empty")
         w = float(self.hp.get("composed_image_weight", 0.5)) if (text and img is not None) else 1.0
         feats, _, _ = self._candidates(text, img, w, filters, False, context)
-        out = feats[["item_id", *RANK_FEATURES, "score"]]
+        out = pd.DataFrame({c: feats[c] for c in ("item_id", *RANK_FEATURES, "score")})
         return out.head(top_k).reset_index(drop=True) if top_k else out
 
     def query_confidence(self, query: str) -> float:

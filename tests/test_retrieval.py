@@ -116,3 +116,14 @@ def test_weighted_rrf_lets_a_strong_list_win():
     assert dropped[9] == 0.0 and set(dropped) == {5, 7, 8, 9}  # a zero weight keeps the candidates
     with pytest.raises(ValueError, match="weights"):
         rrf(lists, weights={"bm25": -1.0})
+
+
+def test_tfidf_candidate_scores_equal_the_full_pass():
+    docs = [f"{c} {g} cotton shirt number {i}" for i, (c, g) in
+            enumerate((c, g) for c in ("red", "navy", "white", "black") for g in ("men", "women", "kids"))]
+    idx = TfidfIndex().fit(docs + ["plain wool scarf"])
+    full = idx.scores("navy cotton shirt for women")
+    rows = np.array([12, 0, 4, 5, 4, 3], dtype=np.int64)  # unsorted, with a repeat
+    np.testing.assert_array_equal(idx.scores_rows("navy cotton shirt for women", rows), full[rows])
+    assert idx.scores_rows("navy shirt", np.zeros(0, np.int64)).shape == (0,)
+    assert not idx.scores_rows("zzz unknown words", rows).any()

@@ -165,7 +165,7 @@ def test_photo_query_blends_tower_and_colour_features():
     assert all(_color_of(eng, i) == "navy" for i in res.item_ids), [_color_of(eng, i) for i in res.item_ids]
     # the colour part of the photo score is a ranker feature
     row = eng._candidates(None, photo, 1.0, None, False, None)[0]
-    assert "color_sim" in RANK_FEATURES and row["color_sim"].iloc[0] > row["color_sim"].iloc[-1]
+    assert "color_sim" in RANK_FEATURES and row["color_sim"][0] > row["color_sim"][-1]
     # an item's own photo brings back its colour first (the crafted swatches of one colour are identical)
     own = eng.search_image(images[5], top_k=3)
     assert _color_of(eng, own.item_ids[0]) == dominant_color_name(images[5])

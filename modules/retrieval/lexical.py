@@ -151,6 +151,16 @@ class TfidfIndex:
         q = self.vectorizer.transform([query])
         return np.asarray((self.matrix @ q.T).todense()).ravel().astype(np.float32)
 
+    def scores_rows(self, query: str, rows: np.ndarray) -> np.ndarray:
+        """``scores(query)[rows]`` without scoring the rest of the catalog (the hybrid path only needs the
+        TF-IDF of its few hundred candidates, and a full pass grows with the catalog)."""
+        assert self.matrix is not None
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return np.zeros(0, dtype=np.float32)
+        q = self.vectorizer.transform([query])
+        return np.asarray((self.matrix[rows] @ q.T).todense()).ravel().astype(np.float32)
+
     def save(self, path: str | Path) -> None:
         with open(path, "wb") as f:
             pickle.dump({"vectorizer": self.vectorizer, "matrix": self.matrix}, f)
