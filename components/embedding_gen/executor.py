@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 
 from components.common import load_items
-from modules.data_io import EMB_COLOR_FILE as COLOR_FILE
-from modules.data_io import EMB_COLOR_NAMES_FILE as COLOR_NAMES_FILE
-from modules.data_io import EMB_IDS_FILE as IDS_FILE
-from modules.data_io import EMB_IMAGE_FILE as IMAGE_FILE
-from modules.data_io import EMB_TEXT_FILE as TEXT_FILE
-from modules.data_io import EMB_TOWER_DIR as TOWER_DIR
+from modules.data_io import (
+    EMB_COLOR_FILE,
+    EMB_COLOR_NAMES_FILE,
+    EMB_IDS_FILE,
+    EMB_IMAGE_FILE,
+    EMB_TEXT_FILE,
+    EMB_TOWER_DIR,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +80,12 @@ def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> 
     image_emb[rows] = tower.encode_paths([paths[i] for i in rows], batch_size=256, progress=True, on_error="zero",
                                          color_feats=color[rows])
 
-    np.save(out / TEXT_FILE, text_emb.astype(np.float32))
-    np.save(out / IMAGE_FILE, image_emb.astype(np.float32))
-    np.save(out / COLOR_FILE, color.astype(np.float32))
-    (out / IDS_FILE).write_text(json.dumps(items["item_id"].astype(str).tolist()))
-    (out / COLOR_NAMES_FILE).write_text(json.dumps(color_names))
-    tower.save(out / TOWER_DIR)
+    np.save(out / EMB_TEXT_FILE, text_emb.astype(np.float32))
+    np.save(out / EMB_IMAGE_FILE, image_emb.astype(np.float32))
+    np.save(out / EMB_COLOR_FILE, color.astype(np.float32))
+    (out / EMB_IDS_FILE).write_text(json.dumps(items["item_id"].astype(str).tolist()))
+    (out / EMB_COLOR_NAMES_FILE).write_text(json.dumps(color_names))
+    tower.save(out / EMB_TOWER_DIR)
     return {
         "n_items": len(items),
         "n_with_image": int(has_image.sum()),

@@ -9,6 +9,7 @@ import pandas as pd
 from PIL import Image
 
 from components.embedding_gen import executor
+from modules import data_io
 from modules.config import load_params
 from modules.encoders.color import color_features_and_name
 
@@ -39,13 +40,13 @@ def test_streamed_embeddings_with_two_colour_workers(tmp_path: Path) -> None:
     stats = executor.generate(str(data), str(out), params, seed=42)
 
     assert stats["n_items"] == 40 and stats["n_with_image"] == 38
-    image = np.load(out / executor.IMAGE_FILE)
-    color = np.load(out / executor.COLOR_FILE)
-    names = json.loads((out / executor.COLOR_NAMES_FILE).read_text())
-    assert np.load(out / executor.TEXT_FILE).shape == (40, 384) and image.shape == (40, 384)
+    image = np.load(out / data_io.EMB_IMAGE_FILE)
+    color = np.load(out / data_io.EMB_COLOR_FILE)
+    names = json.loads((out / data_io.EMB_COLOR_NAMES_FILE).read_text())
+    assert np.load(out / data_io.EMB_TEXT_FILE).shape == (40, 384) and image.shape == (40, 384)
     assert not image[[1, 2]].any() and not color[[1, 2]].any() and names[1] == names[2] == ""
     assert np.allclose(np.linalg.norm(image[3:], axis=1), 1.0, atol=1e-5)
     # the spawned workers compute exactly what the in-process function does
     feats, name = color_features_and_name(Image.open(data / "images" / "5.png").convert("RGB"), params, seed=42)
     assert np.array_equal(color[5], feats) and names[5] == name == "blue"
-    assert json.loads((out / executor.IDS_FILE).read_text())[0] == "it0"
+    assert json.loads((out / data_io.EMB_IDS_FILE).read_text())[0] == "it0"

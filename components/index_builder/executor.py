@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 
 from components.common import load_items
-from components.embedding_gen.executor import COLOR_NAMES_FILE, IDS_FILE, TOWER_DIR
 from components.example_gen.executor import read_cutoff
-from modules.data_io import load_embedding_rows
+from modules.data_io import EMB_COLOR_NAMES_FILE, EMB_IDS_FILE, EMB_TOWER_DIR, load_embedding_rows
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +42,19 @@ def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], tra
     item_ids = items["item_id"].astype(str).tolist()
     text_emb, image_emb, color = load_embedding_rows(emb_dir, item_ids)
     text_encoder = text_encoder_from_params(params)
-    image_encoder = ImageTower.load(Path(emb_dir) / TOWER_DIR)
+    image_encoder = ImageTower.load(Path(emb_dir) / EMB_TOWER_DIR)
     fusion_params = params.get("fusion", {})
     method = str(fusion_params.get("method", "learned"))
     pairs = build_train_pairs(items, text_encoder, train_queries, seed=seed) if method == "learned" else None
     fusion = Fusion.build(method, text_emb, image_emb, fusion_params, seed=seed, train_pairs=pairs)
-    ids = json.loads((Path(emb_dir) / IDS_FILE).read_text())
-    names = dict(zip(ids, json.loads((Path(emb_dir) / COLOR_NAMES_FILE).read_text()), strict=True))
+    ids = json.loads((Path(emb_dir) / EMB_IDS_FILE).read_text())
+    names = dict(zip(ids, json.loads((Path(emb_dir) / EMB_COLOR_NAMES_FILE).read_text()), strict=True))
     engine = SearchEngine.build(
         items, text_emb, image_emb, color, text_encoder, image_encoder, params,
         fusion=fusion, popularity=popularity(data_dir, item_ids), item_colors=[names[i] for i in item_ids],
     )
     threshold = calibrate_from_train_queries(engine, train_queries, params, seed=seed)
     engine.save(out_dir)
-    shutil.copytree(Path(emb_dir) / TOWER_DIR, Path(out_dir) / TOWER_DIR)  # SearchEngine.load finds it here
+    shutil.copytree(Path(emb_dir) / EMB_TOWER_DIR, Path(out_dir) / EMB_TOWER_DIR)  # SearchEngine.load finds it here
     return {"n_items": len(items), "fusion": method, "n_fusion_pairs": 0 if pairs is None else len(pairs[1]),
             "low_confidence_threshold": threshold}
