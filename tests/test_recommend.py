@@ -225,3 +225,17 @@ def test_evaluation_cli_rejects_an_embedding_artifact_of_another_catalog(tiny: S
     with pytest.raises(SystemExit, match="lack 1 item"):
         main(["--data-dir", str(tiny.data_dir), "--embeddings", str(tmp_path), "--out", str(out)])
     assert not out.exists()
+
+
+def test_cold_start_oracle_bounds_order_on_the_tiny_catalog(tiny: SimpleNamespace, tmp_path: Path) -> None:
+    """bench.cold_start_bound: knowing the hidden tastes beats chance, and tastes x popularity beats either alone
+    (the generator draws each event from popularity, then the user by taste fit)."""
+    from bench.cold_start_bound import main as bound_main
+
+    out = tmp_path / "bound.json"
+    assert bound_main(["--data", str(tiny.data_dir), "--max-users", "200", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["n_users"] > 0 and got["n_new"] > 0
+    assert got["taste oracle"] > got["random"]
+    assert got["taste x popularity oracle"] >= max(got["taste oracle"], got["popularity oracle"])
+    assert bound_main(["--data", str(tmp_path)]) == 2  # no hidden truth: a clear refusal
