@@ -24,8 +24,7 @@ if str(REPO) not in sys.path:
 def main(argv: list[str] | None = None) -> int:
     import faiss
 
-    from modules.bundle import read_latest
-    from modules.data_io import load_queries
+    from bench._common import eval_text_queries, latest_bundle_or_exit
     from modules.encoders.text import TextEncoder
     from modules.retrieval.dense import recall_at_k
 
@@ -36,15 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--ef", default="64,128,256", help="comma-separated efSearch values")
     args = ap.parse_args(argv)
-    version = read_latest(args.serving_dir)
-    if version is None:
-        print(f"{args.serving_dir}: no LATEST bundle", file=sys.stderr)
-        return 2
-    search_dir = Path(args.serving_dir) / version / "search"
+    version, version_dir = latest_bundle_or_exit(args.serving_dir)
+    search_dir = version_dir / "search"
     index = faiss.read_index(str(search_dir / "text_index.faiss"))
     vectors = np.load(search_dir / "text_index.npy").astype(np.float32)
-    texts = [q["text"] for q in load_queries(args.data, split="eval") if q["kind"] == "text" and q.get("text")]
-    texts = texts[: args.queries]
+    texts = eval_text_queries(args.data, limit=args.queries)
     queries = TextEncoder().encode(texts).astype(np.float32)
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)

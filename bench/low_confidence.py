@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -19,7 +18,7 @@ EXAMPLES = ("qzxv blorptang fnord", "asdfgh", "minimalist white sneakers", "red 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from modules.bundle import read_latest
+    from bench._common import latest_bundle_or_exit
     from modules.config import load_params
     from modules.data_io import load_queries
     from modules.evaluation import describe_low_confidence, low_confidence_report
@@ -34,10 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     params = load_params(a.params)
     seed = int(params.get("seed", 42))
-    serving = Path(a.serving_dir)
-    version = read_latest(serving)
-    manifest = json.loads((serving / version / "manifest.json").read_text())
-    engine = SearchEngine.load(serving / version / manifest["components"]["index"], params=params)
+    version, version_dir = latest_bundle_or_exit(a.serving_dir)
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    engine = SearchEngine.load(version_dir / manifest["components"]["index"], params=params)
     train, held_out = split_queries(load_queries(a.data))
     if a.recalibrate:
         params.setdefault("retrieval", {})["low_confidence_threshold"] = None

@@ -71,9 +71,8 @@ def instrument(engine: Any) -> StageClock:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modules.bundle import read_latest
+    from bench._common import eval_text_queries, latest_bundle_or_exit
     from modules.config import load_params
-    from modules.data_io import load_queries
     from serving.bundle_manager import load_components
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,17 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=20)
     args = ap.parse_args(argv)
-    version = read_latest(args.serving_dir)
-    if version is None:
-        print(f"{args.serving_dir}: no LATEST bundle", file=sys.stderr)
-        return 2
+    version, version_dir = latest_bundle_or_exit(args.serving_dir)
+    texts = eval_text_queries(args.data)
     t0 = time.perf_counter()
-    engine, _ = load_components(Path(args.serving_dir) / version, load_params())  # exactly as the server does
+    engine, _ = load_components(version_dir, load_params())  # exactly as the server does
     load_s = time.perf_counter() - t0
-    texts = [q["text"] for q in load_queries(args.data, split="eval") if q["kind"] == "text" and q.get("text")]
-    if not texts:
-        print(f"{args.data}: no EVAL text queries", file=sys.stderr)
-        return 2
     texts = (texts * (1 + (args.queries + args.warmup) // len(texts)))[: args.queries + args.warmup]
     for q in texts[: args.warmup]:
         engine.search_text(q)

@@ -341,9 +341,9 @@ def _real_bundle_key() -> str:
     return h.hexdigest()[:16]
 
 
-def real_serving_dir(dest: Path) -> Path:
-    """A private copy (tests write delta.jsonl) of the real tiny bundle, built once per source version and
-    cached under $TMPDIR/pixelmatch-test-cache (the build costs ~30 s CPU; a copy well under a second)."""
+def real_bundle_cache() -> Path:
+    """The cached real tiny build: ``serving_dir/`` (the pushed bundle) and ``data/`` (the catalog it was built
+    from). Built once per source version under $TMPDIR/pixelmatch-test-cache (~30 s CPU). Treat it as read-only."""
     import os
     import tempfile
 
@@ -360,6 +360,11 @@ def real_serving_dir(dest: Path) -> Path:
         for stale in cache.parent.glob("real-bundle-*"):   # builds for older sources
             if stale != cache and ".tmp-" not in stale.name:
                 shutil.rmtree(stale, ignore_errors=True)
+    return cache
+
+
+def real_serving_dir(dest: Path) -> Path:
+    """A private copy (tests write delta.jsonl) of the cached real tiny bundle (a copy takes well under a second)."""
     out = dest / "serving_dir"
-    shutil.copytree(cache / "serving_dir", out, symlinks=False)
+    shutil.copytree(real_bundle_cache() / "serving_dir", out, symlinks=False)
     return out
