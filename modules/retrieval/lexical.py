@@ -148,8 +148,7 @@ class TfidfIndex:
 
     def scores(self, query: str) -> np.ndarray:
         assert self.matrix is not None
-        q = self.vectorizer.transform([query])
-        return np.asarray((self.matrix @ q.T).todense()).ravel().astype(np.float32)
+        return self._cosines(self.matrix, query)
 
     def scores_rows(self, query: str, rows: np.ndarray) -> np.ndarray:
         """``scores(query)[rows]`` without scoring the rest of the catalog (the hybrid path only needs the
@@ -158,8 +157,12 @@ class TfidfIndex:
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
             return np.zeros(0, dtype=np.float32)
+        return self._cosines(self.matrix[rows], query)
+
+    def _cosines(self, matrix: sparse.csr_matrix, query: str) -> np.ndarray:
+        """Cosine of the query's TF-IDF vector with each row of ``matrix`` (rows and query are L2-normalised)."""
         q = self.vectorizer.transform([query])
-        return np.asarray((self.matrix[rows] @ q.T).todense()).ravel().astype(np.float32)
+        return np.asarray((matrix @ q.T).todense()).ravel().astype(np.float32)
 
     def save(self, path: str | Path) -> None:
         with open(path, "wb") as f:
