@@ -174,10 +174,51 @@ def measure(base: str, data_dir: Path, truth: dict[str, dict[str, str]], n_laten
     }
 
 
+def serve_and_measure(args: argparse.Namespace, work: Path, truth: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Start `pixelmatch serve` on ``work/serving``, wait for /ready, run :func:`measure`, stop the server."""
+    port = args.port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "pixelmatch_cli", "serve", "--serving-dir", str(work / "serving"), "--port", str(port)]
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    with (work / "serve.log").open("w") as log:
+        server = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_ready(base, server, args.ready_timeout)
+            ready_s = time.perf_counter() - t0
+            return {"serve_ready_s": ready_s, **measure(base, work / "data", truth, args.latency_queries)}
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def serve_only(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure an earlier run's bundle again (server start, latency, colour precision); nothing is rebuilt."""
+    work = _work_dir(args)
+    if not (work / "serving" / "LATEST").is_file() or not (work / "data" / "queries.jsonl").is_file():
+        raise SystemExit(f"{work}: no finished run to serve (run without --serve-only first)")
+    _, truth, _ = prepare_catalog(work / "serve_only", args.rows, args.strip_colour)
+    result = serve_and_measure(args, work, truth)
+    result["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return result
+
+
+def _labels(args: argparse.Namespace) -> tuple[str, str]:
+    """(variant, rows label) naming a run's work dir and results file."""
+    return ("stripped" if args.strip_colour else "full"), (str(args.rows) if args.rows else "all")
+
+
+def _work_dir(args: argparse.Namespace) -> Path:
+    variant, rows_label = _labels(args)
+    return Path(args.work_dir) if args.work_dir else OUT_ROOT / f"fashion_{variant}_{rows_label}"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    variant = "stripped" if args.strip_colour else "full"
-    rows_label = str(args.rows) if args.rows else "all"
-    work = Path(args.work_dir) if args.work_dir else OUT_ROOT / f"fashion_{variant}_{rows_label}"
+    variant, rows_label = _labels(args)
+    work = _work_dir(args)
     data, serving, root = work / "data", work / "serving", work / "pipeline_root"
     params = load_params()
     result: dict[str, Any] = {"variant": variant, "rows_arg": rows_label, "seed": args.seed}
@@ -212,23 +253,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["bundle_metrics"] = manifest.get("metrics")
         result["bundle_blessing"] = manifest.get("blessing")
 
-    port = args.port or free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "pixelmatch_cli", "serve", "--serving-dir", str(serving), "--port", str(port)]
-    print("$", " ".join(cmd), flush=True)
-    t0 = time.perf_counter()
-    with (work / "serve.log").open("w") as log:
-        server = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_ready(base, server, args.ready_timeout)
-            result["serve_ready_s"] = time.perf_counter() - t0
-            result.update(measure(base, data, truth, args.latency_queries))
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    result.update(serve_and_measure(args, work, truth))
     result["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     result["machine"] = f"{os.cpu_count()} CPU cores, no GPU in use"
     return result
@@ -302,9 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-queries", type=int, default=200, help="self-supervised eval text queries timed")
     p.add_argument("--ready-timeout", type=float, default=600.0)
     p.add_argument("--md", default=str(RESULTS_MD), help="results markdown (only the fashion section is replaced)")
+    p.add_argument("--serve-only", action="store_true",
+                   help="serve and measure the bundle an earlier run of the same variant left (no ingest, no run); "
+                        "prints the figures and leaves the saved results and the docs untouched")
     args = p.parse_args(argv)
     if args.rows is not None and args.rows <= 0:
         p.error("--rows must be positive")
+    if args.serve_only:
+        again = serve_only(args)
+        print(json.dumps({k: again[k] for k in ("measured_at", "serve_ready_s", "latency", "retrievers")}, indent=2))
+        return 0
 
     result = run(args)
     OUT_ROOT.mkdir(parents=True, exist_ok=True)

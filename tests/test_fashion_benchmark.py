@@ -1,0 +1,52 @@
+"""bench/fashion_benchmark.py's catalog preparation: what --strip-colour removes, what it keeps as held-back truth,
+and that rebuilding its docs section leaves the rest of the results file alone. (The benchmark itself runs the whole
+pipeline and is not a test.)"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from bench.fashion_benchmark import BEGIN, END, FASHION, colour_pattern, prepare_catalog, write_section
+
+
+def test_colour_pattern_prefers_the_longest_colour_phrase() -> None:
+    pattern = colour_pattern({"Blue", "Navy Blue", "Off White"})
+    assert pattern.sub("", "Navy Blue Slim Fit Shirt").split() == ["Slim", "Fit", "Shirt"]
+    assert pattern.sub("", "Grey melange off white GRAY tee").split() == ["Grey", "melange", "tee"]
+    assert pattern.sub("", "Bluetooth speaker") == "Bluetooth speaker"   # whole words only
+
+
+@pytest.mark.skipif(not (FASHION / "catalog.csv").is_file(), reason="the shared fashion sample is not present")
+def test_strip_colour_removes_colour_words_and_column_but_keeps_the_truth(tmp_path: Path) -> None:
+    kept, truth_kept, _ = prepare_catalog(tmp_path / "full", 60, strip_colour=False)
+    stripped, truth, stats = prepare_catalog(tmp_path / "stripped", 60, strip_colour=True)
+    with kept.open(encoding="utf-8") as f:
+        before = list(csv.DictReader(f))
+    with stripped.open(encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header, after = list(reader.fieldnames or []), list(reader)
+    assert len(before) == len(after) == 60 and "baseColour" in before[0] and "baseColour" not in header
+    assert truth == truth_kept and {t["colour"] for t in truth.values()} - {""}   # labels held back, not lost
+    pattern = colour_pattern({t["colour"] for t in truth.values()})
+    changed = 0
+    for b, a in zip(before, after, strict=True):
+        assert a["id"] == b["id"] and a["title"].strip()
+        if a["title"] != b["title"]:
+            changed += 1
+            assert not pattern.search(a["title"]), a["title"]
+    assert changed == stats["titles_changed"] > 0
+    assert stats["colour_words_removed"] >= changed
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path: Path) -> None:
+    md = tmp_path / "results.md"
+    md.write_text(f"# results\n\nkeep me\n\n{BEGIN}\nold\n{END}\n\n## after\nkeep me too\n", encoding="utf-8")
+    write_section(md, f"{BEGIN}\nnew\n{END}")
+    text = md.read_text(encoding="utf-8")
+    assert "new" in text and "old" not in text and "keep me\n" in text and "keep me too" in text
+    other = tmp_path / "other.md"
+    other.write_text("# results\n", encoding="utf-8")
+    write_section(other, f"{BEGIN}\nnew\n{END}")
+    assert other.read_text(encoding="utf-8").endswith(f"{END}\n")
