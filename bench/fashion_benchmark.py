@@ -3,6 +3,7 @@
     .venv/bin/python bench/fashion_benchmark.py                      # the whole 9,583-item sample
     .venv/bin/python bench/fashion_benchmark.py --strip-colour       # colour words removed from titles, colour column dropped
     .venv/bin/python bench/fashion_benchmark.py --rows 300           # a quick smoke run
+    .venv/bin/python bench/fashion_benchmark.py --serve-only         # serve + measure an earlier run's bundle again
 
 Each step runs the real CLI in a subprocess (`pixelmatch ingest` is called in-process; `pixelmatch run` and
 `pixelmatch serve` as `python -m pixelmatch_cli ...`) and its wall time is recorded. With the server up:
