@@ -50,3 +50,16 @@ def test_write_section_replaces_only_its_own_section(tmp_path: Path) -> None:
     other.write_text("# results\n", encoding="utf-8")
     write_section(other, f"{BEGIN}\nnew\n{END}")
     assert other.read_text(encoding="utf-8").endswith(f"{END}\n")
+
+
+@pytest.mark.skipif(not (FASHION / "catalog.csv").is_file(), reason="the shared fashion sample is not present")
+def test_colour_naming_counts_every_labelled_photo_once(tmp_path: Path) -> None:
+    from bench.colour_naming import main, name_accuracy
+
+    got = name_accuracy(FASHION / "catalog.csv", FASHION / "images", rows=40)
+    assert got["n"] + got["skipped"] == 40 and got["n"] > 0
+    for label, v in got["labels"].items():
+        assert sum(v["names"].values()) <= v["n"] and 0.0 <= v["correct"] <= 1.0
+        assert v["correct"] == pytest.approx(v["names"].get(label, 0) / v["n"]) or len(v["names"]) == 4
+    assert 0.0 < got["overall"] <= 1.0        # the first 40 rows hold black and grey photos, named right often
+    assert main(["--catalog", str(tmp_path / "missing.csv")]) == 2
