@@ -79,13 +79,18 @@ def colour_pattern(colours: set[str]) -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(re.escape(n) for n in names) + r")\b", re.IGNORECASE)
 
 
-def prepare_catalog(work: Path, rows: int | None, strip_colour: bool) -> tuple[Path, dict[str, dict[str, str]], dict]:
-    """Write the catalog CSV the ingest will read; return it, the held-back truth by id, and strip stats."""
+def read_sample(rows: int | None) -> tuple[list[str], list[dict[str, str]], dict[str, dict[str, str]]]:
+    """The sample's header, its first ``rows`` rows (all if None) and the held-back truth (colour, type) by id."""
     with (FASHION / "catalog.csv").open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         header = list(reader.fieldnames or [])
         data = [r for i, r in enumerate(reader) if rows is None or i < rows]
-    truth = {r["id"]: {"colour": r["baseColour"], "type": r["articleType"]} for r in data}
+    return header, data, {r["id"]: {"colour": r["baseColour"], "type": r["articleType"]} for r in data}
+
+
+def prepare_catalog(work: Path, rows: int | None, strip_colour: bool) -> tuple[Path, dict[str, dict[str, str]], dict]:
+    """Write the catalog CSV the ingest will read; return it, the held-back truth by id, and strip stats."""
+    header, data, truth = read_sample(rows)
     stats = {"titles_changed": 0, "colour_words_removed": 0}
     if strip_colour:
         pattern = colour_pattern({r["baseColour"] for r in data})
@@ -201,7 +206,7 @@ def serve_only(args: argparse.Namespace) -> dict[str, Any]:
     work = _work_dir(args)
     if not (work / "serving" / "LATEST").is_file() or not (work / "data" / "queries.jsonl").is_file():
         raise SystemExit(f"{work}: no finished run to serve (run without --serve-only first)")
-    _, truth, _ = prepare_catalog(work / "serve_only", args.rows, args.strip_colour)
+    _, _, truth = read_sample(args.rows)   # the truth never depends on --strip-colour
     result = serve_and_measure(args, work, truth)
     result["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     return result
