@@ -40,6 +40,7 @@ QUERY_REQUIRED_KEYS: list[str] = ["qid", "kind", "relevance"]
 # The EmbeddingGen artifact: one row per catalog item in item_ids.json order, plus the trained image tower.
 EMB_TEXT_FILE, EMB_IMAGE_FILE, EMB_COLOR_FILE = "text.npy", "image.npy", "color.npy"
 EMB_IDS_FILE, EMB_COLOR_NAMES_FILE, EMB_TOWER_DIR = "item_ids.json", "item_colors.json", "image_tower"
+EMB_ATTRIBUTES_FILE = "attributes.json"  # attributes learned from the catalog's labels (modules/attributes.py)
 
 
 def _read_csv(path: Path, what: str) -> pd.DataFrame:

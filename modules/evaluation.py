@@ -511,7 +511,7 @@ def build_benchmark_engines(
     seed: int = 42,
     with_late: bool = True,
 ) -> BenchmarkEngines:
-    """Embed the catalog (SBERT text, image tower trained here, colour features) and index it.
+    """Embed the catalog (SBERT text, the configured image space, colour features) and index it.
 
     Only ``train_queries`` are used for anything learned from queries (the learned fusion's pairs).
     """
@@ -536,26 +536,11 @@ def build_benchmark_engines(
     timings["colour_features"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    has_image = np.array([p is not None for p in paths])
-    kind = str(enc.get("image", {}).get("kind", "tower"))
-    image_emb = np.zeros((len(items), text_emb.shape[1]), dtype=np.float32)
-    if kind == "tower":
-        from modules.encoders.tower import ImageTower
+    from modules.encoders.image_space import embed_catalog_images
 
-        if has_image.sum() < 2:
-            raise ValueError(f"{root}: fewer than 2 readable item photos; the image tower cannot be trained")
-        rows = np.flatnonzero(has_image)
-        image_encoder: Any = ImageTower.train([paths[r] for r in rows], text_emb[rows], dict(params), seed=seed,
-                                              progress=False)
-        image_emb[rows] = image_encoder.encode_paths([paths[r] for r in rows], on_error="zero")
-    else:
-        from modules.encoders.base import make_image_encoder
-        from modules.images import load_image
-
-        image_encoder = make_image_encoder(dict(params), kind=kind)
-        image_emb = np.zeros((len(items), image_encoder.dim), dtype=np.float32)
-        for r in np.flatnonzero(has_image):
-            image_emb[r] = image_encoder.encode_images([load_image(paths[r], max_pixels=max_pixels)])[0]
+    readable = np.array([p is not None for p in paths])
+    images = embed_catalog_images(paths, readable, text_emb, colours, params, seed, progress=False)
+    image_encoder, image_emb = images.encoder, images.vectors
     timings["image_encoder"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -117,6 +117,15 @@ def _section(params: Mapping[str, Any], name: str) -> dict[str, Any]:
     return dict(params) if name == "retrieval" and "hnsw" in params else {}
 
 
+def _encoder_kind(encoder: Any) -> str:
+    """How a saved engine finds its image encoder again: backbone (LiT), clip, color or tower."""
+    if hasattr(encoder, "text_to_image_space"):
+        return "backbone"
+    if hasattr(encoder, "encode_texts"):
+        return "clip"
+    return "color" if getattr(encoder, "name", "") == "color" else "tower"
+
+
 def _color_names() -> list[str]:
     from modules.encoders.color import COLOR_TABLE
 
@@ -136,11 +145,14 @@ class SearchEngine:
     def build(cls, items: pd.DataFrame, text_emb: np.ndarray, image_emb: np.ndarray, color_feats: np.ndarray | None,
               text_encoder: Any, image_encoder: Any, params: Mapping[str, Any], fusion: Fusion | None = None,
               ranker: Any = None, popularity: np.ndarray | None = None, item_colors: Sequence[str] | None = None,
-              parser: QueryParser | None = None) -> SearchEngine:
+              parser: QueryParser | None = None, filled: Mapping[str, Mapping[str, Any]] | None = None
+              ) -> SearchEngine:
         """Index a catalog. Row ``i`` of every array describes row ``i`` of ``items``.
 
         ``params``: the full params dict (``retrieval``/``fusion`` sections are read). ``fusion`` defaults to
         ``concat`` (needs no training). ``item_colors``: named dominant colour of each item's image ("" if none).
+        ``filled``: ``{item_id: {column: {"value", "confidence"}}}`` of attributes learned from the catalog's labels
+        (shown in ``explain["filled"]``).
         """
         missing = [c for c in _REQUIRED_COLUMNS if c not in items.columns]
         if missing:
@@ -177,6 +189,7 @@ class SearchEngine:
         self.item_colors = [str(c or "") for c in (item_colors if item_colors is not None else [""] * n)]
         self.alive = np.ones(n, dtype=bool)
         self.live_added = np.zeros(n, dtype=bool)
+        self.filled = {str(k): dict(v) for k, v in (filled or {}).items()}
         self.parser = parser or QueryParser.from_catalog(self.items, _color_names())
         self._refresh_attributes()
         thr = hp.get("low_confidence_threshold")
@@ -304,6 +317,8 @@ class SearchEngine:
         trained tower is aligned to the SBERT space). ``None`` when the image space is not text-aligned (e.g. the
         model-free colour encoder): text queries then skip the image list."""
         enc = self.image_encoder
+        if enc is not None and hasattr(enc, "text_to_image_space"):  # LiT head: the MiniLM vector is enough
+            return np.asarray(enc.text_to_image_space(text_vec), dtype=np.float32)
         if enc is not None and hasattr(enc, "encode_texts"):
             return np.asarray(enc.encode_texts([text]), dtype=np.float32)[0]
         if self.image_index.dim != text_vec.shape[0]:
@@ -460,12 +475,18 @@ class SearchEngine:
                                    "dense": float(dense[i]),
                                    "two_tower": float(feats["two_tower"][i]) if two_tower_ran else None,
                                    "reranker": float(feats["reranker"][i]) if reranker_scores is not None else None,
-                                   "rrf": float(feats["rrf"][i]), "pre_rerank": float(feats["score"][i])})
+                                   "rrf": float(feats["rrf"][i]), "pre_rerank": float(feats["score"][i])}
+                          | self._filled_explain(str(feats["item_id"][i])))
                    for i in range(min(top_k, n))]
         confidence = float(feats["dense_text"].max()) if qctx.get("query") and n else None
         return SearchResponse(results=results, low_confidence=self._is_low_confidence(confidence),
                               intents=intents.to_dict(), latency_ms=(time.perf_counter() - t0) * 1000.0,
                               retriever=retriever)
+
+    def _filled_explain(self, item_id: str) -> dict[str, Any]:
+        """``{"filled": {column: {"value", "confidence"}}}`` for an item whose attributes were learned, else {}."""
+        filled = getattr(self, "filled", None) or {}
+        return {"filled": filled[item_id]} if item_id in filled else {}
 
     def _is_low_confidence(self, confidence: float | None) -> bool:
         return (self.low_conf_threshold is not None and confidence is not None
@@ -700,6 +721,7 @@ class SearchEngine:
         self.fusion.save(d / "fusion")
         (d / "calibration.json").write_text(json.dumps({"low_confidence_threshold": self.low_conf_threshold}))
         (d / "query_parser.json").write_text(json.dumps(self.parser.to_json()))
+        (d / "filled_attributes.json").write_text(json.dumps(getattr(self, "filled", {})))
         enc = self.image_encoder
         state = {
             "format": 1,
@@ -710,7 +732,7 @@ class SearchEngine:
             "text_encoder": getattr(self.text_encoder, "name", None),
             "image_encoder": None if enc is None else {
                 "class": type(enc).__name__, "name": getattr(enc, "name", None),
-                "kind": "clip" if hasattr(enc, "encode_texts") else "tower", "dir": "image_tower"},
+                "kind": _encoder_kind(enc), "dir": "image_tower"},
         }
         (d / "engine.json").write_text(json.dumps(state))
         return d
@@ -747,6 +769,8 @@ class SearchEngine:
         self.alive = np.asarray(state["alive"], dtype=bool)
         self.live_added = np.asarray(state["live_added"], dtype=bool)
         self.item_colors = list(state["item_colors"])
+        filled_path = d / "filled_attributes.json"
+        self.filled = json.loads(filled_path.read_text()) if filled_path.is_file() else {}
         self.ranker = ranker
         if text_encoder is None:
             from modules.encoders.text import text_encoder_from_params
@@ -769,9 +793,9 @@ class SearchEngine:
             return ClipEncoder(clip_model)
         for tower_dir in (d / ref.get("dir", "image_tower"), d.parent / ref.get("dir", "image_tower")):
             if tower_dir.is_dir():
-                from modules.encoders.tower import ImageTower
+                from modules.encoders.image_space import load_image_encoder
 
-                return ImageTower.load(tower_dir)
+                return load_image_encoder(tower_dir, state["params"])
         raise FileNotFoundError(f"image tower not found next to {d} (expected {d / 'image_tower'}); pass "
                                 "image_encoder= to SearchEngine.load")
 

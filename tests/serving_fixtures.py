@@ -265,11 +265,10 @@ def png_bytes(color: str = "red", shape: str = "dress", size: int = 64) -> bytes
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# A REAL tiny bundle: generated catalog -> MiniLM text embeddings + trained image tower -> SearchEngine.save ->
+# A REAL tiny bundle: generated catalog -> MiniLM text embeddings + frozen backbone/LiT -> SearchEngine.save ->
 # HybridRecommender.save -> images -> manifest -> push_atomic. Served with the default loader (no tiny_loader).
 # ---------------------------------------------------------------------------------------------------------------
-def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, tower_epochs: int = 1,
-                      seed: int = 42) -> Path:
+def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, seed: int = 42) -> Path:
     """Build and push a real bundle from a generated catalog; returns SERVING_DIR. Takes ~30-60 s on 2 cores."""
     import copy
 
@@ -277,8 +276,8 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, to
     from modules.config import load_params
     from modules.data_io import item_text, load_interactions, load_items, load_manifest, split_interactions
     from modules.encoders.color import color_features, dominant_color_name
+    from modules.encoders.image_space import embed_catalog_images, save_image_encoder
     from modules.encoders.text import text_encoder_from_params
-    from modules.encoders.tower import ImageTower
     from modules.images import load_image
     from modules.recommend.hybrid import build_recommender
     from modules.search import SearchEngine
@@ -287,16 +286,17 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, to
     scales = params["generate"]["scales"]
     scales["tiny"] = {**scales["tiny"], "n_items": n_items, "n_users": 60, "n_interactions": 800,
                       "n_text_queries": 20, "n_image_queries": 4, "n_composed_queries": 4}
-    params["encoders"]["tower"]["epochs"] = tower_epochs
+    params["encoders"]["backbone"]["workers"] = 1  # 120 photos: spawning workers costs more than it saves
     data = root / "data"
     generate_catalog("tiny", data, seed=seed, params=params, progress=False)
     items = load_items(data)
     images = [load_image(data / p) for p in items["image_path"]]
     text_enc = text_encoder_from_params(params)
     text_emb = text_enc.encode(item_text(items))
-    tower = ImageTower.train(images, text_emb, params, seed=seed, progress=False)
-    image_emb = tower.encode_images(images)
     colors = np.stack([color_features(im, params["encoders"]["color"]) for im in images])
+    catalog_images = embed_catalog_images([data / p for p in items["image_path"]], np.ones(len(items), bool),
+                                          text_emb, colors, params, seed, progress=False)  # what EmbeddingGen does
+    image_emb, tower = catalog_images.vectors, catalog_images.encoder
     engine = SearchEngine.build(items, text_emb, image_emb, colors, text_enc, tower, params,
                                 item_colors=[dominant_color_name(im) for im in images])
     train, _ = split_interactions(load_interactions(data), int(load_manifest(data)["cutoff_ts"]))
@@ -317,7 +317,7 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, to
     staging = root / f"stage-{version}"
     engine.save(staging / "search")
     ranker.save(staging / "ranker")
-    tower.save(staging / "search" / "image_tower")
+    save_image_encoder(tower, staging / "search" / "image_tower", "backbone")
     rec.save(staging / "recommend")
     shutil.copytree(data / "images", staging / "images", ignore=shutil.ignore_patterns("queries"))
     write_manifest(staging, {"version": version, "data_hash": "tiny-real", "metrics": {}, "blessing": "test-fixture"})

@@ -1,4 +1,5 @@
-"""EmbeddingGen logic: SBERT text embeddings, the LiT image tower (trained here) and colour features."""
+"""EmbeddingGen logic: SBERT text embeddings, colour features, the image space (frozen backbone + LiT text head by
+default) and attributes learned from the catalog's own labels."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import numpy as np
 
 from components.common import load_items
 from modules.data_io import (
+    EMB_ATTRIBUTES_FILE,
     EMB_COLOR_FILE,
     EMB_COLOR_NAMES_FILE,
     EMB_IDS_FILE,
@@ -27,72 +29,93 @@ def _image_paths(items: Any, data_dir: Path) -> list[Path | None]:
     return [data_dir / rel if rel else None for rel in items["image_path"].fillna("").astype(str)]
 
 
-def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Write text.npy, image.npy, color.npy, item_ids.json and image_tower/ to ``out_dir``; return stats."""
-    from modules.data_io import item_text
+def _colour_pass(items: Any, paths: list[Path | None], params: dict[str, Any], seed: int
+                 ) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Colour features and named colour of every photo (spread over ``encoders.color.workers`` processes); the
+    pass also finds the unreadable photos (their items become text-only)."""
     from modules.encoders.color import color_feature_dim, color_features_for_paths
+
+    color = np.zeros((len(items), color_feature_dim(params)), dtype=np.float32)
+    names = [""] * len(items)
+    idx = np.flatnonzero([p is not None for p in paths])
+    feats, found, ok = color_features_for_paths(
+        [paths[i] for i in idx], params, seed=seed, workers=int(params["encoders"]["color"]["workers"]),
+        max_pixels=int(params["serving"]["max_image_pixels"]),
+    )
+    color[idx] = feats
+    readable = np.zeros(len(items), dtype=bool)
+    readable[idx[ok]] = True
+    for j, i in enumerate(idx):
+        names[i] = found[j] if ok[j] else ""
+        if not ok[j]:
+            log.warning("item %s: image %s unusable; the item is text-only", items["item_id"].iloc[i], paths[i])
+    return color, names, readable
+
+
+def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Write text.npy, image.npy, color.npy, item_ids.json, attributes.json and image_tower/; return stats."""
+    from modules.attributes import attribute_features, fill_attributes
+    from modules.data_io import item_text
+    from modules.encoders.image_space import BACKBONE_FEATS_FILE, embed_catalog_images, image_kind, save_image_encoder
     from modules.encoders.text import text_encoder_from_params
-    from modules.encoders.tower import ImageTower
     from modules.tracking import child_run, emissions
 
     root, out = Path(data_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     items = load_items(root)
-    texts = item_text(items)
-    enc_params = params.get("encoders", {})
-    t0 = time.time()
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
     encoder = text_encoder_from_params(params)
-    text_emb = encoder.encode(texts, batch_size=int(enc_params.get("text", {}).get("batch_size", 64)), progress=True)
-    t_text = time.time() - t0
+    text_emb = encoder.encode(item_text(items), batch_size=int(params["encoders"]["text"]["batch_size"]),
+                              progress=True)
+    seconds["text"] = time.perf_counter() - t0
 
-    # Images are streamed from disk (decoded per batch, never all in memory): a colour pass over every photo
-    # (spread over `encoders.color.workers` processes) that also finds the unreadable ones, then the tower.
+    t0 = time.perf_counter()
     paths = _image_paths(items, root)
-    with_path = np.array([p is not None for p in paths])
-    max_pixels = int(params.get("serving", {}).get("max_image_pixels", 40_000_000))
-    color = np.zeros((len(items), color_feature_dim(params)), dtype=np.float32)
-    color_names = [""] * len(items)
-    idx = np.flatnonzero(with_path)
-    feats, names, ok = color_features_for_paths(
-        [paths[i] for i in idx], params, seed=seed, workers=int(enc_params.get("color", {}).get("workers", 1)),
-        max_pixels=max_pixels,
-    )
-    color[idx] = feats
-    for j, i in enumerate(idx):
-        color_names[i] = names[j] if ok[j] else ""
-    has_image = np.zeros(len(items), dtype=bool)
-    has_image[idx[ok]] = True
-    for i in np.flatnonzero(with_path & ~has_image):
-        log.warning("item %s: image %s unusable; the item is text-only", items["item_id"].iloc[i], paths[i])
-    rows = np.flatnonzero(has_image)
-    if len(rows) < 2:
-        raise ValueError(f"{data_dir}: {len(rows)} readable item photo(s); the image tower needs at least 2")
-    t1 = time.time()
-    with child_run("training:image_tower", params={f"tower.{k}": v for k, v in enc_params.get("tower", {}).items()}) as run:
-        with emissions("image_tower", out / "codecarbon") as em:
-            tower = ImageTower.train([paths[i] for i in rows], text_emb[rows], params, seed=seed, progress=True,
-                                     color_feats=color[rows], images_checked=True)
+    color, color_names, readable = _colour_pass(items, paths, params, seed)
+    seconds["colour"] = time.perf_counter() - t0
+
+    kind = image_kind(params)
+    with child_run(f"training:image_{kind}", params={"encoders.image.kind": kind}) as run:
+        with emissions(f"image_{kind}", out / "codecarbon") as em:
+            images = embed_catalog_images(paths, readable, text_emb, color, params, seed)
+        seconds.update(images.seconds)
+        t0 = time.perf_counter()
+        attr_cfg = params["attributes"]
+        feats = attribute_features(images.vectors, color, float(attr_cfg["color_weight"]))
+        attributes = fill_attributes(items, feats, images.has_image, attr_cfg, seed)
+        seconds["attributes"] = time.perf_counter() - t0
         import mlflow
 
-        mlflow.log_metrics({"n_items": len(items), "n_with_image": int(has_image.sum()), "train_seconds": time.time() - t1})
+        mlflow.log_metrics({"n_items": len(items), "n_with_image": int(images.has_image.sum()),
+                            **{f"seconds.{k}": v for k, v in seconds.items()},
+                            **{f"attribute.{c}.held_out_accuracy": m["held_out_accuracy"]
+                               for c, m in attributes["metrics"].items()}})
         run_id = run.info.run_id
-    image_emb = np.zeros((len(items), tower.dim), dtype=np.float32)
-    image_emb[rows] = tower.encode_paths([paths[i] for i in rows], batch_size=256, progress=True, on_error="zero",
-                                         color_feats=color[rows])
 
     np.save(out / EMB_TEXT_FILE, text_emb.astype(np.float32))
-    np.save(out / EMB_IMAGE_FILE, image_emb.astype(np.float32))
+    np.save(out / EMB_IMAGE_FILE, images.vectors.astype(np.float32))
     np.save(out / EMB_COLOR_FILE, color.astype(np.float32))
+    if images.backbone_feats is not None:
+        np.save(out / BACKBONE_FEATS_FILE, images.backbone_feats.astype(np.float32))
     (out / EMB_IDS_FILE).write_text(json.dumps(items["item_id"].astype(str).tolist()))
     (out / EMB_COLOR_NAMES_FILE).write_text(json.dumps(color_names))
-    tower.save(out / EMB_TOWER_DIR)
+    (out / EMB_ATTRIBUTES_FILE).write_text(json.dumps(attributes))
+    save_image_encoder(images.encoder, out / EMB_TOWER_DIR, kind)
+    n_paths = sum(p is not None for p in paths)
+    history = getattr(images.encoder, "history", []) or []
     return {
         "n_items": len(items),
-        "n_with_image": int(has_image.sum()),
+        "n_with_image": int(images.has_image.sum()),
+        "n_photos_unusable": int(n_paths - images.has_image.sum()),
         "text_dim": int(text_emb.shape[1]),
-        "image_dim": int(image_emb.shape[1]),
-        "text_seconds": round(t_text, 2),
-        "tower_seconds": round(time.time() - t1, 2),
+        "image_dim": int(images.vectors.shape[1]),
+        "image_kind": kind,
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "text_seconds": round(seconds["text"], 2),
+        "lit_epochs": len(history),
+        "lit_best_val_loss": min((h["val_loss"] for h in history), default=None),
+        "attributes": attributes["metrics"],
         "emissions_kg": em.get("emissions_kg", 0.0),
         "mlflow_run_id": run_id,
     }

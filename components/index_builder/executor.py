@@ -12,7 +12,13 @@ import pandas as pd
 
 from components.common import load_items
 from components.example_gen.executor import read_cutoff
-from modules.data_io import EMB_COLOR_NAMES_FILE, EMB_IDS_FILE, EMB_TOWER_DIR, load_embedding_rows
+from modules.data_io import (
+    EMB_ATTRIBUTES_FILE,
+    EMB_COLOR_NAMES_FILE,
+    EMB_IDS_FILE,
+    EMB_TOWER_DIR,
+    load_embedding_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +39,9 @@ def popularity(data_dir: str | Path, item_ids: list[str]) -> np.ndarray:
 
 def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], train_queries: list[dict], seed: int) -> dict:
     """Build the SearchEngine (without ranker) and save it to ``out_dir``."""
+    from modules.attributes import apply_fills
+    from modules.encoders.image_space import load_image_encoder
     from modules.encoders.text import text_encoder_from_params
-    from modules.encoders.tower import ImageTower
     from modules.fusion import Fusion, build_train_pairs
     from modules.search import SearchEngine, calibrate_from_train_queries
 
@@ -42,7 +49,10 @@ def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], tra
     item_ids = items["item_id"].astype(str).tolist()
     text_emb, image_emb, color = load_embedding_rows(emb_dir, item_ids)
     text_encoder = text_encoder_from_params(params)
-    image_encoder = ImageTower.load(Path(emb_dir) / EMB_TOWER_DIR)
+    image_encoder = load_image_encoder(Path(emb_dir) / EMB_TOWER_DIR, params)
+    attr_path = Path(emb_dir) / EMB_ATTRIBUTES_FILE
+    fills = json.loads(attr_path.read_text())["filled"] if attr_path.is_file() else {}
+    items, filled = apply_fills(items, fills)  # learned values become searchable attribute values
     fusion_params = params.get("fusion", {})
     method = str(fusion_params.get("method", "learned"))
     pairs = build_train_pairs(items, text_encoder, train_queries, seed=seed) if method == "learned" else None
@@ -52,9 +62,11 @@ def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], tra
     engine = SearchEngine.build(
         items, text_emb, image_emb, color, text_encoder, image_encoder, params,
         fusion=fusion, popularity=popularity(data_dir, item_ids), item_colors=[names[i] for i in item_ids],
+        filled=filled,
     )
     threshold = calibrate_from_train_queries(engine, train_queries, params, seed=seed)
     engine.save(out_dir)
     shutil.copytree(Path(emb_dir) / EMB_TOWER_DIR, Path(out_dir) / EMB_TOWER_DIR)  # SearchEngine.load finds it here
-    return {"n_items": len(items), "fusion": method, "n_fusion_pairs": 0 if pairs is None else len(pairs[1]),
+    return {"n_items": len(items), "fusion": method, "n_filled_items": len(filled),
+            "n_fusion_pairs": 0 if pairs is None else len(pairs[1]),
             "low_confidence_threshold": threshold}

@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-IMAGE_ENCODER_KINDS = ("tower", "clip", "color")
+IMAGE_ENCODER_KINDS = ("backbone", "tower", "clip", "color")
 
 
 @runtime_checkable
@@ -26,13 +26,22 @@ def make_image_encoder(
 ) -> ImageEncoder:
     """Build the image encoder named by ``kind`` or ``params["encoders"]["image"]["kind"]``.
 
+    - ``backbone``: the frozen backbone + LiT text head (:class:`~modules.encoders.lit.LitEncoder`) saved in
+      ``tower_dir`` (required; trained by EmbeddingGen);
     - ``tower``: a trained :class:`~modules.encoders.tower.ImageTower` loaded from ``tower_dir`` (required);
     - ``clip``: :class:`~modules.encoders.clip.ClipEncoder` from ``params["encoders"]["image"]["clip_model"]``
       (a local directory or a hub id in the local cache);
     - ``color``: the model-free :class:`~modules.encoders.color.ColorEncoder`.
     """
     enc_params = params.get("encoders", {})
-    kind = kind or enc_params.get("image", {}).get("kind", "tower")
+    kind = kind or enc_params.get("image", {}).get("kind", "backbone")
+    if kind == "backbone":
+        if tower_dir is None:
+            raise ValueError("image encoder 'backbone' needs tower_dir (a trained LiT head, e.g. "
+                             "<bundle>/search/image_tower)")
+        from modules.encoders.lit import LitEncoder
+
+        return LitEncoder.load(tower_dir)
     if kind == "tower":
         if tower_dir is None:
             raise ValueError("image encoder 'tower' needs tower_dir (a trained tower, e.g. <bundle>/search/image_tower)")
