@@ -536,7 +536,7 @@ def build_benchmark_engines(
     timings["colour_features"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    from modules.encoders.image_space import embed_catalog_images
+    from modules.encoders.image_space import embed_catalog_images, image_kind
 
     readable = np.array([p is not None for p in paths])
     images = embed_catalog_images(paths, readable, text_emb, colours, params, seed, progress=False)
@@ -564,7 +564,7 @@ def build_benchmark_engines(
     threshold = calibrate_from_train_queries(engine, train_queries, params, seed=seed)
     if late_engine is not None:
         late_engine.low_conf_threshold = threshold
-    info = {"n_items": len(items), "n_with_image": int(has_image.sum()), "image_encoder": kind,
+    info = {"n_items": len(items), "n_with_image": int(images.has_image.sum()), "image_encoder": image_kind(params),
             "fusion": method, "n_fusion_pairs": 0 if pairs is None else len(pairs[1])}
     return BenchmarkEngines(engine, late_engine, timings, info)
 
