@@ -180,6 +180,56 @@ def measure(base: str, data_dir: Path, truth: dict[str, dict[str, str]], n_laten
     }
 
 
+def _photo_bytes(path: Path, scale: float = 1.0, quality: int = 95) -> bytes:
+    """A catalog photo re-encoded as JPEG at ``quality``, resized by ``scale`` (a shopper's copy of it)."""
+    import io
+
+    from PIL import Image
+
+    img = Image.open(path).convert("RGB")
+    if scale != 1.0:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def search_photo(client: httpx.Client, base: str, photo: bytes, top_k: int) -> tuple[list[str], float]:
+    t0 = time.perf_counter()
+    r = client.post(f"{base}/search/image", files={"image": ("q.jpg", photo, "image/jpeg")}, data={"top_k": top_k})
+    ms = (time.perf_counter() - t0) * 1000.0
+    r.raise_for_status()
+    return [x["item_id"] for x in r.json()["results"]], ms
+
+
+def measure_photos(base: str, truth: dict[str, dict[str, str]], n_own: int, n_type: int, seed: int
+                   ) -> dict[str, Any]:
+    """Photo queries over HTTP: (1) a product's own photo, JPEG quality 85 at 80% size, should come back first;
+    (2) image -> image precision@10 of the same articleType, the query item excluded."""
+    rng = np.random.default_rng(seed)
+    ids = sorted(i for i in truth if (FASHION / "images" / f"{i}.jpg").is_file())
+    own_ids = [ids[j] for j in rng.choice(len(ids), size=min(n_own, len(ids)), replace=False)]
+    type_ids = [ids[j] for j in rng.choice(len(ids), size=min(n_type, len(ids)), replace=False)]
+    first, lat, misses = 0, [], []
+    with httpx.Client(timeout=60) as client:
+        for iid in own_ids:
+            got, ms = search_photo(client, base, _photo_bytes(FASHION / "images" / f"{iid}.jpg", 0.8, 85), 10)
+            lat.append(ms)
+            first += bool(got) and got[0] == iid
+            if not got or got[0] != iid:
+                misses.append(iid)
+        precisions = []
+        for iid in type_ids:
+            got, _ = search_photo(client, base, _photo_bytes(FASHION / "images" / f"{iid}.jpg"), 11)
+            top = [g for g in got if g != iid][:10]
+            precisions.append(sum(truth.get(g, {}).get("type") == truth[iid]["type"] for g in top) / 10.0)
+    lat_a = np.array(lat)
+    return {"own_photo": {"n": len(own_ids), "first": int(first), "rate": first / max(1, len(own_ids)),
+                          "misses": misses[:20], "p50_ms": float(np.percentile(lat_a, 50)),
+                          "p95_ms": float(np.percentile(lat_a, 95))},
+            "image_to_image_type_p10": {"n": len(type_ids), "p10": float(np.mean(precisions))}}
+
+
 def serve_and_measure(args: argparse.Namespace, work: Path, truth: dict[str, dict[str, str]]) -> dict[str, Any]:
     """Start `pixelmatch serve` on ``work/serving``, wait for /ready, run :func:`measure`, stop the server."""
     port = args.port or free_port()
@@ -192,7 +242,8 @@ def serve_and_measure(args: argparse.Namespace, work: Path, truth: dict[str, dic
         try:
             wait_ready(base, server, args.ready_timeout)
             ready_s = time.perf_counter() - t0
-            return {"serve_ready_s": ready_s, **measure(base, work / "data", truth, args.latency_queries)}
+            return {"serve_ready_s": ready_s, **measure(base, work / "data", truth, args.latency_queries),
+                    "photos": measure_photos(base, truth, args.own_photos, args.type_photos, args.seed)}
         finally:
             server.terminate()
             try:
@@ -259,6 +310,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["bundle_metrics"] = manifest.get("metrics")
         result["bundle_blessing"] = manifest.get("blessing")
 
+    stats = sorted(root.glob("**/EmbeddingGen/embeddings/*/stats.json"), key=lambda f: f.stat().st_mtime)
+    if stats:
+        result["embedding_gen"] = json.loads(stats[-1].read_text())
     result.update(serve_and_measure(args, work, truth))
     result["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     result["machine"] = f"{os.cpu_count()} CPU cores, no GPU in use"
@@ -306,6 +360,22 @@ def render_section(results: list[dict[str, Any]]) -> str:
             m = r["retrievers"][name]
             lines.append(f"| {name} | {m['colour_p10']:.3f} | {m['type_p10']:.3f} | {m['both_p10']:.3f} |")
         lines.append("")
+        if r.get("photos"):
+            own, i2i = r["photos"]["own_photo"], r["photos"]["image_to_image_type_p10"]
+            lines += [f"`/search/image`: a product's own photo (JPEG quality 85, 80% size) comes back first for "
+                      f"**{own['first']} of {own['n']} ({own['rate']:.1%})** random products (p50 {own['p50_ms']:.0f} ms, "
+                      f"p95 {own['p95_ms']:.0f} ms); image -> image articleType precision@10 over {i2i['n']} random "
+                      f"photos, the query item excluded: **{i2i['p10']:.3f}**.", ""]
+        if r.get("embedding_gen"):
+            e = r["embedding_gen"]
+            lines += ["EmbeddingGen (from its `stats.json`): " + ", ".join(f"{k} {v:.0f} s" for k, v in
+                                                                           e["seconds"].items()), ""]
+            if e.get("attributes"):
+                lines += ["| attribute learned from photos | held-out accuracy | majority baseline | classes | "
+                          "filled |", "|---|---|---|---|---|"]
+                lines += [f"| {c} | {m['held_out_accuracy']:.3f} | {m['majority_baseline']:.3f} | {m['classes']} | "
+                          f"{m['n_filled']} of {m['n_missing']} |" for c, m in e["attributes"].items()]
+                lines.append("")
     lines.append(END)
     return "\n".join(lines)
 
@@ -332,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0, help="0: a free loopback port")
     p.add_argument("--latency-queries", type=int, default=200, help="self-supervised eval text queries timed")
     p.add_argument("--ready-timeout", type=float, default=600.0)
+    p.add_argument("--own-photos", type=int, default=500, help="products whose own photo (JPEG q85, 80%% size) is sent")
+    p.add_argument("--type-photos", type=int, default=200, help="photos for image->image articleType precision@10")
     p.add_argument("--md", default=str(RESULTS_MD), help="results markdown (only the fashion section is replaced)")
     p.add_argument("--serve-only", action="store_true",
                    help="serve and measure the bundle an earlier run of the same variant left (no ingest, no run); "
@@ -341,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--rows must be positive")
     if args.serve_only:
         again = serve_only(args)
-        print(json.dumps({k: again[k] for k in ("measured_at", "serve_ready_s", "latency", "retrievers")}, indent=2))
+        print(json.dumps({k: again[k] for k in ("measured_at", "serve_ready_s", "latency", "retrievers", "photos")},
+                         indent=2))
         return 0
 
     result = run(args)
@@ -350,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     out_json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     results = [json.loads(f.read_text()) for f in sorted(OUT_ROOT.glob("fashion_*.json"))]
     write_section(Path(args.md), render_section(results))
-    print(json.dumps({k: result[k] for k in ("ingest_s", "run_s", "serve_ready_s", "latency", "retrievers")}, indent=2))
+    print(json.dumps({k: result[k] for k in ("ingest_s", "run_s", "serve_ready_s", "latency", "retrievers", "photos")},
+                     indent=2))
     return 0
 
 
