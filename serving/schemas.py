@@ -40,6 +40,7 @@ class _Strict(BaseModel):
     class Config:
         extra = "forbid"
         anystr_strip_whitespace = False
+        allow_inf_nan = False      # JSON bodies may say Infinity/NaN (Python's parser accepts them): 422
 
     @root_validator(pre=True)
     def _no_surrogates(cls, values: dict) -> dict:  # noqa: N805
