@@ -204,3 +204,27 @@ def test_swap_under_load_loses_no_request(real, admin):
         for t in threads:
             t.join(timeout=60)
     assert len(codes) > 16 and set(codes) == {200}, {c: codes.count(c) for c in set(codes)}
+
+
+def test_guard_counts_bytes_not_content_length():
+    import asyncio
+
+    from serving.guard import RequestGuard
+
+    reached: list[bool] = []
+
+    async def app(scope, receive, send):           # would be the API; must never see the body
+        reached.append(True)
+
+    sent: list[dict] = []
+    chunks = [{"type": "http.request", "body": b"x" * 4096, "more_body": True}] * 40
+
+    async def receive():
+        return chunks.pop(0) if chunks else {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+    scope = {"type": "http", "method": "POST", "path": "/search/text", "headers": [(b"content-length", b"10")]}
+    asyncio.run(RequestGuard(app, {}, default_limit=64 * 1024)(scope, receive, send))
+    assert sent[0]["status"] == 413 and not reached
+    assert (b"x-content-type-options", b"nosniff") in sent[0]["headers"]
