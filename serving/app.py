@@ -393,7 +393,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         out = [RecommendationOut(item_id=str(r.item_id), title=bundle.items[str(r.item_id)].get("title") or "",
                                  score=float(r.score), image_url=image_url(bundle, str(r.item_id)),
                                  path=str(getattr(r, "path", "") or "unknown"))
-               for r in items if str(r.item_id) in bundle.items][:top_k]
+               for r in items if str(r.item_id) in bundle.items and math.isfinite(float(r.score))][:top_k]
         if fs_status == "unavailable" and not fallback:
             fallback = "content_only"
         return RecommendResponseOut(user_id=user_id, items=out, fallback=fallback, feature_store=fs_status,

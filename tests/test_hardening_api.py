@@ -45,6 +45,7 @@ def admin(monkeypatch):
 
 
 # ---- query probes (the real engine parses prices and tokenises with the HF tokenizer) -------------------
+@pytest.mark.integration      # the cached real tiny bundle (~40 s to load on 2 cores)
 def test_price_of_320_nines_with_every_retriever(real):
     for retriever in RETRIEVERS:
         r = real.post("/search/text", json={"query": NINES, "retriever": retriever, "top_k": 3})
@@ -52,6 +53,7 @@ def test_price_of_320_nines_with_every_retriever(real):
         assert "Infinity" not in r.text and "NaN" not in r.text
 
 
+@pytest.mark.integration      # the cached real tiny bundle (~40 s to load on 2 cores)
 def test_lone_surrogate_is_422(real, tiny):
     for client in (real, tiny[0]):
         r = client.post("/search/text", content=b'{"query": "red dress \\ud800"}',
@@ -62,6 +64,7 @@ def test_lone_surrogate_is_422(real, tiny):
         assert r.status_code == 422
 
 
+@pytest.mark.integration      # the cached real tiny bundle (~40 s to load on 2 cores)
 def test_leading_whitespace_collapsed_before_truncation(real):
     r = real.post("/search/text", json={"query": " " * 600 + "red dress", "top_k": 3})
     assert r.status_code == 200 and r.json()["results"] and r.json()["query_truncated"] is False
@@ -183,6 +186,7 @@ def test_health_and_ready_answer_while_workers_are_busy(tiny):
 
 
 # ---- hot swap under load ----------------------------------------------------------------------------
+@pytest.mark.integration      # the cached real tiny bundle (~40 s to load on 2 cores)
 def test_swap_under_load_loses_no_request(real, admin):
     stop = threading.Event()
     codes: list[int] = []

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from serving_fixtures import build_serving_dir, png_bytes
 
 from modules.delta_ingest import read_delta_log
@@ -46,6 +47,7 @@ def _start(sd: Path) -> tuple[subprocess.Popen, str]:
     raise AssertionError("server did not become ready")
 
 
+@pytest.mark.integration      # a live uvicorn server, started twice
 def test_kill_9_mid_stream_loses_no_acknowledged_add(tmp_path: Path) -> None:
     sd = build_serving_dir(tmp_path)
     auth = {"Authorization": f"Bearer {TOKEN}"}
