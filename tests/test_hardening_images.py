@@ -74,3 +74,29 @@ def test_16bit_40_megapixel_png_decodes_bounded() -> None:
     assert peak < 120 * 2**20, f"decode peaked at {peak / 2**20:.0f} MB"   # float64 alone: 320 MB
     with pytest.raises(ImageError, match="too large"):
         load_image(data, max_pixels=side * side - 1)
+
+
+def test_server_decodes_behind_a_semaphore(tmp_path, monkeypatch) -> None:
+    import threading
+    import time
+
+    import serving.bundle_manager as bm
+
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def slow_load(data, **kw):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return Image.new("RGB", (8, 8))
+    monkeypatch.setattr(bm, "load_image", slow_load)
+    manager = bm.BundleManager(tmp_path, load_params())
+    threads = [threading.Thread(target=manager.decode_image, args=(b"x",)) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == int(SERVING["max_concurrent_decodes"])
