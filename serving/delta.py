@@ -98,14 +98,15 @@ class DeltaLog:
             r.seek(size - 1)
             if r.read(1) == b"\n":
                 return
-            keep = r.seek(0)
-            for chunk_start in range(max(0, size - 1), -1, -_TAIL_CHUNK):   # find the last newline from the end
-                start = max(0, chunk_start - _TAIL_CHUNK + 1)
+            keep, end = 0, size
+            while end > 0:                          # the last newline, reading backwards in chunks
+                start = max(0, end - _TAIL_CHUNK)
                 r.seek(start)
-                pos = r.read(chunk_start - start + 1).rfind(b"\n")
+                pos = r.read(end - start).rfind(b"\n")
                 if pos >= 0:
                     keep = start + pos + 1
                     break
+                end = start
         log.warning("delta log %s: cut a torn last line (%d bytes) before appending", self.path, size - keep)
         f.truncate(keep)
         f.flush()
