@@ -57,12 +57,14 @@ log = logging.getLogger(__name__)
 DELTA_FILE = "delta.jsonl"
 DELTA_IMAGES_DIR = "delta_images"
 DATA_DELTA_IMAGES = "images/delta"          # relative to DATA_DIR
-ITEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")   # the same rule as serving/schemas.py
+# THE item id rule: the API (serving/schemas.py), the delta log, its replay and its ingestion all use it.
+ITEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 GENDERS = ("women", "men", "unisex")
 CORE_COLUMNS = ["item_id", "title", "description", "category", "brand", "price", "gender", "image_path",
                 "created_at"]
 MAX_PROBLEMS_REPORTED = 50
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")   # what spreadsheets evaluate (OWASP CSV injection)
 
 
 class DeltaIngestError(ValueError):
@@ -276,6 +278,11 @@ def _copy_image(src: Path, data_dir: Path, item_id: str) -> tuple[str, bool]:
     return rel, _write_atomic(data_dir / rel, src.read_bytes())
 
 
+def _csv_safe(text: str) -> str:
+    """Neutralise a spreadsheet formula: a cell starting with = + - @ TAB or CR gets a leading apostrophe."""
+    return "'" + text if text[:1] in FORMULA_PREFIXES else text
+
+
 def _item_row(entry: dict[str, Any], columns: list[str], existing: dict[str, str] | None,
               image_path: str, default_category: str) -> dict[str, str]:
     """One items.csv row (all text) for an upserted item."""
@@ -291,12 +298,13 @@ def _item_row(entry: dict[str, Any], columns: list[str], existing: dict[str, str
     if folded:
         description = " ".join([description, "; ".join(folded)]).strip()
     gender = (item.get("gender") or "").strip().lower()
+    row = {k: _csv_safe(v) for k, v in row.items()}    # attribute columns
     row.update({
-        "item_id": item["item_id"],
-        "title": " ".join(item["title"].split()),
-        "description": description,
-        "category": (item.get("category") or "").strip() or default_category,
-        "brand": (item.get("brand") or "").strip(),
+        "item_id": item["item_id"],       # the id rule admits no formula (no spaces, quotes, parentheses, = or +)
+        "title": _csv_safe(" ".join(item["title"].split())),
+        "description": _csv_safe(description),
+        "category": _csv_safe((item.get("category") or "").strip()) or default_category,
+        "brand": _csv_safe((item.get("brand") or "").strip()),
         "price": _format_price(item["price"]) if item.get("price") is not None else _format_price(0.0),
         "gender": gender if gender in GENDERS else "unisex",
         "image_path": image_path,

@@ -9,7 +9,12 @@ Order of checks in :func:`load_image`:
 3. the pixel count from the header is checked against ``max_pixels`` BEFORE any decoding
    (a 20000x20000 PNG is a few hundred bytes on disk but 1.2 GB in memory);
 4. ``img.load()`` forces the full decode, so truncated / corrupt files fail here;
-5. EXIF orientation is applied, then the mode is normalised to RGB (alpha composited on white).
+5. EXIF orientation is applied, then the mode is normalised to RGB: alpha / palette / tRNS transparency is
+   composited on white, CMYK and grayscale become RGB, 16-bit data is scaled (v >> 8) to 8 bits in integer
+   arithmetic (a 40-megapixel 16-bit PNG costs ~80 MB decoded, never a float64 copy).
+
+The server additionally bounds how many decodes run at once (a semaphore, ``serving.max_concurrent_decodes``)
+and refuses images with a side below ``serving.min_image_side``.
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO
 # PIL's own guard: Image.open raises DecompressionBombError above 2x this value. We check the header
 # size ourselves first (with the caller's limit), so this is the second line of defence.
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+# Rows of a 16-bit image are rescaled this many pixels at a time (bounded scratch memory).
+_BAND_PIXELS = 1 << 22
 # Never silently accept truncated files.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -57,28 +64,43 @@ def _read_source(src: bytes | bytearray | memoryview | str | Path) -> bytes:
     return data
 
 
+def _deep_to_l(img: Image.Image) -> Image.Image:
+    """High bit-depth grayscale (I;16*, I, F) -> 8-bit L without a float64 copy of the whole image.
+
+    16-bit data is scaled by its full range (v >> 8), not clipped and not contrast-stretched; a 32-bit "I"
+    image whose values fit in 8 bits is kept as is; "F" is stretched from its own min/max in float32.
+    """
+    if img.mode.startswith("I;16"):
+        w, h = img.size
+        out = np.empty((h, w), np.uint8)
+        band = max(1, _BAND_PIXELS // max(1, w))   # convert in row bands: no full-size uint16 copy either
+        for y in range(0, h, band):
+            out[y:y + band] = np.right_shift(np.asarray(img.crop((0, y, w, min(h, y + band)))), 8)
+        return Image.fromarray(out, mode="L")
+    arr = np.asarray(img)
+    if img.mode == "I":
+        hi = int(arr.max()) if arr.size else 0
+        shift = 0 if hi <= 255 else 8
+        return Image.fromarray((np.clip(arr, 0, 65535) >> shift).astype(np.uint8), mode="L")
+    arr = arr.astype(np.float32, copy=False)
+    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    scaled = np.zeros(arr.shape, np.uint8) if not hi > lo else ((arr - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Normalise any PIL mode to RGB; transparent pixels are composited on white."""
-    if img.mode == "RGB":
+    """Normalise any PIL mode to RGB; transparent pixels (alpha, palette or tRNS transparency) go on white."""
+    if img.mode == "RGB" and "transparency" not in img.info:
         return img
-    if img.mode == "P":
-        # Palette images may carry transparency in info["transparency"]; RGBA keeps it.
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        img = _deep_to_l(img)
+    if img.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in img.info:
         img = img.convert("RGBA")
-    if img.mode in ("LA", "PA"):
-        img = img.convert("RGBA")
-    if img.mode == "RGBA" or img.mode == "RGBa":
+    if img.mode == "RGBA":
         background = Image.new("RGB", img.size, (255, 255, 255))
         background.paste(img, mask=img.getchannel("A"))
         return background
-    if img.mode == "CMYK":
-        # PIL's CMYK->RGB is a naive inversion; adequate for product photos without ICC handling.
-        return img.convert("RGB")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # High bit-depth grayscale: rescale to 8 bits before converting.
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
-        return Image.fromarray(scaled.astype(np.uint8), mode="L").convert("RGB")
+    # CMYK (Pillow undoes Adobe's inverted CMYK JPEGs), L, 1, YCbCr, LAB, HSV ...
     return img.convert("RGB")
 
 
@@ -89,8 +111,8 @@ def load_image(
 ) -> Image.Image:
     """Decode ``src`` (raw bytes or a file path) into an RGB ``PIL.Image``.
 
-    A 1x1 image is valid (encoders upscale it). Raises :class:`ImageError` for empty input,
-    non-images, unsupported formats, images above ``max_pixels`` (checked from the header before
+    ``min_side`` defaults to 1 for catalog images; the server passes ``serving.min_image_side``.
+    Raises :class:`ImageError` for empty input, non-images, unsupported formats, images above ``max_pixels`` (checked from the header before
     decoding), images with a side below ``min_side``, and truncated or corrupt files.
     """
     if max_pixels <= 0:

@@ -202,6 +202,24 @@ def _find_image(item_id: str, images_index: dict[str, Path]) -> Path | None:
     return images_index.get(item_id) or images_index.get(item_id.lower())
 
 
+def _image_path_source(csv_dir: Path, rel: str) -> tuple[Path | None, str | None]:
+    """``rel`` (an image_path cell) -> a file under ``csv_dir``, or a reason it is refused.
+
+    Refused: absolute paths, drive letters, ``..`` components, and any symlink on the way (a symlinked folder
+    or file could point anywhere the ingesting user can read)."""
+    parts = Path(rel.replace("\\", "/")).parts
+    if not parts or Path(rel).is_absolute() or rel.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+        return None, f"image_path {rel!r} must be a relative path inside the CSV's folder (no '..', not absolute)"
+    p = csv_dir
+    for part in parts:
+        p = p / part
+        if p.is_symlink():
+            return None, f"image_path {rel!r} goes through a symlink ({part!r}); symlinks are not followed"
+    if csv_dir.resolve() not in p.resolve().parents:
+        return None, f"image_path {rel!r} resolves outside the CSV's folder"
+    return p, None
+
+
 def _index_images_dir(images_dir: Path) -> dict[str, Path]:
     """`<id>.<ext>` files in images_dir keyed by id (one directory listing, preferring .jpg > .jpeg > .png > .webp)."""
     if not images_dir.is_dir():
@@ -212,7 +230,7 @@ def _index_images_dir(images_dir: Path) -> dict[str, Path]:
         for entry in entries:
             stem, ext = os.path.splitext(entry.name)
             ext = ext.lower()
-            if ext not in rank or not entry.is_file():
+            if ext not in rank or not entry.is_file(follow_symlinks=False):   # symlinks are not followed
                 continue
             for key in {stem, stem.lower()}:
                 if key not in best or rank[ext] < best[key][0]:
@@ -385,7 +403,11 @@ def ingest_catalog(
             src = _find_image(r["item_id"], images_index)
             missing_msg = f"no <id>.jpg|.jpeg|.png|.webp for {r['item_id']!r} in {images_dir}"
         elif image_mode == "image_path_column" and r.get("image_path"):
-            src = csv_dir / r["image_path"]
+            src, unsafe = _image_path_source(csv_dir, r["image_path"])
+            if unsafe:
+                report.add(int(r["_line"]), r["item_id"], "unsafe_image_path", "text_only", unsafe)
+                r["image_path"] = ""
+                continue
             missing_msg = f"image_path {r['image_path']!r} not found (relative to {csv_dir})"
         else:
             missing_msg = "empty image_path cell"

@@ -7,14 +7,15 @@ uvicorn. The API reads SERVING_DIR only (plus the optional Feast online store). 
   PIXELMATCH_TF_SERVING_URL   e.g. http://tf-serving:8501: query embeddings come from TF Serving
   PIXELMATCH_FEATURE_REPO     Feast repository path (overrides params serving.feature_store.repo_path)
 
-Untrusted input never reaches a file path or a 500: bodies are size-capped before parsing,
-images are decoded by `modules.images.load_image` (pixel cap checked from the header), and engine
-ValueError/KeyError become 422/404.
+Untrusted input never reaches a file path or a 500: `serving.guard.RequestGuard` checks the admin
+token and caps every body (bytes counted as received) before anything is parsed; images are decoded by
+`modules.images.load_image` behind a semaphore (pixel cap checked from the header); engine
+ValueError/KeyError become 422/404 and TF Serving failures 503. Threat model: docs/security.md.
 """
 from __future__ import annotations
 
-import hmac
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -29,9 +30,10 @@ from starlette.concurrency import run_in_threadpool
 
 from modules.bundle import BundleError
 from modules.config import load_params
-from modules.images import ImageError, load_image
+from modules.images import ImageError
 from serving.bundle_manager import BundleLoader, BundleManager, ServingBundle, load_components
 from serving.feature_store import FeatureStoreAdapter
+from serving.guard import RequestGuard, admin_problem
 from serving.monitoring import CONTENT_TYPE_LATEST, Metrics
 from serving.schemas import (
     AddItemsRequest,
@@ -47,12 +49,16 @@ from serving.schemas import (
     ResultOut,
     SearchResponseOut,
     TextSearchRequest,
+    has_surrogate,
+    valid_item_id,
 )
-from serving.tf_serving_client import TFServingClient, TFServingTextEncoder
+from serving.tf_serving_client import TFServingClient, TFServingError, TFServingTextEncoder
 
 log = logging.getLogger("pixelmatch.serving")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-UPLOAD_PATHS = ("/search/image", "/search/multimodal", "/admin/items")
+UPLOAD_PATHS = ("/search/image", "/search/multimodal")
+# /ready shows these manifest keys only (no absolute paths, MLMD or run ids).
+PUBLIC_MANIFEST_KEYS = ("version", "created_at", "data_hash", "blessing", "metrics")
 IMAGE_FORM_FIELDS = {"image", "top_k", "category", "price_min", "price_max", "gender"}
 MULTIMODAL_FORM_FIELDS = IMAGE_FORM_FIELDS | {"text", "image_weight"}
 # Multipart framing around the file; the cap applies to the file itself.
@@ -62,6 +68,17 @@ ACCEPTED_UPLOAD_TYPES = ("image/", "application/octet-stream")
 
 def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail})
+
+
+def _finite(value: Any) -> Any:
+    """Non-finite floats (a price parsed to inf) -> None, recursively: JSON has no inf/NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _validation_messages(errors: list[dict]) -> list[str]:
@@ -111,9 +128,12 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     """Build the API for `serving_dir`. The bundle is loaded here (a missing/bad bundle leaves the app
     up and /ready at 503); the LATEST watcher starts with the app and stops at shutdown."""
     params = params if params is not None else load_params()
-    scfg = params.get("serving", {})
+    # keys a caller's params lack (e.g. a test's trimmed copy) come from params.yaml, never from inline defaults
+    scfg = {**load_params().get("serving", {}), **params.get("serving", {})}
     max_upload = int(float(scfg.get("max_upload_mb", 10)) * 1024 * 1024)
     max_pixels = int(scfg.get("max_image_pixels", 40_000_000))
+    max_attributes = int(scfg["max_item_attributes"])
+    max_b64 = int(float(scfg["max_image_base64_mb"]) * 1024 * 1024)
     top_k_max = int(scfg.get("top_k_max", 100))
     max_query_chars = int(params.get("retrieval", {}).get("max_query_chars", 512))
     interval = float(scfg.get("watch_interval_s", 5.0)) if watch_interval_s is None else watch_interval_s
@@ -158,24 +178,34 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         manager.stop_watcher()
         features.close()
 
-    # ---- middleware: upload cap before parsing, metrics after ---------------------------------
+    # ---- middleware: metrics; outermost, the guard (admin token, body caps, security headers) ---
     @app.middleware("http")
-    async def _guard_and_measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
         t0 = time.perf_counter()
-        if request.method == "POST" and request.url.path in UPLOAD_PATHS:
-            length = request.headers.get("content-length")
-            limit = max_upload * (2 if request.url.path == "/admin/items" else 1) + MULTIPART_OVERHEAD
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                response: Response = _error(
-                    413, f"request body too large: limit is {scfg.get('max_upload_mb', 10)} MB per image")
-                metrics.observe_request("upload_guard", request.method, 413, time.perf_counter() - t0)
-                return response
         response = await call_next(request)
         route = request.scope.get("route")
         endpoint = getattr(route, "path", "unmatched")
         if endpoint not in ("/metrics", "/health", "/static"):
             metrics.observe_request(endpoint, request.method, response.status_code, time.perf_counter() - t0)
         return response
+
+    limits = {p: max_upload + MULTIPART_OVERHEAD for p in UPLOAD_PATHS}
+    limits["/admin/items"] = int(float(scfg["max_admin_body_mb"]) * 1024 * 1024)
+    app.add_middleware(RequestGuard, limits=limits, default_limit=int(float(scfg["max_json_body_kb"]) * 1024),
+                       on_reject=lambda path, status: metrics.observe_request("guard", "ANY", status, 0.0))
+
+    def public(message: str | None) -> str | None:
+        """A message without the server's absolute paths (shown to clients)."""
+        if not message:
+            return message
+        for root in sorted({str(Path(serving_dir).resolve()), str(serving_dir)}, key=len, reverse=True):
+            message = message.replace(root, "SERVING_DIR")
+        return message
+
+    @app.exception_handler(TFServingError)
+    async def _on_tf_serving(request: Request, exc: TFServingError) -> JSONResponse:
+        log.error("TF Serving failed on %s: %s", request.url.path, exc)
+        return _error(503, "the query encoder (TF Serving) is unavailable; retry shortly")
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -190,7 +220,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     def current() -> ServingBundle:
         bundle = manager.bundle
         if bundle is None:
-            raise HTTPException(503, f"no bundle loaded: {manager.last_error or 'nothing pushed yet'}")
+            raise HTTPException(503, f"no bundle loaded: {public(manager.last_error) or 'nothing pushed yet'}")
         return bundle
 
     def check_top_k(top_k: int) -> int:
@@ -208,8 +238,10 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
             rec = bundle.items.get(iid)
             if rec is None:   # deleted between index and table (should not happen); never show it
                 continue
-            explain = {k: (None if v is None else float(v)) for k, v in (getattr(r, "explain", None) or {}).items()
-                       if k in Explain.__fields__}
+            explain = {k: (None if v is None else _finite(float(v)))
+                       for k, v in (getattr(r, "explain", None) or {}).items() if k in Explain.__fields__}
+            if not math.isfinite(float(r.score)):
+                continue
             out.append(ResultOut(item_id=iid, title=rec.get("title") or "", score=float(r.score),
                                  image_url=image_url(bundle, iid), explain=Explain(**explain)))
         return out
@@ -227,7 +259,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         return SearchResponseOut(
             results=results_out(bundle, resp.results), latency_ms=round((time.perf_counter() - t0) * 1000.0, 3),
             low_confidence=bool(getattr(resp, "low_confidence", False)),
-            intents=dict(getattr(resp, "intents", None) or {}), query_truncated=truncated,
+            intents=_finite(dict(getattr(resp, "intents", None) or {})), query_truncated=truncated,
             bundle_version=bundle.version)
 
     async def read_upload(upload: UploadFile) -> Any:
@@ -241,7 +273,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
             raise HTTPException(400, "image file is empty (0 bytes)")
         with metrics.stage("decode_image"):
             try:
-                return await run_in_threadpool(load_image, data, max_pixels)
+                return await run_in_threadpool(manager.decode_image, data)   # semaphore-bounded
             except ImageError as exc:
                 raise HTTPException(400, f"bad image: {exc}") from exc
 
@@ -259,13 +291,10 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
             raise HTTPException(422, _validation_messages(exc.errors())) from exc
 
     def require_admin(request: Request) -> None:
-        token = os.environ.get("PIXELMATCH_ADMIN_TOKEN", "")
-        if not token:
-            raise HTTPException(403, "admin API disabled: set PIXELMATCH_ADMIN_TOKEN on the server")
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+        """Second line of defence: RequestGuard already refused a request without the token."""
+        problem = admin_problem(request.headers)
+        if problem is not None:
+            raise HTTPException(problem[0], problem[1], headers={"WWW-Authenticate": "Bearer"})
 
     # ---- page ----------------------------------------------------------------------------------
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -310,7 +339,10 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         await check_form_keys(request, MULTIMODAL_FORM_FIELDS)
         bundle = current()
         check_top_k(top_k)
-        if not text.strip():
+        if has_surrogate(text):
+            raise HTTPException(422, ["text: contains an unpaired surrogate (not valid Unicode)"])
+        text = " ".join(text.split())
+        if not text:
             raise HTTPException(422, ["text: must contain at least one non-whitespace character"])
         truncated = len(text) > max_query_chars
         text = text[:max_query_chars]
@@ -361,7 +393,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         out = [RecommendationOut(item_id=str(r.item_id), title=bundle.items[str(r.item_id)].get("title") or "",
                                  score=float(r.score), image_url=image_url(bundle, str(r.item_id)),
                                  path=str(getattr(r, "path", "") or "unknown"))
-               for r in items if str(r.item_id) in bundle.items][:top_k]
+               for r in items if str(r.item_id) in bundle.items and math.isfinite(float(r.score))][:top_k]
         if fs_status == "unavailable" and not fallback:
             fallback = "content_only"
         return RecommendResponseOut(user_id=user_id, items=out, fallback=fallback, feature_store=fs_status,
@@ -389,23 +421,25 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
 
     # ---- operations --------------------------------------------------------------------------
+    # async: answered on the event loop even when every worker thread is busy searching
     @app.get("/health", tags=["ops"])
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok"}
 
     @app.get("/ready", response_model=ReadyResponse, tags=["ops"],
              responses={503: {"description": "no bundle loaded"}})
-    def ready() -> Any:
+    async def ready() -> Any:
         bundle = manager.bundle
         body = ReadyResponse(
             ready=bundle is not None, version=bundle.version if bundle else None,
-            manifest={k: v for k, v in bundle.manifest.items() if k != "files"} if bundle else None,
+            manifest={k: _finite(bundle.manifest[k]) for k in PUBLIC_MANIFEST_KEYS if k in bundle.manifest}
+            if bundle else None,
             loaded_at=bundle.loaded_at if bundle else None,
             live_items_added=len(bundle.live_added) if bundle else 0,
             live_items_deleted=len(bundle.live_deleted) if bundle else 0,
             latency=metrics.monitor.percentiles(), text_backend=text_backend)
         if bundle is None:
-            return JSONResponse(status_code=503, content={**body.dict(), "error": manager.last_error})
+            return JSONResponse(status_code=503, content={**body.dict(), "error": public(manager.last_error)})
         return body
 
     @app.get("/metrics", tags=["ops"])
@@ -420,7 +454,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
             result = manager.reload(force=force)
         metrics.reloads.labels(outcome=result.outcome).inc()
         body = ReloadResponse(swapped=result.outcome == "swapped", version=result.version,
-                              previous_version=result.previous_version, message=result.message,
+                              previous_version=result.previous_version, message=public(result.message) or "",
                               load_ms=result.load_ms)
         if result.outcome == "refused":
             return JSONResponse(status_code=409, content=body.dict())
@@ -429,6 +463,11 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     @app.post("/admin/items", response_model=AddItemsResponse, tags=["admin"], dependencies=[Depends(require_admin)])
     def admin_add_items(req: AddItemsRequest) -> AddItemsResponse:
         current()
+        for it in req.items:
+            if len(it.attributes) > max_attributes:
+                raise HTTPException(422, [f"item {it.item_id}: at most {max_attributes} attributes, got {len(it.attributes)}"])
+            if it.image_base64 is not None and len(it.image_base64) > max_b64:
+                raise HTTPException(413, f"item {it.item_id}: image_base64 larger than {scfg['max_image_base64_mb']} MB")
         with metrics.stage("embed_add"):
             try:
                 bundle, ms = manager.add_items([it.dict() for it in req.items])
@@ -444,6 +483,9 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
                 dependencies=[Depends(require_admin)])
     def admin_delete_item(item_id: str) -> DeleteItemResponse:
         current()
+        if not valid_item_id(item_id):
+            # the delta log could not record it, so the item would come back at the next start: refuse now
+            raise HTTPException(422, [f"item_id {item_id[:140]!r} does not match the item id rule; it cannot be deleted live"])
         try:
             bundle = manager.delete_item(item_id)
         except KeyError as exc:

@@ -5,8 +5,13 @@ Swap protocol:
   2. load the SearchEngine (and recommender) fully, run a smoke query, replay the delta log;
   3. replace ONE reference (`self._bundle`). Requests that already took the old `ServingBundle`
      keep using it until they finish; nothing is mutated in place across versions.
-A bundle that fails any step is refused with a log line and the old one keeps serving.
-Reloads (admin endpoint, LATEST watcher) are serialised by a lock.
+A bundle that fails any step is refused with a log line and the old one keeps serving; the watcher does
+not retry a refused version until LATEST or its manifest changes. With nothing serving (start-up), the
+last good version (`LAST_GOOD`), then the newest other versions, are tried instead.
+Reloads (admin endpoint, LATEST watcher) are serialised by a lock. Every engine call of every bundle
+(smoke query included) holds the one process-wide ENGINE_LOCK: old and new bundles share the cached
+tokenizer / encoders, which are not thread-safe ("RuntimeError: Already borrowed").
+Live adds are write-ahead: image files and the log record are fsynced before the engine changes.
 """
 from __future__ import annotations
 
@@ -23,12 +28,16 @@ import numpy as np
 import pandas as pd
 
 from modules.bundle import BundleError, read_latest, verify_bundle
+from modules.config import load_params
 from modules.images import ImageError, load_image
 from serving.delta import DeltaLog
 
 log = logging.getLogger("pixelmatch.serving")
 
 REQUIRED_MANIFEST_KEYS = ("files",)
+LAST_GOOD_FILE = "LAST_GOOD"
+# One lock for all engine/recommender calls in the process (see the module docstring).
+ENGINE_LOCK = threading.Lock()
 ITEM_FIELDS = ("item_id", "title", "description", "category", "brand", "price", "gender", "image_path")
 # items.csv columns that are not free attributes
 _CORE_COLUMNS = {*ITEM_FIELDS, "created_at"}
@@ -58,9 +67,9 @@ class ServingBundle:
     image_files: dict[str, Path]         # item_id -> image file inside the bundle or delta_images/
     loaded_at: float = field(default_factory=time.time)
     # The HF fast tokenizer, TF and the FAISS/bm25 indexes are not safe for concurrent use from several threads
-    # (observed: "RuntimeError: Already borrowed" and a native abort under 50 clients), so every engine and
-    # recommender call of one bundle is serialised. A swapped-in bundle has its own lock.
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # (observed: "RuntimeError: Already borrowed" and a native abort under 50 clients), and bundles share the
+    # process-wide cached encoders, so every engine and recommender call of EVERY bundle takes the same lock.
+    lock: threading.Lock = field(default_factory=lambda: ENGINE_LOCK)
     live_added: set[str] = field(default_factory=set)
     live_deleted: set[str] = field(default_factory=set)
 
@@ -148,7 +157,12 @@ class BundleManager:
         self.on_swap = on_swap
         self.prepare = prepare
         self.delta = DeltaLog(self.serving_dir)
-        self.max_pixels = int(params.get("serving", {}).get("max_image_pixels", 40_000_000))
+        scfg = {**load_params().get("serving", {}), **params.get("serving", {})}
+        self.max_pixels = int(scfg["max_image_pixels"])
+        self.min_side = int(scfg["min_image_side"])
+        self.fallback_versions = int(scfg["fallback_versions"])
+        self._decode_slots = threading.BoundedSemaphore(int(scfg["max_concurrent_decodes"]))
+        self._refused: tuple[str, int] | None = None   # (version, manifest mtime) the watcher must not retry
         self._bundle: ServingBundle | None = None
         self._reload_lock = threading.Lock()      # one reload at a time
         self._mutation_lock = threading.Lock()    # delta append + live apply vs. replay + swap
@@ -198,7 +212,8 @@ class BundleManager:
         first_id = next(iter(bundle.items))
         probe = bundle.items[first_id]["title"] or first_id
         try:
-            resp = bundle.engine.search_text(probe, top_k=1)
+            with bundle.lock:
+                resp = bundle.engine.search_text(probe, top_k=1)
         except Exception as exc:  # any failure here means the bundle is unusable
             raise BundleError(f"{bundle.path}: smoke query failed: {type(exc).__name__}: {exc}") from exc
         if not resp.results or str(resp.results[0].item_id) not in bundle.items:
@@ -219,22 +234,60 @@ class BundleManager:
                 return ReloadResult("unchanged", version, previous, f"version {version} already serving")
             t0 = time.perf_counter()
             try:
-                new = self.build(version, vdir)
-                with self._mutation_lock:
-                    self._replay_delta(new)
-                    self._bundle = new
+                self._swap_in(version, vdir)
             except Exception as exc:
                 msg = f"bundle {version} refused, still serving {previous or 'nothing'}: {type(exc).__name__}: {exc}"
+                self._refused = (version, self._manifest_mtime(vdir))
                 self.last_error = msg
                 log.error(msg)
-                return ReloadResult("refused", previous, previous, msg)
+                fallback = self._fallback(version) if self._bundle is None else None
+                if fallback is None:
+                    return ReloadResult("refused", previous, previous, msg)
+                version, msg = fallback, f"{msg}; serving the last good version {fallback} instead"
+            else:
+                self._refused = self.last_error = None
+                msg = f"serving {version} (was {previous or 'nothing'})"
             load_ms = (time.perf_counter() - t0) * 1000.0
-            self.last_error = None
-            msg = f"serving {version} (was {previous or 'nothing'}), loaded in {load_ms:.0f} ms"
+            msg = f"{msg}, loaded in {load_ms:.0f} ms"
             log.info(msg)
             if self.on_swap is not None:
-                self.on_swap(new)
+                self.on_swap(self._bundle)
             return ReloadResult("swapped", version, previous, msg, load_ms)
+
+    def _swap_in(self, version: str, vdir: Path) -> None:
+        new = self.build(version, vdir)
+        with self._mutation_lock:
+            self._replay_delta(new)
+            self._bundle = new
+        try:   # remember it for a start-up whose LATEST is refused (best effort)
+            (self.serving_dir / LAST_GOOD_FILE).write_text(version + "\n")
+        except OSError as exc:
+            log.warning("cannot record %s: %s", LAST_GOOD_FILE, exc)
+
+    @staticmethod
+    def _manifest_mtime(vdir: Path) -> int:
+        try:
+            return (vdir / "manifest.json").stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def _fallback(self, refused: str) -> str | None:
+        """Nothing is serving and LATEST's version was refused: load LAST_GOOD, else the newest other versions."""
+        last_good = (self.serving_dir / LAST_GOOD_FILE)
+        first = last_good.read_text().strip() if last_good.is_file() else ""
+        others = sorted((p for p in self.serving_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+                         and (p / "manifest.json").is_file()), key=self._manifest_mtime, reverse=True)
+        names = list(dict.fromkeys([first, *(p.name for p in others)]))
+        for name in [n for n in names if n and n != refused and "/" not in n][: self.fallback_versions]:
+            vdir = self.serving_dir / name
+            if not vdir.is_dir() or name.startswith("."):
+                continue
+            try:
+                self._swap_in(name, vdir)
+                return name
+            except Exception as exc:
+                log.error("fallback bundle %s refused too: %s: %s", name, type(exc).__name__, exc)
+        return None
 
     # ---- LATEST watcher ------------------------------------------------------------------
     def start_watcher(self, interval_s: float) -> None:
@@ -248,13 +301,19 @@ class BundleManager:
                 try:
                     latest = read_latest(self.serving_dir)
                     current = self._bundle
-                    if latest and (current is None or latest != current.version):
+                    if latest and (current is None or latest != current.version) and not self._still_refused(latest):
                         self.reload()
                 except Exception:  # the watcher must never die
                     log.exception("LATEST watcher iteration failed")
 
         self._watcher = threading.Thread(target=loop, name="pixelmatch-latest-watcher", daemon=True)
         self._watcher.start()
+
+    def _still_refused(self, latest: str) -> bool:
+        """The watcher's LATEST names the version already refused, unchanged since: do not re-hash it."""
+        refused = self._refused
+        return (refused is not None and refused[0] == latest
+                and refused[1] == self._manifest_mtime(self.serving_dir / latest))
 
     def stop_watcher(self) -> None:
         self._stop.set()
@@ -263,6 +322,11 @@ class BundleManager:
             self._watcher = None
 
     # ---- live catalogue changes ----------------------------------------------------------
+    def decode_image(self, data: bytes) -> Any:
+        """Untrusted image bytes -> RGB image; at most serving.max_concurrent_decodes decodes at once."""
+        with self._decode_slots:
+            return load_image(data, max_pixels=self.max_pixels, min_side=self.min_side)
+
     def _decode_item_image(self, image_b64: str | None) -> Any:
         if not image_b64:
             return None
@@ -273,7 +337,7 @@ class BundleManager:
             data = base64.b64decode(image_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ImageError(f"image_base64 is not valid base64: {exc}") from exc
-        return load_image(data, max_pixels=self.max_pixels)
+        return self.decode_image(data)
 
     @staticmethod
     def _engine_record(item: dict[str, Any]) -> dict[str, Any]:
@@ -332,13 +396,25 @@ class BundleManager:
                     log.warning("delta image for %s unusable (%s); adding without image", item["item_id"], exc)
             entries.append((item, img, entry.get("image_file")))
         if entries:  # add_items replaces an id the bundle already has (live values win)
-            self._apply_add(bundle, entries)
+            try:
+                self._apply_add(bundle, entries)
+            except Exception as exc:   # one bad record must not refuse every bundle (a crash loop): add one by one
+                log.warning("delta replay batch failed (%s: %s); replaying item by item", type(exc).__name__, exc)
+                for entry in entries:
+                    try:
+                        self._apply_add(bundle, [entry])
+                    except Exception as exc1:
+                        log.error("delta record for %s skipped: %s: %s", entry[0].get("item_id"),
+                                  type(exc1).__name__, exc1)
         if state.added or state.deleted:
             log.info("replayed delta log: %d live items, %d deletions", len(state.added), len(state.deleted))
 
     def add_items(self, items: list[dict[str, Any]]) -> tuple[ServingBundle, float]:
-        """Decode images, append to the delta log (fsync), insert into the live engine.
+        """Decode images, store them and append to the delta log (fsync), then insert into the live engine.
 
+        Write-ahead: what the engine shows is always in the log. If the insert itself fails after logging,
+        the ids that were new are tombstoned in the log (an update of an existing id stays logged and is
+        applied at the next replay: the client got an error and retries the same upsert).
         Returns the bundle it was applied to and the add-to-searchable latency in ms.
         Raises ImageError / ValueError for bad input (nothing is logged or inserted then).
         """
@@ -355,8 +431,13 @@ class BundleManager:
                 image_file = self.delta.store_image(img) if img is not None else None
                 entries.append((stored, img, image_file))
                 log_records.append({"op": "add", "item": stored, "image_file": image_file})
-            self._apply_add(bundle, entries)   # an existing id is replaced (update semantics)
-            self.delta.append(log_records)
+            self.delta.append(log_records)   # fsynced before the engine changes
+            try:
+                self._apply_add(bundle, entries)   # an existing id is replaced (update semantics)
+            except Exception:
+                new_ids = [item["item_id"] for item, _, _ in entries if item["item_id"] not in bundle.items]
+                self.delta.append([{"op": "delete", "item_id": i} for i in new_ids])
+                raise
         return bundle, (time.perf_counter() - t0) * 1000.0
 
     def delete_item(self, item_id: str) -> ServingBundle:
@@ -367,6 +448,6 @@ class BundleManager:
                 raise BundleError("no bundle loaded")
             if item_id not in bundle.items:
                 raise KeyError(item_id)
+            self.delta.append([{"op": "delete", "item_id": item_id}])   # write-ahead
             self._apply_delete(bundle, item_id)
-            self.delta.append([{"op": "delete", "item_id": item_id}])
         return bundle

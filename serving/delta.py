@@ -1,7 +1,8 @@
 """Append-only log of live catalogue changes (`SERVING_DIR/delta.jsonl`).
 
-One JSON object per line, written with flush + fsync before the API answers, so an acknowledged
-change survives a crash:
+One JSON object per line, written with flush + fsync BEFORE the live engine changes and before the API
+answers (write-ahead), so an acknowledged change survives a crash. A torn last line (a crash mid-write,
+never acknowledged) is cut off before the next append, so it cannot swallow the next record:
 
     {"op": "add", "ts": 1700000000.0, "item": {...AddItem fields, no image bytes...}, "image_file": "delta_images/<sha256>.png"}
     {"op": "delete", "ts": 1700000000.0, "item_id": "..."}
@@ -31,6 +32,19 @@ from modules.delta_ingest import DELTA_FILE, DELTA_IMAGES_DIR, DeltaState, fold_
 __all__ = ["DELTA_FILE", "DELTA_IMAGES_DIR", "DeltaLog", "DeltaState"]
 
 log = logging.getLogger(__name__)
+_TAIL_CHUNK = 1 << 16
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a file's creation/rename in ``path`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class DeltaLog:
@@ -51,8 +65,12 @@ class DeltaLog:
         target = self.images_dir / name
         if not target.exists():
             tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(data)
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, target)
+            _fsync_dir(self.images_dir)
         return f"{DELTA_IMAGES_DIR}/{name}"
 
     def append(self, records: list[dict[str, Any]]) -> None:
@@ -62,10 +80,37 @@ class DeltaLog:
         lines = "".join(json.dumps({**r, "ts": r.get("ts", time.time())}, sort_keys=True) + "\n" for r in records)
         with self._lock:
             self.serving_dir.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(lines)
+            created = not self.path.exists()
+            with self.path.open("ab") as f:
+                self._repair_tail(f)
+                f.write(lines.encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
+            if created:
+                _fsync_dir(self.serving_dir)
+
+    def _repair_tail(self, f: Any) -> None:
+        """Cut an unterminated last line (a write torn by a crash; it was never acknowledged)."""
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        with self.path.open("rb") as r:
+            r.seek(size - 1)
+            if r.read(1) == b"\n":
+                return
+            keep, end = 0, size
+            while end > 0:                          # the last newline, reading backwards in chunks
+                start = max(0, end - _TAIL_CHUNK)
+                r.seek(start)
+                pos = r.read(end - start).rfind(b"\n")
+                if pos >= 0:
+                    keep = start + pos + 1
+                    break
+                end = start
+        log.warning("delta log %s: cut a torn last line (%d bytes) before appending", self.path, size - keep)
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
 
     # ---- reading -------------------------------------------------------------------------
     def read(self) -> list[dict[str, Any]]:

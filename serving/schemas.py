@@ -1,26 +1,53 @@
 """Request and response models of the PixelMatch HTTP API (pydantic v1).
 
 Every request model forbids unknown keys, so a typo in a filter name is a 422 with the key
-named in the message instead of a silently ignored filter.
+named in the message instead of a silently ignored filter, and refuses strings with an unpaired UTF-16
+surrogate (valid JSON, e.g. "\\ud800", but not Unicode: tokenizers and UTF-8 writers fail on it).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, confloat, conint, constr, root_validator, validator
+
+# One item id rule for the API, the delta log, its replay and its ingestion (modules/delta_ingest.py).
+from modules.delta_ingest import ITEM_ID_PATTERN as _ITEM_ID_RE
 
 RETRIEVERS = ("hybrid", "bm25", "tfidf", "text", "image", "fusion")
 Retriever = Literal["hybrid", "bm25", "tfidf", "text", "image", "fusion"]
 Gender = Literal["women", "men", "unisex"]
 
 # Item ids are used as map keys only (never as paths), but keep them printable and bounded.
-ITEM_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
+ITEM_ID_PATTERN = _ITEM_ID_RE.pattern
+
+
+def valid_item_id(item_id: str) -> bool:
+    return bool(_ITEM_ID_RE.match(item_id))
+
+
+def has_surrogate(value: Any) -> bool:
+    """True when a string (or any string inside a dict/list) holds an unpaired surrogate code point."""
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(has_surrogate(k) or has_surrogate(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_surrogate(v) for v in value)
+    return False
 
 
 class _Strict(BaseModel):
     class Config:
         extra = "forbid"
         anystr_strip_whitespace = False
+        allow_inf_nan = False      # JSON bodies may say Infinity/NaN (Python's parser accepts them): 422
+
+    @root_validator(pre=True)
+    def _no_surrogates(cls, values: dict) -> dict:  # noqa: N805
+        bad = sorted(str(k) for k, v in values.items() if has_surrogate(v))
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: contains an unpaired surrogate (not valid Unicode)")
+        return values
 
 
 class Filters(_Strict):
@@ -47,9 +74,9 @@ class Filters(_Strict):
 class TextSearchRequest(_Strict):
     query: str = Field(
         ...,
-        description="Free text. Must contain a non-blank character. Queries longer than "
-        "params retrieval.max_query_chars (512) are truncated to that many characters; the "
-        "response then says query_truncated=true.",
+        description="Free text. Must contain a non-blank character. Runs of whitespace are collapsed to one "
+        "space, then queries longer than params retrieval.max_query_chars (512) are truncated to that many "
+        "characters; the response then says query_truncated=true.",
     )
     top_k: conint(strict=True, ge=1) = Field(10, description="1..serving.top_k_max (100)")
     retriever: Retriever = "hybrid"
@@ -57,7 +84,8 @@ class TextSearchRequest(_Strict):
 
     @validator("query")
     def _non_blank(cls, v: str) -> str:  # noqa: N805
-        if not v.strip():
+        v = " ".join(v.split())     # before truncation: 600 spaces + "red dress" is "red dress"
+        if not v:
             raise ValueError("query must contain at least one non-whitespace character")
         return v
 

@@ -6,9 +6,11 @@ re-weighted to the IDF of the combined corpus so they are comparable with the ba
 """
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import bm25s
@@ -165,14 +167,53 @@ class TfidfIndex:
         return np.asarray((matrix @ q.T).todense()).ravel().astype(np.float32)
 
     def save(self, path: str | Path) -> None:
+        """Write a numpy ``.npz`` (arrays + a JSON config/vocabulary): loading it cannot execute code.
+
+        The file keeps the name the caller gives (the bundle's ``tfidf.pkl``); :meth:`load` tells the formats
+        apart by their first bytes."""
+        assert self.matrix is not None
+        v = self.vectorizer
+        config = {"format": "pixelmatch-tfidf/1", "max_features": v.max_features, "ngram_range": list(v.ngram_range),
+                  "vocabulary": {t: int(i) for t, i in v.vocabulary_.items()}}
+        m = self.matrix.tocsr()
         with open(path, "wb") as f:
-            pickle.dump({"vectorizer": self.vectorizer, "matrix": self.matrix}, f)
+            np.savez(f, config=np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8), idf=v.idf_,
+                     data=m.data, indices=m.indices, indptr=m.indptr, shape=np.asarray(m.shape, dtype=np.int64))
 
     @classmethod
     def load(cls, path: str | Path) -> TfidfIndex:
-        # The pickle comes from our own checksummed bundle (SearchEngine.save), never from a request.
-        with open(path, "rb") as f:
-            state = pickle.load(f)
-        idx = cls()
-        idx.vectorizer, idx.matrix = state["vectorizer"], state["matrix"]
+        """Load the ``.npz`` format with ``allow_pickle=False``. A legacy pickle (bundles written before issue 17)
+        is read through an unpickler that only resolves the few sklearn/scipy/numpy classes a TF-IDF index holds."""
+        data = Path(path).read_bytes()
+        if not zipfile.is_zipfile(io.BytesIO(data)):
+            state = _SafeTfidfUnpickler(io.BytesIO(data)).load()
+            idx = cls()
+            idx.vectorizer, idx.matrix = state["vectorizer"], state["matrix"]
+            return idx
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            config = json.loads(bytes(z["config"]).decode("utf-8"))
+            if config.get("format") != "pixelmatch-tfidf/1":
+                raise ValueError(f"{path}: unknown TF-IDF index format {config.get('format')!r}")
+            idx = cls(max_features=config["max_features"], ngram_max=int(config["ngram_range"][1]))
+            idx.vectorizer.vocabulary_ = dict(config["vocabulary"])
+            idx.vectorizer.idf_ = z["idf"]
+            idx.matrix = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(n) for n in z["shape"]))
         return idx
+
+
+class _SafeTfidfUnpickler(pickle.Unpickler):
+    """Resolves only the globals a pickled TfidfIndex state needs; anything else (os.system, eval, ...) is refused."""
+
+    ALLOWED = {
+        ("sklearn.feature_extraction.text", "TfidfVectorizer"), ("sklearn.feature_extraction.text", "TfidfTransformer"),
+        ("modules.retrieval.lexical", "tokenize"), ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy", "float64"),
+        ("numpy", "int64"), ("numpy", "int32"), ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("scipy.sparse._csr", "csr_matrix"), ("scipy.sparse.csr", "csr_matrix"),
+        ("builtins", "slice"), ("copyreg", "_reconstructor"), ("builtins", "object"),
+    }
+
+    def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"tfidf pickle refers to {module}.{name}: not allowed (re-push the bundle)")
+        return super().find_class(module, name)
