@@ -238,8 +238,12 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
             rec = bundle.items.get(iid)
             if rec is None:   # deleted between index and table (should not happen); never show it
                 continue
-            explain = {k: (None if v is None else _finite(float(v)))
-                       for k, v in (getattr(r, "explain", None) or {}).items() if k in Explain.__fields__}
+            raw = dict(getattr(r, "explain", None) or {})
+            filled = raw.pop("filled", None)
+            explain = {k: (None if v is None else _finite(float(v))) for k, v in raw.items() if k in Explain.__fields__}
+            if filled:
+                explain["filled"] = {c: {"value": str(f["value"]), "confidence": _finite(float(f["confidence"])) or 0.0}
+                                     for c, f in filled.items()}
             if not math.isfinite(float(r.score)):
                 continue
             out.append(ResultOut(item_id=iid, title=rec.get("title") or "", score=float(r.score),

@@ -90,13 +90,22 @@ class TextSearchRequest(_Strict):
         return v
 
 
+class FilledAttribute(BaseModel):
+    """An attribute the shop left empty, predicted from the photo (modules/attributes.py)."""
+
+    value: str
+    confidence: float
+
+
 class Explain(BaseModel):
-    """Per-stage scores behind a result (None where a stage did not score it)."""
+    """Per-stage scores behind a result (None where a stage did not score it), and the attributes of the item
+    that were learned from its photo rather than given by the shop (``filled``, absent when none)."""
 
     lexical: float | None = None
     dense: float | None = None
     two_tower: float | None = None
     reranker: float | None = None
+    filled: dict[str, FilledAttribute] | None = None
 
 
 class ResultOut(BaseModel):
