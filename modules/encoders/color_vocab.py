@@ -1,0 +1,158 @@
+"""A general colour vocabulary: the XKCD colour-survey names, each mapped to one of 16 basic colour terms.
+
+Source: the XKCD colour survey (Randall Munroe, 2010; ~950 names that survey respondents agreed on, with their RGB),
+as shipped by matplotlib in ``matplotlib.colors.XKCD_COLORS``. The engine's colour prototypes (RGB -> name) and its
+colour synonyms (word -> name) are both derived from it; nothing here comes from the synthetic catalog's generator.
+
+The 16 basic terms (:data:`BASIC_TERMS`) are ordinary English colour words that retail catalogs use as labels. A
+survey name is mapped to a basic term by these rules, in order:
+
+1. a whole-name exception in :data:`NAME_TERMS` (names whose head word misleads, e.g. "navy blue" is navy,
+   "midnight blue" is navy, "wine red" is burgundy);
+2. its head word (the last word: "denim blue", "faded blue", "dark blue" -> blue), looked up in
+   :data:`HEAD_WORD_TERMS` (basic terms map to themselves; common non-basic head words such as maroon, wine,
+   claret -> burgundy, khaki/sand/camel -> beige, charcoal/silver/steel -> grey, turquoise/aqua -> teal);
+3. otherwise (e.g. "mud", "puke", "denim"), the basic term whose own survey colour (``xkcd:<term>``) is nearest
+   in CIE Lab.
+
+Names written with a slash ("green/blue") are ambiguous by construction and left out.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+BASIC_TERMS: tuple[str, ...] = (
+    "black", "white", "grey", "navy", "blue", "red", "green", "olive", "beige", "brown", "pink", "yellow", "orange",
+    "purple", "burgundy", "teal",
+)
+
+# Head words (last word of a survey name) that are not basic terms themselves, by the basic term they belong to.
+# General English usage (dictionary senses of each word), listed once per basic term.
+_HEAD_WORDS_BY_TERM: dict[str, tuple[str, ...]] = {
+    "black": ("ebony", "jet", "onyx"),
+    "white": ("ivory", "eggshell", "snow", "pearl", "offwhite"),
+    "grey": ("gray", "charcoal", "silver", "steel", "slate", "gunmetal", "cement", "ash", "pewter",
+             "graphite", "heather", "smoke"),
+    "navy": ("midnight", "marine"),
+    "blue": ("azure", "cobalt", "sapphire", "cerulean", "ultramarine", "cornflower", "periwinkle", "sky",
+             "denim", "azul", "blueberry", "ice", "ocean", "bluish"),
+    "red": ("crimson", "scarlet", "cherry", "tomato", "ruby", "carmine", "vermillion", "blood", "lipstick",
+            "strawberry", "brick", "rouge", "reddish", "orangered"),
+    "green": ("lime", "mint", "emerald", "jade", "forest", "grass", "leaf", "pine", "shamrock", "fern", "kiwi",
+              "pea", "pistachio", "seafoam", "spearmint", "wintergreen", "evergreen", "celadon", "greenish"),
+    "olive": ("khaki", "sage", "moss", "army", "drab", "avocado", "lichen", "swamp", "camo", "asparagus"),
+    "beige": ("cream", "creme", "tan", "sand", "sandy", "camel", "taupe", "ecru", "wheat", "buff", "fawn",
+              "parchment", "putty", "stone", "biscuit", "oatmeal", "nude", "toupe", "manilla"),
+    "brown": ("chocolate", "coffee", "mocha", "cocoa", "sienna", "umber", "mahogany", "chestnut", "auburn",
+              "russet", "hazel", "caramel", "cinnamon", "copper", "bronze", "mud", "earth", "leather", "brownish",
+              "sepia", "tea", "dirt", "clay"),
+    "pink": ("rose", "rosa", "magenta", "fuchsia", "salmon", "blush", "bubblegum", "carnation", "cerise",
+             "raspberry", "watermelon", "pinky", "pinkish"),
+    "yellow": ("gold", "golden", "mustard", "lemon", "canary", "butter", "banana", "sunflower", "dandelion",
+               "maize", "custard", "straw", "yellowish"),
+    "orange": ("peach", "rust", "tangerine", "apricot", "pumpkin", "mango", "amber", "ochre", "ocher", "ocre",
+               "terracotta", "terracota", "squash", "saffron", "marigold", "orangish", "orangeish", "butterscotch",
+               "melon", "coral"),
+    "purple": ("violet", "lavender", "lilac", "plum", "indigo", "mauve", "eggplant", "aubergine", "amethyst",
+               "orchid", "grape", "wisteria", "heliotrope", "iris", "purplish", "purpleish", "purply", "purpley",
+               "burple", "blurple", "puce", "bruise"),
+    "burgundy": ("maroon", "wine", "claret", "merlot", "bordeaux", "oxblood", "cranberry", "mulberry"),
+    "teal": ("turquoise", "aqua", "aquamarine", "cyan", "petrol", "tealish", "viridian"),
+}
+HEAD_WORD_TERMS: dict[str, str] = {
+    **{t: t for t in BASIC_TERMS},
+    **{w: t for t, words in _HEAD_WORDS_BY_TERM.items() for w in words},
+}
+
+# Whole survey names whose head word points to the wrong basic term (general usage: a navy blue coat is navy).
+NAME_TERMS: dict[str, str] = {
+    "navy blue": "navy", "dark navy blue": "navy", "light navy blue": "navy", "midnight blue": "navy",
+    "dark navy": "navy", "light navy": "navy", "navy green": "olive", "midnight purple": "purple",
+    "wine red": "burgundy", "red wine": "burgundy", "dark red": "burgundy", "deep red": "burgundy",
+    "blood red": "red", "turquoise blue": "teal", "teal blue": "teal", "teal green": "teal",
+    "sea green": "teal", "dark sea green": "green", "steel blue": "blue", "slate blue": "blue",
+    "slate green": "green", "rose red": "red", "khaki green": "olive", "army green": "olive",
+    "olive drab": "olive", "olive green": "olive", "dark olive green": "olive", "olive brown": "brown",
+    "off white": "white", "dark cream": "beige", "dark sand": "beige", "sand brown": "beige",
+    "pale gold": "yellow",
+}
+
+
+def _survey() -> dict[str, tuple[int, int, int]]:
+    """XKCD survey name -> RGB (0..255), names as matplotlib spells them without the ``xkcd:`` prefix."""
+    from matplotlib.colors import XKCD_COLORS, to_rgb
+
+    return {k[len("xkcd:"):]: tuple(int(round(255 * v)) for v in to_rgb(hexv)) for k, hexv in XKCD_COLORS.items()}
+
+
+def _clean(word: str) -> str:
+    return " ".join(word.lower().replace("-", " ").replace("_", " ").split())
+
+
+def term_by_rules(name: str) -> str | None:
+    """Rules 1 and 2 of the module docstring (whole-name exception, then head word), or None."""
+    name = _clean(name)
+    if not name or "/" in name:
+        return None
+    if name in NAME_TERMS:
+        return NAME_TERMS[name]
+    return HEAD_WORD_TERMS.get(name.split()[-1])
+
+
+@lru_cache(maxsize=1)
+def survey_terms() -> dict[str, tuple[str, tuple[int, int, int]]]:
+    """Every usable survey name -> (basic term, RGB). Rule 3 (nearest basic survey colour) for the rest."""
+    from modules.encoders.color_space import rgb_to_lab
+
+    survey = _survey()
+    focal = rgb_to_lab(np.array([survey[t] for t in BASIC_TERMS], dtype=np.float64))
+    out: dict[str, tuple[str, tuple[int, int, int]]] = {}
+    for name, rgb in survey.items():
+        if "/" in name:
+            continue
+        term = term_by_rules(name)
+        if term is None:
+            lab = rgb_to_lab(np.array(rgb, dtype=np.float64))
+            term = BASIC_TERMS[int(np.argmin(((focal - lab) ** 2).sum(axis=1)))]
+        out[name] = (term, rgb)
+    return out
+
+
+def basic_term_rgb() -> dict[str, tuple[int, int, int]]:
+    """Each basic term's own survey colour (``xkcd:black`` ... ``xkcd:teal``): the representative RGB."""
+    survey = _survey()
+    return {t: survey[t] for t in BASIC_TERMS}
+
+
+# Common English colour words that are not survey names (or are spelt differently there).
+EXTRA_WORDS: dict[str, str] = {
+    "gray": "grey", "off white": "white", "offwhite": "white", "jet black": "black", "charcoal gray": "grey",
+    "light gray": "grey", "dark gray": "grey", "grey melange": "grey", "nude": "beige", "skin": "beige",
+    "oxblood": "burgundy", "bordeaux": "burgundy", "fluorescent green": "green", "neon green": "green",
+    "neon pink": "pink", "neon yellow": "yellow", "camel brown": "brown", "tan brown": "brown",
+}
+
+
+@lru_cache(maxsize=1)
+def colour_synonyms() -> dict[str, str]:
+    """Colour word or phrase -> basic term: every survey name (rules above), the head words, and :data:`EXTRA_WORDS`.
+    Basic terms map to themselves."""
+    syn = {name: term for name, (term, _) in survey_terms().items()}
+    syn.update(HEAD_WORD_TERMS)
+    syn.update(NAME_TERMS)
+    syn.update(EXTRA_WORDS)
+    return syn
+
+
+def normalize_colour_word(word: str) -> str | None:
+    """A colour word or label ("Navy Blue", "Coffee Brown", "gray") -> basic term, or None when it is not a colour
+    (e.g. "Multi"). Unknown multi-word labels fall back to the rules (head word), then to their first word."""
+    w = _clean(word)
+    if not w:
+        return None
+    syn = colour_synonyms()
+    if w in syn:
+        return syn[w]
+    return term_by_rules(w) or syn.get(w.split()[0])
