@@ -44,7 +44,7 @@ COLOR_NAMES: list[str] = list(BASIC_TERMS)
 
 DEFAULT_BINS: tuple[int, int, int] = (8, 4, 4)
 _THUMB = 64  # all features are computed on a 64x64 thumbnail (fast, and resolution-independent)
-_BG_TOLERANCE = 12.0  # Lab distance under which a border pixel counts as the background colour
+_BG_TOLERANCE = 12.0  # Lab distance to the border median under which a border pixel is "uniform"
 _BORDER_UNIFORM = 0.8  # share of border pixels within _BG_TOLERANCE of their median for a studio background
 # (measured at 64x64: synthetic studio renders >= 0.95, real white-background photos >= 0.86,
 #  synthetic street photos median 0.37, max 0.86 -- with a 2x looser tolerance dark street scenes passed)
@@ -56,6 +56,27 @@ _SUBJECT_LIFT = 0.5  # clusters whose centre-vs-border lift reaches this share o
 _EXPOSURE_PERCENTILE = 99.0  # busy scenes: this percentile of the max channel is mapped to _EXPOSURE_TARGET
 _EXPOSURE_TARGET = 245.0
 N_TEXTURE = 8
+
+# Defaults of the ``encoders.color`` naming settings (params.yaml overrides them). Tuned on a seeded 1,500-photo
+# subsample of the tuning half of the fashion sample (``python -m bench.colour_naming --half tune --sample 1500``).
+_NAMING_DEFAULTS: dict[str, float | int] = {
+    "background_tolerance": 4.0,  # Lab distance to a border colour under which a pixel is background-coloured
+    "background_gap_closing": 2,  # the border flood fill does not pass through gaps narrower than this (pixels)
+    "edge_erosion": 1,  # foreground pixels peeled off its edge (anti-aliased mixtures of item and background)
+    "chroma_gain": 2.5,  # photo chroma -> survey-swatch chroma (fabric photos are duller than screen swatches)
+    "black_point": 20.0,  # photo L* mapped to the survey's 0 ...
+    "white_point": 85.0,  # ... and to 100
+    "achromatic_chroma": 12.0,  # scaled chroma under which a pixel is black, grey or white by lightness
+    "black_lightness": 30.0,  # scaled L* under which an achromatic pixel is black
+    "white_lightness": 85.0,  # scaled L* over which an achromatic pixel is white
+    "second_colour_share": 0.25,  # named_colors reports a second colour when it has at least this share
+    "skin_max_share": 0.6,  # skin-like pixels are left out unless they are more of the item than this
+}
+_SKIN_DEFAULTS: dict[str, tuple[float, float]] = {  # CIE LCh ranges of skin tones (a model wearing the item)
+    "skin_hue": (25.0, 70.0),  # hue angle, degrees
+    "skin_chroma": (10.0, 40.0),
+    "skin_lightness": (40.0, 85.0),
+}
 
 
 # --------------------------------------------------------------------------------------------- colour names
@@ -146,27 +167,34 @@ def foreground_mask(rgb: np.ndarray, params: dict[str, Any] | None = None) -> np
     if near.mean() < _BORDER_UNIFORM:
         return _scene_subject_mask(lab)  # busy scene (e.g. a street photo)
     cfg = _color_cfg(params)
-    fg = _studio_foreground(lab, border[near], cfg["background_tolerance"], cfg["edge_erosion"])
+    fg = _studio_foreground(lab, border[near], cfg)
     if fg.mean() < _MIN_FOREGROUND:
         return np.ones(fg.shape, dtype=bool)  # nothing but background: name the whole photo
     return fg
 
 
-def _studio_foreground(lab: np.ndarray, border_colours: np.ndarray, tolerance: float, erosion: int) -> np.ndarray:
+def _studio_foreground(lab: np.ndarray, border_colours: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     """Foreground of a studio shot: everything except the background-coloured region connected to the border.
 
-    A pixel is background-coloured when it lies within ``tolerance`` (Lab) of one of the border's colours (a
-    sample of <= ~64 covers lighting gradients); a flood fill from the border (4-connected components that touch
-    it) keeps only the background that reaches the edge, so an enclosed white garment stays foreground.
-    ``erosion`` pixels are then peeled off the foreground (anti-aliased edge pixels mix item and background)."""
+    A pixel is background-coloured when it lies within ``background_tolerance`` (Lab) of one of the border's
+    colours (a sample of <= ~64 covers lighting gradients). The flood fill from the border (4-connected components
+    touching it) may not pass through gaps narrower than ``background_gap_closing`` pixels next to the item's
+    outline, so a white garment whose outline is faint in places stays foreground. ``edge_erosion`` pixels are
+    then peeled off the foreground (anti-aliased edge pixels mix item and background)."""
     h, w, _ = lab.shape
     ref = border_colours[:: max(1, len(border_colours) // 64)]
     d2 = cdist(lab.reshape(-1, 3), ref, "sqeuclidean").min(axis=1).reshape(h, w)
-    labels, _ = ndimage.label(d2 < tolerance**2)
+    bg_like = d2 < cfg["background_tolerance"] ** 2
+    gap = cfg["background_gap_closing"]
+    passable = bg_like & ~ndimage.binary_dilation(~bg_like, iterations=gap) if gap > 0 else bg_like
+    labels, _ = ndimage.label(passable)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    fg = ~np.isin(labels, edge[edge > 0])
-    if erosion > 0:
-        eroded = ndimage.binary_erosion(fg, iterations=erosion)
+    background = np.isin(labels, edge[edge > 0])
+    if gap > 0:
+        background = ndimage.binary_dilation(background, iterations=gap) & bg_like
+    fg = ~background
+    if cfg["edge_erosion"] > 0:
+        eroded = ndimage.binary_erosion(fg, iterations=cfg["edge_erosion"])
         fg = eroded if eroded.mean() >= _MIN_FOREGROUND else fg
     return fg
 
@@ -259,7 +287,7 @@ def dominant_colors(
 
     Every foreground pixel (up to ``sample_pixels``, a seeded sample) votes for the basic term of its nearest XKCD
     survey colour in CIE Lab; see :func:`named_colors` for the top colours with a minimum share."""
-    return _dominant(_foreground_pixels(img, params), k, sample_pixels, seed)
+    return _dominant(_foreground_pixels(img, params), k, sample_pixels, seed, params)
 
 
 def named_colors(img: Image.Image, max_colors: int = 2, params: dict[str, Any] | None = None,
@@ -267,19 +295,25 @@ def named_colors(img: Image.Image, max_colors: int = 2, params: dict[str, Any] |
     """Up to ``max_colors`` ``(name, share)`` of the item, largest first; colours after the first are kept only
     when their share reaches ``encoders.color.second_colour_share``."""
     cfg = _color_cfg(params)
-    found = _dominant(_foreground_pixels(img, params), len(COLOR_NAMES), cfg["sample_pixels"], seed)
+    found = _dominant(_foreground_pixels(img, params), len(COLOR_NAMES), cfg["sample_pixels"], seed, params)
     top = [(found[0][0], found[0][1])]
     top += [(n, share) for n, share, _ in found[1:] if share >= cfg["second_colour_share"]]
     return top[:max(1, max_colors)]
 
 
-def _dominant(px: np.ndarray, k: int, sample_pixels: int, seed: int) -> list[tuple[str, float, tuple[int, int, int]]]:
+def _dominant(px: np.ndarray, k: int, sample_pixels: int, seed: int,
+              params: dict[str, Any] | None = None) -> list[tuple[str, float, tuple[int, int, int]]]:
     """Per-pixel votes of RGB pixels (n, 3) -> [(name, share, mean rgb)], largest share first, top ``k``."""
-    if len(px) == 0:
-        return [(COLOR_NAMES[0], 1.0, (0, 0, 0))]
     if len(px) > sample_pixels:
         px = px[np.random.default_rng(seed).choice(len(px), size=sample_pixels, replace=False)]
-    votes = _name_indices(rgb_to_lab(px))
+    cfg = _color_cfg(params)
+    lab = rgb_to_lab(px)
+    keep = ~_skin_like(lab, cfg)
+    if len(px) and keep.mean() >= 1.0 - cfg["skin_max_share"]:
+        px, lab = px[keep], lab[keep]  # a model wearing the item: her skin is not its colour
+    if len(px) == 0:
+        return [("white", 1.0, COLOR_TABLE["white"])]  # nothing but background (a white studio)
+    votes = _pixel_names(lab, cfg)
     counts = np.bincount(votes, minlength=len(COLOR_NAMES))
     out = []
     for j in np.argsort(-counts, kind="stable")[: max(1, k)]:
@@ -288,6 +322,33 @@ def _dominant(px: np.ndarray, k: int, sample_pixels: int, seed: int) -> list[tup
         mean = tuple(int(round(v)) for v in px[votes == j].mean(axis=0))
         out.append((COLOR_NAMES[j], float(counts[j] / len(px)), mean))
     return out
+
+
+def _pixel_names(lab: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """Index into :data:`COLOR_NAMES` of each photo pixel (Lab rows).
+
+    Photos of fabric are duller and lighter in the darks than the survey's screen swatches, so a pixel is first
+    mapped onto the survey's scale: chroma times ``chroma_gain``, lightness stretched so that ``black_point`` ->
+    0 and ``white_point`` -> 100. Pixels still under ``achromatic_chroma`` are black / grey / white by lightness
+    (``black_lightness``, ``white_lightness``); the others take the term of their nearest survey colour."""
+    scaled = lab.copy()
+    scaled[:, 1:] *= cfg["chroma_gain"]
+    black, white = cfg["black_point"], cfg["white_point"]
+    scaled[:, 0] = np.clip((lab[:, 0] - black) * 100.0 / max(white - black, 1e-6), 0.0, 100.0)
+    idx = _name_indices(scaled)
+    light = scaled[:, 0]
+    grey_scale = np.where(light < cfg["black_lightness"], COLOR_NAMES.index("black"),
+                          np.where(light > cfg["white_lightness"], COLOR_NAMES.index("white"),
+                                   COLOR_NAMES.index("grey")))
+    return np.where(np.hypot(scaled[:, 1], scaled[:, 2]) < cfg["achromatic_chroma"], grey_scale, idx)
+
+
+def _skin_like(lab: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """Pixels in the skin tones' range of hue angle, chroma and lightness (CIE LCh; ``skin_*`` settings)."""
+    hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1]))
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    (h0, h1), (c0, c1), (l0, l1) = cfg["skin_hue"], cfg["skin_chroma"], cfg["skin_lightness"]
+    return (hue > h0) & (hue < h1) & (chroma > c0) & (chroma < c1) & (lab[:, 0] > l0) & (lab[:, 0] < l1)
 
 
 def dominant_color_name(img: Image.Image, k: int = 3, seed: int = 42) -> str:
@@ -315,7 +376,7 @@ def color_features_and_name(
     tex = _texture(rgb)
     tex = tex / max(float(np.linalg.norm(tex)), 1e-9) * cfg["texture_weight"]
     onehot = np.zeros(len(COLOR_NAMES), dtype=np.float32)
-    top = _dominant(rgb[mask], cfg["kmeans_k"], cfg["sample_pixels"], seed)[0][0]
+    top = _dominant(rgb[mask], cfg["kmeans_k"], cfg["sample_pixels"], seed, cfg)[0][0]
     onehot[COLOR_NAMES.index(top)] = cfg["dominant_weight"]
     return np.concatenate([hist, tex, onehot]).astype(np.float32), top
 
@@ -386,9 +447,8 @@ def _color_cfg(params: dict[str, Any] | None) -> dict[str, Any]:
         "sample_pixels": int(cfg.get("sample_pixels", 2048)),
         "texture_weight": float(cfg.get("texture_weight", 0.5)),
         "dominant_weight": float(cfg.get("dominant_weight", 0.5)),
-        "background_tolerance": float(cfg.get("background_tolerance", _BG_TOLERANCE)),
-        "edge_erosion": int(cfg.get("edge_erosion", 1)),
-        "second_colour_share": float(cfg.get("second_colour_share", 0.25)),
+        **{key: type(default)(cfg.get(key, default)) for key, default in _NAMING_DEFAULTS.items()},
+        **{key: tuple(float(v) for v in cfg.get(key, default)) for key, default in _SKIN_DEFAULTS.items()},
     }
 
 
