@@ -64,7 +64,8 @@ _NAMING_DEFAULTS: dict[str, float | int] = {
     "background_gap_closing": 2,  # the border flood fill does not pass through gaps narrower than this (pixels)
     "edge_erosion": 1,  # foreground pixels peeled off its edge (anti-aliased mixtures of item and background)
     "chroma_gain": 2.5,  # photo chroma -> survey-swatch chroma (fabric photos are duller than screen swatches)
-    "black_point": 20.0,  # photo L* mapped to the survey's 0 ...
+    "chroma_cap": 50.0,  # ... boosted at most up to this chroma (vivid pixels are left as they are)
+    "black_point": 15.0,  # photo L* mapped to the survey's 0 ...
     "white_point": 85.0,  # ... and to 100
     "achromatic_chroma": 12.0,  # scaled chroma under which a pixel is black, grey or white by lightness
     "black_lightness": 30.0,  # scaled L* under which an achromatic pixel is black
@@ -328,11 +329,14 @@ def _pixel_names(lab: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     """Index into :data:`COLOR_NAMES` of each photo pixel (Lab rows).
 
     Photos of fabric are duller and lighter in the darks than the survey's screen swatches, so a pixel is first
-    mapped onto the survey's scale: chroma times ``chroma_gain``, lightness stretched so that ``black_point`` ->
+    mapped onto the survey's scale: chroma times ``chroma_gain`` (up to ``chroma_cap``; vivid pixels keep
+    theirs, so flat swatches such as the survey's own colours still name themselves), lightness stretched so that ``black_point`` ->
     0 and ``white_point`` -> 100. Pixels still under ``achromatic_chroma`` are black / grey / white by lightness
     (``black_lightness``, ``white_lightness``); the others take the term of their nearest survey colour."""
     scaled = lab.copy()
-    scaled[:, 1:] *= cfg["chroma_gain"]
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    boosted = np.maximum(chroma, np.minimum(chroma * cfg["chroma_gain"], cfg["chroma_cap"]))
+    scaled[:, 1:] *= (boosted / np.maximum(chroma, 1e-9))[:, None]
     black, white = cfg["black_point"], cfg["white_point"]
     scaled[:, 0] = np.clip((lab[:, 0] - black) * 100.0 / max(white - black, 1e-6), 0.0, 100.0)
     idx = _name_indices(scaled)
@@ -340,7 +344,7 @@ def _pixel_names(lab: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     grey_scale = np.where(light < cfg["black_lightness"], COLOR_NAMES.index("black"),
                           np.where(light > cfg["white_lightness"], COLOR_NAMES.index("white"),
                                    COLOR_NAMES.index("grey")))
-    return np.where(np.hypot(scaled[:, 1], scaled[:, 2]) < cfg["achromatic_chroma"], grey_scale, idx)
+    return np.where(boosted < cfg["achromatic_chroma"], grey_scale, idx)
 
 
 def _skin_like(lab: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:

@@ -8,7 +8,7 @@ The 16 basic terms (:data:`BASIC_TERMS`) are ordinary English colour words that 
 survey name is mapped to a basic term by these rules, in order:
 
 1. a whole-name exception in :data:`NAME_TERMS` (names whose head word misleads, e.g. "navy blue" is navy,
-   "midnight blue" is navy, "wine red" is burgundy);
+   "midnight blue" and "very dark blue" are navy -- navy *is* a very dark blue --, "wine red" is burgundy);
 2. its head word (the last word: "denim blue", "faded blue", "dark blue" -> blue), looked up in
    :data:`HEAD_WORD_TERMS` (basic terms map to themselves; common non-basic head words such as maroon, wine,
    claret -> burgundy, khaki/sand/camel -> beige, charcoal/silver/steel -> grey, turquoise/aqua -> teal);
@@ -69,7 +69,8 @@ HEAD_WORD_TERMS: dict[str, str] = {
 # Whole survey names whose head word points to the wrong basic term (general usage: a navy blue coat is navy).
 NAME_TERMS: dict[str, str] = {
     "navy blue": "navy", "dark navy blue": "navy", "light navy blue": "navy", "midnight blue": "navy",
-    "dark navy": "navy", "light navy": "navy", "navy green": "olive", "midnight purple": "purple",
+    "dark navy": "navy", "light navy": "navy", "dark blue": "navy", "very dark blue": "navy", "deep blue": "navy",
+    "night blue": "navy", "navy green": "olive", "midnight purple": "purple",
     "wine red": "burgundy", "red wine": "burgundy", "dark red": "burgundy", "deep red": "burgundy",
     "blood red": "red", "turquoise blue": "teal", "teal blue": "teal", "teal green": "teal",
     "sea green": "teal", "dark sea green": "green", "steel blue": "blue", "slate blue": "blue",
