@@ -200,9 +200,19 @@ def _studio_foreground(lab: np.ndarray, border_colours: np.ndarray, cfg: dict[st
     return fg
 
 
-def _foreground_pixels(img: Image.Image, params: dict[str, Any] | None = None) -> np.ndarray:
+def _item_pixels(img: Image.Image, params: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The item's RGB pixels (n, 3) and the naming settings for this photo (see :func:`_naming_cfg`)."""
     rgb = _thumbnail(img)
-    return rgb[foreground_mask(rgb, params)]
+    return rgb[foreground_mask(rgb, params)], _naming_cfg(rgb, params)
+
+
+def _naming_cfg(rgb: np.ndarray, params: dict[str, Any] | None) -> dict[str, Any]:
+    """``encoders.color`` settings for naming the pixels of ``rgb``: busy scenes were exposure-normalised already and
+    carry colour casts that a chroma boost would turn into colours, so they are named without the boost."""
+    cfg = _color_cfg(params)
+    if is_busy_scene(rgb):
+        cfg["chroma_gain"] = 1.0
+    return cfg
 
 
 # --------------------------------------------------------------------------------------------- features
@@ -288,7 +298,7 @@ def dominant_colors(
 
     Every foreground pixel (up to ``sample_pixels``, a seeded sample) votes for the basic term of its nearest XKCD
     survey colour in CIE Lab; see :func:`named_colors` for the top colours with a minimum share."""
-    return _dominant(_foreground_pixels(img, params), k, sample_pixels, seed, params)
+    return _dominant(*_item_pixels(img, params), k, sample_pixels, seed)
 
 
 def named_colors(img: Image.Image, max_colors: int = 2, params: dict[str, Any] | None = None,
@@ -296,18 +306,18 @@ def named_colors(img: Image.Image, max_colors: int = 2, params: dict[str, Any] |
     """Up to ``max_colors`` ``(name, share)`` of the item, largest first; colours after the first are kept only
     when their share reaches ``encoders.color.second_colour_share``."""
     cfg = _color_cfg(params)
-    found = _dominant(_foreground_pixels(img, params), len(COLOR_NAMES), cfg["sample_pixels"], seed, params)
+    found = _dominant(*_item_pixels(img, params), len(COLOR_NAMES), cfg["sample_pixels"], seed)
     top = [(found[0][0], found[0][1])]
     top += [(n, share) for n, share, _ in found[1:] if share >= cfg["second_colour_share"]]
     return top[:max(1, max_colors)]
 
 
-def _dominant(px: np.ndarray, k: int, sample_pixels: int, seed: int,
-              params: dict[str, Any] | None = None) -> list[tuple[str, float, tuple[int, int, int]]]:
-    """Per-pixel votes of RGB pixels (n, 3) -> [(name, share, mean rgb)], largest share first, top ``k``."""
+def _dominant(px: np.ndarray, cfg: dict[str, Any], k: int, sample_pixels: int,
+              seed: int) -> list[tuple[str, float, tuple[int, int, int]]]:
+    """Per-pixel votes of RGB pixels (n, 3) -> [(name, share, mean rgb)], largest share first, top ``k``.
+    ``cfg``: the naming settings (:func:`_naming_cfg`)."""
     if len(px) > sample_pixels:
         px = px[np.random.default_rng(seed).choice(len(px), size=sample_pixels, replace=False)]
-    cfg = _color_cfg(params)
     lab = rgb_to_lab(px)
     keep = ~_skin_like(lab, cfg)
     if len(px) and keep.mean() >= 1.0 - cfg["skin_max_share"]:
@@ -380,7 +390,7 @@ def color_features_and_name(
     tex = _texture(rgb)
     tex = tex / max(float(np.linalg.norm(tex)), 1e-9) * cfg["texture_weight"]
     onehot = np.zeros(len(COLOR_NAMES), dtype=np.float32)
-    top = _dominant(rgb[mask], cfg["kmeans_k"], cfg["sample_pixels"], seed, cfg)[0][0]
+    top = _dominant(rgb[mask], _naming_cfg(rgb, cfg), cfg["kmeans_k"], cfg["sample_pixels"], seed)[0][0]
     onehot[COLOR_NAMES.index(top)] = cfg["dominant_weight"]
     return np.concatenate([hist, tex, onehot]).astype(np.float32), top
 

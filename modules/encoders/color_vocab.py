@@ -1,7 +1,7 @@
 """A general colour vocabulary: the XKCD colour-survey names, each mapped to one of 16 basic colour terms.
 
 Source: the XKCD colour survey (Randall Munroe, 2010; ~950 names that survey respondents agreed on, with their RGB),
-as shipped by matplotlib in ``matplotlib.colors.XKCD_COLORS``. The engine's colour prototypes (RGB -> name) and its
+as shipped by matplotlib in ``matplotlib.colors.XKCD_COLORS`` (copied to ``data/xkcd_colors.json``). The engine's colour prototypes (RGB -> name) and its
 colour synonyms (word -> name) are both derived from it; nothing here comes from the synthetic catalog's generator.
 
 The 16 basic terms (:data:`BASIC_TERMS`) are ordinary English colour words that retail catalogs use as labels. A
@@ -19,7 +19,9 @@ Names written with a slash ("green/blue") are ambiguous by construction and left
 """
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -81,11 +83,15 @@ NAME_TERMS: dict[str, str] = {
 }
 
 
-def _survey() -> dict[str, tuple[int, int, int]]:
-    """XKCD survey name -> RGB (0..255), names as matplotlib spells them without the ``xkcd:`` prefix."""
-    from matplotlib.colors import XKCD_COLORS, to_rgb
+SURVEY_FILE = Path(__file__).with_name("data") / "xkcd_colors.json"
 
-    return {k[len("xkcd:"):]: tuple(int(round(255 * v)) for v in to_rgb(hexv)) for k, hexv in XKCD_COLORS.items()}
+
+@lru_cache(maxsize=1)
+def _survey() -> dict[str, tuple[int, int, int]]:
+    """XKCD survey name -> RGB (0..255). Read from :data:`SURVEY_FILE`, a copy of ``matplotlib.colors.XKCD_COLORS``
+    without the ``xkcd:`` prefix (kept in the repo so serving needs no matplotlib; a test checks it still matches)."""
+    table = json.loads(SURVEY_FILE.read_text(encoding="utf-8"))["colors"]
+    return {name: tuple(int(hexv[i:i + 2], 16) for i in (1, 3, 5)) for name, hexv in table.items()}
 
 
 def _clean(word: str) -> str:
@@ -134,6 +140,37 @@ EXTRA_WORDS: dict[str, str] = {
     "oxblood": "burgundy", "bordeaux": "burgundy", "fluorescent green": "green", "neon green": "green",
     "neon pink": "pink", "neon yellow": "yellow", "camel brown": "brown", "tan brown": "brown",
 }
+
+
+# Head words that name a colour inside a phrase ("sky blue", "leather brown") but, alone in a shopper's query, are
+# more often a material or a thing ("leather boots", "denim jacket", "straw hat"). Query understanding leaves them
+# out of its single-word colour phrases (see :func:`query_colour_synonyms`).
+NOT_A_COLOUR_ALONE: frozenset[str] = frozenset({
+    # materials and finishes
+    "leather", "denim", "straw", "heather", "stone", "cement", "clay", "copper", "bronze", "gold", "silver", "steel",
+    "gunmetal", "slate", "pewter", "graphite", "pearl", "parchment", "putty", "jade", "amber", "brick", "camo",
+    # things, plants and food that a query names for themselves
+    "ice", "tea", "earth", "dirt", "mud", "leaf", "grass", "forest", "pine", "ocean", "sky", "blood", "pea",
+    "marine", "midnight", "ash", "smoke", "snow", "army", "drab", "swamp", "iris", "orchid", "grape", "melon",
+    "mango", "butter", "banana", "cherry", "tomato", "strawberry", "watermelon", "kiwi", "pumpkin", "squash",
+    "avocado", "rose", "carnation", "sunflower", "dandelion", "blueberry", "raspberry", "mulberry", "chestnut",
+    "hazel", "coffee", "cinnamon", "cocoa", "sand", "wheat", "buff", "fawn", "biscuit", "oatmeal", "custard", "fern",
+    "moss", "heliotrope", "wisteria", "canary", "spearmint", "wintergreen", "evergreen", "shamrock", "lichen",
+    "asparagus", "saffron", "marigold",
+})
+
+
+@lru_cache(maxsize=1)
+def query_colour_synonyms() -> dict[str, str]:
+    """Colour phrases a query parser can trust: the basic terms, every survey name that the rules map (rule 1 or 2,
+    so not the nearest-colour guesses such as "mud" or "puke"), the head words except
+    :data:`NOT_A_COLOUR_ALONE`, and :data:`EXTRA_WORDS`."""
+    syn = {name: term for name, (term, _) in survey_terms().items() if term_by_rules(name) is not None
+           and not (" " not in name and name in NOT_A_COLOUR_ALONE)}
+    syn.update({w: t for w, t in HEAD_WORD_TERMS.items() if w not in NOT_A_COLOUR_ALONE})
+    syn.update(NAME_TERMS)
+    syn.update(EXTRA_WORDS)
+    return syn
 
 
 @lru_cache(maxsize=1)
