@@ -35,7 +35,7 @@ def test_streamed_embeddings_with_two_colour_workers(tmp_path: Path) -> None:
     _catalog(data)
     params = load_params()
     params["encoders"]["tower"] = {**params["encoders"]["tower"], "epochs": 1, "input_size": 32,
-                                   "conv_filters": [8, 16], "hidden_dim": 64, "augment_street": 0.0}
+                                   "conv_filters": [8, 16], "hidden_dim": 64, "augment_photo": 0.0}
     params["encoders"]["color"] = {**params["encoders"]["color"], "workers": 2}
     stats = executor.generate(str(data), str(out), params, seed=42)
 
