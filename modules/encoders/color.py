@@ -452,6 +452,10 @@ def color_feature_dim(params: dict[str, Any] | None = None) -> int:
 
 
 def _color_cfg(params: dict[str, Any] | None) -> dict[str, Any]:
+    """``encoders.color`` settings (``params`` may be the full params dict or that section) over the defaults:
+    histogram_bins, kmeans_k (how many named colours :func:`color_features_and_name` keeps; only the first is
+    used), sample_pixels, texture_weight, dominant_weight, and the naming settings of :data:`_NAMING_DEFAULTS`
+    and :data:`_SKIN_DEFAULTS`."""
     cfg = dict(params or {})
     if "encoders" in cfg:
         cfg = dict(cfg["encoders"].get("color", {}))
