@@ -4,8 +4,9 @@ The vocabularies come from the catalog itself (its categories, brands, genders, 
 text, and the colour names of ``COLOR_TABLE``) plus general English synonyms: colour phrases from the XKCD
 colour survey, each mapped to a basic colour term by its head word (``modules.encoders.color_vocab``: "navy blue" ->
 navy, "dusty rose" -> pink, "gray" -> grey), and small hand-written tables of everyday retail words for categories,
-genders and patterns ("trainers" -> sneakers, "men's" -> men, "tartan" -> checked). A synonym is kept only when its target exists in the catalog, so the
-parser never invents a category the catalog does not have. Parsed intents are soft boosts and ranker features in
+genders and patterns ("trainers" -> sneakers, "men's" -> men, "tartan" -> checked). None of them is the synthetic
+generator's table (``tests/test_engine_independence.py``). A synonym is kept only when its target exists in the
+catalog, so the parser never invents a category the catalog does not have. Parsed intents are soft boosts and ranker features in
 ``SearchEngine``, and optional hard filters (``search_text(..., hard_intents=True)``).
 """
 from __future__ import annotations
