@@ -9,6 +9,6 @@ setup(
     packages=find_packages(include=["modules*", "components*", "pipelines*", "serving*"]),
     py_modules=["pixelmatch_cli"],
     include_package_data=True,
-    package_data={"serving": ["static/*"], "pipelines": ["schema/*"]},
+    package_data={"serving": ["static/*"], "pipelines": ["schema/*"], "modules.encoders": ["data/*.json"]},
     entry_points={"console_scripts": ["pixelmatch=pixelmatch_cli:app"]},
 )

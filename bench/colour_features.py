@@ -1,9 +1,9 @@
-"""Time the model-free colour features (EmbeddingGen's colour pass and the tower's street augmentation).
+"""Time the model-free colour features (EmbeddingGen's colour pass and the tower's photo augmentation).
 
     python -m bench.colour_features --data /tmp/pm_full --n 300
 
-Per image, single process: ``color_features_and_name`` on catalog photos, ``street_augment`` of a 96 px render
-(what the image tower trains on) and ``color_features_and_name`` of that street photo. Prints the median of
+Per image, single process: ``color_features_and_name`` on catalog photos, ``photo_augment`` of a 96 px render
+(what the image tower trains on) and ``color_features_and_name`` of that augmented photo. Prints the median of
 ``--repeats`` timed passes (ms per image) and a checksum of the features, so two code versions can be
 compared for speed and for identical output.
 """
@@ -36,7 +36,7 @@ def _median_ms(fn, items: list, repeats: int) -> float:  # noqa: ANN001  (a one-
 
 def main(argv: list[str] | None = None) -> int:
     from modules.encoders.color import color_features_and_name
-    from modules.encoders.tower import street_augment
+    from modules.encoders.tower import photo_augment
     from modules.images import image_to_array
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = [Image.open(p).convert("RGB") for p in paths]
     renders = [np.ascontiguousarray(image_to_array(im, 96)) for im in photos]
     rng = np.random.default_rng(args.seed)
-    street = [Image.fromarray((street_augment(a, rng) * 255).astype(np.uint8), "RGB") for a in renders]
+    street = [Image.fromarray((photo_augment(a, rng) * 255).astype(np.uint8), "RGB") for a in renders]
     digest = hashlib.sha256()
     for im in photos + street:
         feats, name = color_features_and_name(im)
@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     aug_rng = np.random.default_rng(args.seed)
     print(f"photos: {len(photos)} from {args.data}, median of {args.repeats} passes, one process")
     print(f"color_features_and_name (catalog photo): {_median_ms(color_features_and_name, photos, args.repeats):.1f} ms/img")
-    print(f"street_augment (96 px render):           "
-          f"{_median_ms(lambda a: street_augment(a, aug_rng), renders, args.repeats):.1f} ms/img")
-    print(f"color_features_and_name (street photo):  {_median_ms(color_features_and_name, street, args.repeats):.1f} ms/img")
+    print(f"photo_augment (96 px render):           "
+          f"{_median_ms(lambda a: photo_augment(a, aug_rng), renders, args.repeats):.1f} ms/img")
+    print(f"color_features_and_name (augmented photo):  {_median_ms(color_features_and_name, street, args.repeats):.1f} ms/img")
     print(f"features sha256: {digest.hexdigest()[:16]}")
     return 0
 

@@ -1,9 +1,12 @@
 """Query understanding: colour, pattern, category, brand, gender and price intents from free text.
 
 The vocabularies come from the catalog itself (its categories, brands, genders, the pattern words that occur in its
-text, and the colour names of ``COLOR_TABLE``) plus a small table of generic English synonyms ("trainers" ->
-sneakers, "men's" -> men, "gray" -> grey). A synonym is kept only when its target exists in the catalog, so the
-parser never invents a category the catalog does not have. Parsed intents are soft boosts and ranker features in
+text, and the colour names of ``COLOR_TABLE``) plus general English synonyms: colour phrases from the XKCD
+colour survey, each mapped to a basic colour term by its head word (``modules.encoders.color_vocab``: "navy blue" ->
+navy, "dusty rose" -> pink, "gray" -> grey), and small hand-written tables of everyday retail words for categories,
+genders and patterns ("trainers" -> sneakers, "men's" -> men, "tartan" -> checked). None of them is the synthetic
+generator's table (``tests/test_engine_independence.py``). A synonym is kept only when its target exists in the
+catalog, so the parser never invents a category the catalog does not have. Parsed intents are soft boosts and ranker features in
 ``SearchEngine``, and optional hard filters (``search_text(..., hard_intents=True)``).
 """
 from __future__ import annotations
@@ -14,20 +17,23 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from modules.encoders.color_vocab import query_colour_synonyms
 from modules.retrieval.lexical import _fold_plural
 
 # Generic English synonyms (surface phrase -> canonical value). Targets missing from the catalog are dropped.
 DEFAULT_SYNONYMS: dict[str, dict[str, str]] = {
-    "category": {
-        "trainers": "sneakers", "trainer": "sneakers", "kicks": "sneakers", "running shoes": "sneakers",
-        "athletic shoes": "sneakers", "tennis shoes": "sneakers", "sneaker": "sneakers",
-        "booties": "boots", "ankle boots": "boots", "slides": "sandals", "flip flops": "sandals",
-        "rucksack": "backpacks", "daypack": "backpacks", "school bag": "backpacks", "backpack": "backpacks",
-        "purse": "handbags", "handbag": "handbags", "tote": "handbags", "tee": "t-shirts", "tees": "t-shirts",
-        "t shirt": "t-shirts", "tshirt": "t-shirts", "jumper": "sweaters", "pullover": "sweaters",
-        "hoodie": "hoodies", "sweatshirt": "hoodies", "jeans": "jeans", "denims": "jeans", "frock": "dresses",
-        "gown": "dresses", "wristwatch": "watches", "timepiece": "watches", "lamp": "lamps", "desk lamp": "lamps",
-        "floor lamp": "lamps", "sunnies": "sunglasses", "shades": "sunglasses",
+    "category": {  # everyday retail English (plural/singular folded by the lexicon)
+        "trainers": "sneakers", "trainer": "sneakers", "sneaker": "sneakers", "running shoes": "sneakers",
+        "tennis shoes": "sneakers", "sports shoes": "sneakers", "casual shoes": "sneakers", "gym shoes": "sneakers", "plimsolls": "sneakers",
+        "chelsea boots": "boots", "ankle boots": "boots", "wellies": "boots", "wellingtons": "boots",
+        "slides": "sandals", "flip flops": "sandals", "flip-flops": "sandals", "sliders": "sandals",
+        "rucksack": "backpacks", "backpack": "backpacks", "knapsack": "backpacks",
+        "purse": "handbags", "handbag": "handbags", "tote": "handbags", "clutch": "handbags", "satchel": "handbags",
+        "crossbody bag": "handbags",
+        "tee": "t-shirts", "tees": "t-shirts", "t shirt": "t-shirts", "tshirt": "t-shirts",
+        "jumper": "sweaters", "pullover": "sweaters", "hoodie": "hoodies", "sweatshirt": "hoodies",
+        "jeans": "jeans", "gown": "dresses", "wristwatch": "watches", "lamp": "lamps",
+        "floor lamp": "lamps", "reading lamp": "lamps", "sunnies": "sunglasses", "shades": "sunglasses",
     },
     "gender": {
         "men": "men", "men's": "men", "mens": "men", "man": "men", "man's": "men", "male": "men", "for him": "men",
@@ -35,22 +41,19 @@ DEFAULT_SYNONYMS: dict[str, dict[str, str]] = {
         "woman's": "women", "ladies": "women", "ladies'": "women", "lady": "women", "female": "women",
         "for her": "women", "unisex": "unisex",
     },
-    "color": {
-        "gray": "grey", "grey": "gray", "charcoal": "grey", "navy blue": "navy", "midnight blue": "navy",
-        "maroon": "burgundy", "wine red": "burgundy", "wine": "burgundy", "ivory": "white", "cream": "white",
-        "off-white": "white", "off white": "white", "turquoise": "teal", "khaki": "olive", "army green": "olive",
-        "camel": "beige", "sand": "beige", "tan": "beige", "crimson": "red", "scarlet": "red", "violet": "purple",
-        "plum": "purple", "mustard": "yellow", "cobalt": "blue", "royal blue": "blue", "emerald": "green",
-        "chocolate": "brown", "cognac": "brown", "blush": "pink", "jet black": "black", "onyx": "black",
-    },
-    "pattern": {
-        "solid": "solid", "plain": "solid", "striped": "striped", "stripe": "striped", "stripes": "striped",
-        "stripy": "striped", "pinstripe": "striped", "checked": "checked", "check": "checked", "plaid": "checked",
-        "gingham": "checked", "tartan": "checked", "dotted": "dotted", "polka dot": "dotted",
-        "polka dots": "dotted", "spotted": "dotted", "dots": "dotted", "floral": "floral", "flowery": "floral",
-        "flower print": "floral", "flowers": "floral", "geometric": "geometric", "geo print": "geometric",
-        "zigzag": "geometric", "paisley": "paisley", "camo": "camouflage", "camouflage": "camouflage",
-        "leopard": "animal print", "animal print": "animal print", "houndstooth": "houndstooth",
+    "color": dict(query_colour_synonyms()),  # the XKCD colour-survey names by basic term (color_vocab)
+    "pattern": {  # everyday textile-pattern English
+        "solid": "solid", "plain": "solid", "block colour": "solid", "block color": "solid",
+        "striped": "striped", "stripe": "striped", "stripes": "striped", "stripy": "striped", "pinstripe": "striped",
+        "pinstriped": "striped", "breton": "striped", "checked": "checked", "check": "checked",
+        "checkered": "checked", "chequered": "checked", "plaid": "checked", "tartan": "checked",
+        "gingham": "checked", "buffalo check": "checked", "windowpane": "checked", "dotted": "dotted",
+        "polka dot": "dotted", "polka dots": "dotted", "dots": "dotted", "spotty": "dotted", "pin dot": "dotted",
+        "floral": "floral", "flowery": "floral", "flowers": "floral", "botanical": "floral", "ditsy": "floral",
+        "geometric": "geometric", "chevron": "geometric", "abstract": "geometric", "paisley": "paisley",
+        "camo": "camouflage", "camouflage": "camouflage", "leopard": "animal print", "animal print": "animal print",
+        "zebra": "animal print", "snakeskin": "animal print", "houndstooth": "houndstooth",
+        "herringbone": "herringbone", "argyle": "argyle", "tie dye": "tie-dye", "tie-dye": "tie-dye",
     },
 }
 

@@ -3,15 +3,24 @@
 No TensorFlow here, so these work everywhere (ingest reports, the CLI, the server's query parsing) and as the
 always-available ``color`` image encoder.
 
-Background handling: product photos usually sit on a plain, light studio background. We estimate it from the
-border pixels; when the border is near-uniform, pixels close (in CIE Lab) to a border colour are treated as
-background and ignored for the histogram and the dominant colours. Busy backgrounds (street photos) have no
-uniform border; there the photo's exposure is normalised first (street photos are often under-exposed, which turns
-white into grey and navy into black), then the pixels are clustered in Lab and the clusters that are denser in the
-centre than along the border are kept as the subject (the subject is usually centred, clutter reaches the edges).
+Colour names: 16 basic English colour terms (black ... teal, :data:`COLOR_NAMES`). Their RGB prototypes are the
+~940 names of the XKCD colour survey (``matplotlib.colors.XKCD_COLORS``), each mapped to a basic term by its head
+word (see :mod:`modules.encoders.color_vocab`, which documents the mapping). :data:`COLOR_TABLE` gives each term its
+own survey colour (``xkcd:navy`` for navy, ...). Pixels are named by their nearest survey colour in CIE Lab.
 
-Colour names follow the synthetic catalog's vocabulary (``modules/catalog/vocab.py``: black ... teal), with
-``burgundy`` covering maroon/wine and ``teal`` covering turquoise (see :data:`COLOR_ALIASES`).
+Background handling (:func:`foreground_mask`):
+
+* studio shots (the border is near-uniform): the background is the region connected to the image border whose
+  colour lies within a Lab tolerance of the border colour (a flood fill from the border). A white shirt on a white
+  background is enclosed by its outline and shading, so it stays foreground instead of being thrown away as
+  "background-coloured";
+* busy photos (no uniform border): the exposure is normalised first, then the pixels are clustered in Lab and the
+  clusters denser in the centre than along the border are kept as the subject (the subject is usually centred,
+  clutter reaches the edges).
+
+The item's colours (:func:`named_colors`, :func:`dominant_colors`) are per-pixel votes of the foreground pixels:
+each pixel votes for the basic term of its nearest survey colour, and the shares of the votes are reported.
+Settings come from ``params.yaml`` ``encoders.color`` (see :func:`_color_cfg`).
 """
 
 from __future__ import annotations
@@ -23,76 +32,19 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 from scipy.spatial.distance import cdist
 
-# Canonical name -> RGB prototype (same names and values as the synthetic generator's palette).
-COLOR_TABLE: dict[str, tuple[int, int, int]] = {
-    "black": (22, 22, 24),
-    "white": (244, 244, 240),
-    "grey": (128, 128, 132),
-    "navy": (26, 38, 88),
-    "blue": (38, 102, 204),
-    "red": (204, 30, 40),
-    "green": (36, 142, 62),
-    "olive": (112, 116, 44),
-    "beige": (222, 202, 160),
-    "brown": (112, 70, 38),
-    "pink": (242, 142, 182),
-    "yellow": (242, 210, 36),
-    "orange": (242, 128, 28),
-    "purple": (122, 48, 152),
-    "burgundy": (122, 20, 46),
-    "teal": (18, 132, 132),
-}
-COLOR_NAMES: list[str] = list(COLOR_TABLE)
+from modules.encoders.color_space import rgb_to_lab
+from modules.encoders.color_vocab import BASIC_TERMS, basic_term_rgb, normalize_colour_word, survey_terms
 
-# Other common words for the same buckets (used to normalise labels, e.g. an ingested "baseColour").
-COLOR_ALIASES: dict[str, str] = {
-    "gray": "grey",
-    "charcoal": "grey",
-    "silver": "grey",
-    "maroon": "burgundy",
-    "wine": "burgundy",
-    "turquoise": "teal",
-    "turquoise blue": "teal",
-    "sea green": "teal",
-    "khaki": "olive",
-    "cream": "beige",
-    "off white": "white",
-    "ivory": "white",
-    "tan": "beige",
-    "magenta": "pink",
-    "rose": "pink",
-    "lavender": "purple",
-    "violet": "purple",
-    "mustard": "yellow",
-    "navy blue": "navy",
-    "coffee brown": "brown",
-    "rust": "orange",
-    "peach": "orange",
-    "gold": "yellow",
-}
-
-# Extra prototypes per name: real photos show lighter/darker shades than the synthetic palette.
-_EXTRA_PROTOTYPES: dict[str, list[tuple[int, int, int]]] = {
-    "grey": [(90, 90, 94), (170, 170, 172), (200, 200, 202)],
-    "blue": [(70, 130, 200), (120, 165, 215), (30, 70, 160)],
-    "navy": [(35, 45, 70)],
-    "green": [(80, 170, 90), (20, 90, 45)],
-    "red": [(170, 25, 35), (225, 60, 55)],
-    "pink": [(220, 100, 150), (250, 190, 205)],
-    "purple": [(160, 110, 190), (80, 40, 100)],
-    "brown": [(150, 100, 65), (75, 50, 35)],
-    "beige": [(200, 180, 140), (235, 225, 200)],
-    "yellow": [(250, 235, 120)],
-    "orange": [(230, 100, 50)],
-    "black": [(40, 40, 45)],
-    "white": [(255, 255, 255), (232, 232, 232)],
-}
+# Basic term -> its own XKCD survey colour (a representative RGB; the prototypes are all the survey colours).
+COLOR_TABLE: dict[str, tuple[int, int, int]] = basic_term_rgb()
+COLOR_NAMES: list[str] = list(BASIC_TERMS)
 
 DEFAULT_BINS: tuple[int, int, int] = (8, 4, 4)
 _THUMB = 64  # all features are computed on a 64x64 thumbnail (fast, and resolution-independent)
-_BG_TOLERANCE = 12.0  # Lab distance under which a pixel counts as background
+_BG_TOLERANCE = 12.0  # Lab distance to the border median under which a border pixel is "uniform"
 _BORDER_UNIFORM = 0.8  # share of border pixels within _BG_TOLERANCE of their median for a studio background
 # (measured at 64x64: synthetic studio renders >= 0.95, real white-background photos >= 0.86,
 #  synthetic street photos median 0.37, max 0.86 -- with a 2x looser tolerance dark street scenes passed)
@@ -105,48 +57,56 @@ _EXPOSURE_PERCENTILE = 99.0  # busy scenes: this percentile of the max channel i
 _EXPOSURE_TARGET = 245.0
 N_TEXTURE = 8
 
+# Defaults of the ``encoders.color`` naming settings (params.yaml overrides them). Tuned on a seeded 1,500-photo
+# subsample of the tuning half of the fashion sample (``python -m bench.colour_naming --half tune --sample 1500``).
+_NAMING_DEFAULTS: dict[str, float | int] = {
+    "background_tolerance": 4.0,  # Lab distance to a border colour under which a pixel is background-coloured
+    "background_gap_closing": 2,  # the border flood fill does not pass through gaps narrower than this (pixels)
+    "edge_erosion": 1,  # foreground pixels peeled off its edge (anti-aliased mixtures of item and background)
+    "chroma_gain": 2.5,  # photo chroma -> survey-swatch chroma (fabric photos are duller than screen swatches)
+    "chroma_cap": 50.0,  # ... boosted at most up to this chroma (vivid pixels are left as they are)
+    "black_point": 15.0,  # photo L* mapped to the survey's 0 ...
+    "white_point": 85.0,  # ... and to 100
+    "achromatic_chroma": 12.0,  # scaled chroma under which a pixel is black, grey or white by lightness
+    "black_lightness": 30.0,  # scaled L* under which an achromatic pixel is black
+    "white_lightness": 85.0,  # scaled L* over which an achromatic pixel is white
+    "second_colour_share": 0.25,  # named_colors reports a second colour when it has at least this share
+    "skin_max_share": 0.6,  # skin-like pixels are left out unless they are more of the item than this
+}
+_SKIN_DEFAULTS: dict[str, tuple[float, float]] = {  # CIE LCh ranges of skin tones (a model wearing the item)
+    "skin_hue": (25.0, 70.0),  # hue angle, degrees
+    "skin_chroma": (10.0, 40.0),
+    "skin_lightness": (40.0, 85.0),
+}
 
-# --------------------------------------------------------------------------------------------- colour space
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB (uint8 or float in 0..255, shape (..., 3)) -> CIE Lab (D65), float64 (..., 3)."""
-    c = np.asarray(rgb, dtype=np.float64) / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m = np.array(
-        [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
-    )
-    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
-    eps, kappa = 216 / 24389, 24389 / 27
-    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
-    L = 116 * f[..., 1] - 16
-    a = 500 * (f[..., 0] - f[..., 1])
-    b = 200 * (f[..., 1] - f[..., 2])
-    return np.stack([L, a, b], axis=-1)
 
-
+# --------------------------------------------------------------------------------------------- colour names
 def _prototypes() -> tuple[np.ndarray, list[str]]:
-    rgbs, names = [], []
-    for name, rgb in COLOR_TABLE.items():
-        for proto in [rgb, *_EXTRA_PROTOTYPES.get(name, [])]:
-            rgbs.append(proto)
-            names.append(name)
-    return rgb_to_lab(np.array(rgbs, dtype=np.float64)), names
+    """Lab prototypes (one per XKCD survey name) and the basic term each stands for."""
+    table = survey_terms()
+    rgbs = np.array([rgb for _, rgb in table.values()], dtype=np.float64)
+    return rgb_to_lab(rgbs), [term for term, _ in table.values()]
 
 
 _PROTO_LAB, _PROTO_NAMES = _prototypes()
+_PROTO_INDEX = np.array([COLOR_NAMES.index(n) for n in _PROTO_NAMES])
+
+
+def _name_indices(lab: np.ndarray) -> np.ndarray:
+    """Index into :data:`COLOR_NAMES` of the nearest survey colour of each Lab row (n, 3)."""
+    return _PROTO_INDEX[np.argmin(cdist(lab, _PROTO_LAB, "sqeuclidean"), axis=1)]
 
 
 def nearest_color_name(rgb: Sequence[float] | np.ndarray) -> str:
-    """Name of the :data:`COLOR_TABLE` colour nearest to ``rgb`` in CIE Lab."""
+    """Basic colour term of the XKCD survey colour nearest to ``rgb`` in CIE Lab."""
     lab = rgb_to_lab(np.asarray(rgb, dtype=np.float64).reshape(1, 3))
-    return _PROTO_NAMES[int(np.argmin(((_PROTO_LAB - lab) ** 2).sum(axis=1)))]
+    return COLOR_NAMES[int(_name_indices(lab)[0])]
 
 
 def normalize_color_name(word: str) -> str | None:
-    """Map a colour word (any case, aliases included) to a canonical name, or ``None`` if unknown."""
-    w = " ".join(word.lower().replace("-", " ").split())
-    if w in COLOR_TABLE:
-        return w
-    return COLOR_ALIASES.get(w)
+    """Map a colour word or label (any case: "Navy Blue", "gray", "Coffee Brown") to a basic term, or ``None``
+    when it is not a colour word (e.g. "Multi"); see :func:`modules.encoders.color_vocab.normalize_colour_word`."""
+    return normalize_colour_word(word)
 
 
 # --------------------------------------------------------------------------------------------- pixels
@@ -201,25 +161,58 @@ def _scene_subject_mask(lab: np.ndarray, seed: int = 42) -> np.ndarray:
     return mask if mask.mean() >= _MIN_FOREGROUND else centre
 
 
-def foreground_mask(rgb: np.ndarray) -> np.ndarray:
+def foreground_mask(rgb: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
     """Boolean (H, W) mask of non-background pixels of an (H, W, 3) RGB array (see module docstring)."""
-    h, w, _ = rgb.shape
     lab = rgb_to_lab(rgb)
     border, near = _border_lab(lab)
     if near.mean() < _BORDER_UNIFORM:
         return _scene_subject_mask(lab)  # busy scene (e.g. a street photo)
-    ref = border[near][:: max(1, int(near.sum()) // 64)]  # <= ~64 border colours (covers lighting gradients)
-    flat = lab.reshape(-1, 3)
-    d2 = cdist(flat, ref, "sqeuclidean").min(axis=1)  # no (pixels x refs x 3) temporary
-    fg = (d2 >= _BG_TOLERANCE**2).reshape(h, w)
+    cfg = _color_cfg(params)
+    fg = _studio_foreground(lab, border[near], cfg)
     if fg.mean() < _MIN_FOREGROUND:
-        return np.ones((h, w), dtype=bool)  # item indistinguishable from the background (white on white)
+        return np.ones(fg.shape, dtype=bool)  # nothing but background: name the whole photo
     return fg
 
 
-def _foreground_pixels(img: Image.Image) -> np.ndarray:
+def _studio_foreground(lab: np.ndarray, border_colours: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """Foreground of a studio shot: everything except the background-coloured region connected to the border.
+
+    A pixel is background-coloured when it lies within ``background_tolerance`` (Lab) of one of the border's
+    colours (a sample of <= ~64 covers lighting gradients). The flood fill from the border (4-connected components
+    touching it) may not pass through gaps narrower than ``background_gap_closing`` pixels next to the item's
+    outline, so a white garment whose outline is faint in places stays foreground. ``edge_erosion`` pixels are
+    then peeled off the foreground (anti-aliased edge pixels mix item and background)."""
+    h, w, _ = lab.shape
+    ref = border_colours[:: max(1, len(border_colours) // 64)]
+    d2 = cdist(lab.reshape(-1, 3), ref, "sqeuclidean").min(axis=1).reshape(h, w)
+    bg_like = d2 < cfg["background_tolerance"] ** 2
+    gap = cfg["background_gap_closing"]
+    passable = bg_like & ~ndimage.binary_dilation(~bg_like, iterations=gap) if gap > 0 else bg_like
+    labels, _ = ndimage.label(passable)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge[edge > 0])
+    if gap > 0:
+        background = ndimage.binary_dilation(background, iterations=gap) & bg_like
+    fg = ~background
+    if cfg["edge_erosion"] > 0:
+        eroded = ndimage.binary_erosion(fg, iterations=cfg["edge_erosion"])
+        fg = eroded if eroded.mean() >= _MIN_FOREGROUND else fg
+    return fg
+
+
+def _item_pixels(img: Image.Image, params: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The item's RGB pixels (n, 3) and the naming settings for this photo (see :func:`_naming_cfg`)."""
     rgb = _thumbnail(img)
-    return rgb[foreground_mask(rgb)]
+    return rgb[foreground_mask(rgb, params)], _naming_cfg(rgb, params)
+
+
+def _naming_cfg(rgb: np.ndarray, params: dict[str, Any] | None) -> dict[str, Any]:
+    """``encoders.color`` settings for naming the pixels of ``rgb``: busy scenes were exposure-normalised already and
+    carry colour casts that a chroma boost would turn into colours, so they are named without the boost."""
+    cfg = _color_cfg(params)
+    if is_busy_scene(rgb):
+        cfg["chroma_gain"] = 1.0
+    return cfg
 
 
 # --------------------------------------------------------------------------------------------- features
@@ -299,36 +292,77 @@ def _kmeans(x: np.ndarray, k: int, seed: int = 42, iters: int = 20) -> tuple[np.
 
 
 def dominant_colors(
-    img: Image.Image, k: int = 3, sample_pixels: int = 2048, seed: int = 42
+    img: Image.Image, k: int = 3, sample_pixels: int = 2048, seed: int = 42, params: dict[str, Any] | None = None
 ) -> list[tuple[str, float, tuple[int, int, int]]]:
-    """The item's main colours: ``[(name, fraction of item pixels, mean rgb), ...]``, largest first.
+    """The item's colours: ``[(name, share of the item's pixels, mean rgb), ...]``, largest first, at most ``k``.
 
-    k-means (``k`` clusters) in CIE Lab over up to ``sample_pixels`` foreground pixels; clusters that map to the
-    same colour name are merged.
-    """
-    return _dominant(_foreground_pixels(img), k, sample_pixels, seed)
+    Every foreground pixel (up to ``sample_pixels``, a seeded sample) votes for the basic term of its nearest XKCD
+    survey colour in CIE Lab; see :func:`named_colors` for the top colours with a minimum share."""
+    return _dominant(*_item_pixels(img, params), k, sample_pixels, seed)
 
 
-def _dominant(px: np.ndarray, k: int, sample_pixels: int, seed: int) -> list[tuple[str, float, tuple[int, int, int]]]:
-    rng = np.random.default_rng(seed)
+def named_colors(img: Image.Image, max_colors: int = 2, params: dict[str, Any] | None = None,
+                 seed: int = 42) -> list[tuple[str, float]]:
+    """Up to ``max_colors`` ``(name, share)`` of the item, largest first; colours after the first are kept only
+    when their share reaches ``encoders.color.second_colour_share``."""
+    cfg = _color_cfg(params)
+    found = _dominant(*_item_pixels(img, params), len(COLOR_NAMES), cfg["sample_pixels"], seed)
+    top = [(found[0][0], found[0][1])]
+    top += [(n, share) for n, share, _ in found[1:] if share >= cfg["second_colour_share"]]
+    return top[:max(1, max_colors)]
+
+
+def _dominant(px: np.ndarray, cfg: dict[str, Any], k: int, sample_pixels: int,
+              seed: int) -> list[tuple[str, float, tuple[int, int, int]]]:
+    """Per-pixel votes of RGB pixels (n, 3) -> [(name, share, mean rgb)], largest share first, top ``k``.
+    ``cfg``: the naming settings (:func:`_naming_cfg`)."""
     if len(px) > sample_pixels:
-        px = px[rng.choice(len(px), size=sample_pixels, replace=False)]
+        px = px[np.random.default_rng(seed).choice(len(px), size=sample_pixels, replace=False)]
     lab = rgb_to_lab(px)
-    centres, labels = _kmeans(lab, k, seed=seed)
-    merged: dict[str, list[np.ndarray]] = {}
-    for j in range(len(centres)):
-        members = px[labels == j]
-        if len(members) == 0:
-            continue
-        name = _PROTO_NAMES[int(np.argmin(((_PROTO_LAB - centres[j]) ** 2).sum(axis=1)))]
-        merged.setdefault(name, []).append(members)
+    keep = ~_skin_like(lab, cfg)
+    if len(px) and keep.mean() >= 1.0 - cfg["skin_max_share"]:
+        px, lab = px[keep], lab[keep]  # a model wearing the item: her skin is not its colour
+    if len(px) == 0:
+        return [("white", 1.0, COLOR_TABLE["white"])]  # nothing but background (a white studio)
+    votes = _pixel_names(lab, cfg)
+    counts = np.bincount(votes, minlength=len(COLOR_NAMES))
     out = []
-    for name, groups in merged.items():
-        members = np.concatenate(groups)
-        mean = tuple(int(round(v)) for v in members.mean(axis=0))
-        out.append((name, len(members) / len(px), mean))
-    out.sort(key=lambda t: -t[1])
+    for j in np.argsort(-counts, kind="stable")[: max(1, k)]:
+        if counts[j] == 0:
+            break
+        mean = tuple(int(round(v)) for v in px[votes == j].mean(axis=0))
+        out.append((COLOR_NAMES[j], float(counts[j] / len(px)), mean))
     return out
+
+
+def _pixel_names(lab: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """Index into :data:`COLOR_NAMES` of each photo pixel (Lab rows).
+
+    Photos of fabric are duller and lighter in the darks than the survey's screen swatches, so a pixel is first
+    mapped onto the survey's scale: chroma times ``chroma_gain`` (up to ``chroma_cap``; vivid pixels keep
+    theirs, so flat swatches such as the survey's own colours still name themselves), lightness stretched so that ``black_point`` ->
+    0 and ``white_point`` -> 100. Pixels still under ``achromatic_chroma`` are black / grey / white by lightness
+    (``black_lightness``, ``white_lightness``); the others take the term of their nearest survey colour."""
+    scaled = lab.copy()
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    boosted = np.maximum(chroma, np.minimum(chroma * cfg["chroma_gain"], cfg["chroma_cap"]))
+    scaled[:, 1:] *= (boosted / np.maximum(chroma, 1e-9))[:, None]
+    black, white = cfg["black_point"], cfg["white_point"]
+    scaled[:, 0] = np.clip((lab[:, 0] - black) * 100.0 / max(white - black, 1e-6), 0.0, 100.0)
+    idx = _name_indices(scaled)
+    light = scaled[:, 0]
+    grey_scale = np.where(light < cfg["black_lightness"], COLOR_NAMES.index("black"),
+                          np.where(light > cfg["white_lightness"], COLOR_NAMES.index("white"),
+                                   COLOR_NAMES.index("grey")))
+    return np.where(boosted < cfg["achromatic_chroma"], grey_scale, idx)
+
+
+def _skin_like(lab: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """Pixels in the skin tones' range of hue angle, chroma and lightness (CIE LCh; ``skin_*`` settings)."""
+    hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1]))
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    (h0, h1), (c0, c1), (l0, l1) = cfg["skin_hue"], cfg["skin_chroma"], cfg["skin_lightness"]
+    return (hue > h0) & (hue < h1) & (chroma > c0) & (chroma < c1) & (lab[:, 0] > l0) & (lab[:, 0] < l1)
 
 
 def dominant_color_name(img: Image.Image, k: int = 3, seed: int = 42) -> str:
@@ -351,12 +385,12 @@ def color_features_and_name(
     """
     cfg = _color_cfg(params)
     rgb = _thumbnail(img)  # thumbnail and mask once; the three blocks share them
-    mask = foreground_mask(rgb)
+    mask = foreground_mask(rgb, cfg)
     hist = np.sqrt(_histogram(rgb, mask, cfg["histogram_bins"]))
     tex = _texture(rgb)
     tex = tex / max(float(np.linalg.norm(tex)), 1e-9) * cfg["texture_weight"]
     onehot = np.zeros(len(COLOR_NAMES), dtype=np.float32)
-    top = _dominant(rgb[mask], cfg["kmeans_k"], cfg["sample_pixels"], seed)[0][0]
+    top = _dominant(rgb[mask], _naming_cfg(rgb, cfg), cfg["kmeans_k"], cfg["sample_pixels"], seed)[0][0]
     onehot[COLOR_NAMES.index(top)] = cfg["dominant_weight"]
     return np.concatenate([hist, tex, onehot]).astype(np.float32), top
 
@@ -418,6 +452,10 @@ def color_feature_dim(params: dict[str, Any] | None = None) -> int:
 
 
 def _color_cfg(params: dict[str, Any] | None) -> dict[str, Any]:
+    """``encoders.color`` settings (``params`` may be the full params dict or that section) over the defaults:
+    histogram_bins, kmeans_k (how many named colours :func:`color_features_and_name` keeps; only the first is
+    used), sample_pixels, texture_weight, dominant_weight, and the naming settings of :data:`_NAMING_DEFAULTS`
+    and :data:`_SKIN_DEFAULTS`."""
     cfg = dict(params or {})
     if "encoders" in cfg:
         cfg = dict(cfg["encoders"].get("color", {}))
@@ -427,6 +465,8 @@ def _color_cfg(params: dict[str, Any] | None) -> dict[str, Any]:
         "sample_pixels": int(cfg.get("sample_pixels", 2048)),
         "texture_weight": float(cfg.get("texture_weight", 0.5)),
         "dominant_weight": float(cfg.get("dominant_weight", 0.5)),
+        **{key: type(default)(cfg.get(key, default)) for key, default in _NAMING_DEFAULTS.items()},
+        **{key: tuple(float(v) for v in cfg.get(key, default)) for key, default in _SKIN_DEFAULTS.items()},
     }
 
 

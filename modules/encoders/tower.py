@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "hidden_dim": 512,
     "use_color_features": True,
     "augment_flip": True,
-    "augment_street": 0.0,
+    "augment_photo": 0.0,
     "max_train_items": None,
     "max_image_pixels": 40_000_000,
 }
@@ -58,16 +58,16 @@ DEFAULTS: dict[str, Any] = {
 
 def tower_params(params: dict[str, Any] | None) -> dict[str, Any]:
     """Tower hyperparameters: ``params["encoders"]["tower"]`` (or a bare tower dict) over :data:`DEFAULTS`,
-    plus the colour-feature settings from ``params["encoders"]["color"]``."""
+    plus the colour-feature settings from ``params["encoders"]["color"]``. ``augment_street`` (the former name of
+    ``augment_photo``) still sets it when ``augment_photo`` is absent."""
     params = dict(params or {})
     enc = params.get("encoders")
     cfg = dict(DEFAULTS)
-    if isinstance(enc, dict):
-        cfg.update(enc.get("tower", {}))
-        cfg["color"] = dict(enc.get("color", {}))
-    else:
-        cfg.update(params)
-        cfg.setdefault("color", {})
+    given = dict(enc.get("tower", {})) if isinstance(enc, dict) else params
+    cfg.update(given)
+    cfg["color"] = dict(enc.get("color", {})) if isinstance(enc, dict) else dict(given.get("color", {}))
+    if "augment_street" in given and "augment_photo" not in given:  # the setting's former name
+        cfg["augment_photo"] = float(given["augment_street"])
     return cfg
 
 
@@ -93,54 +93,71 @@ def build_tower_model(cfg: dict[str, Any], color_dim: int) -> keras.Model:
     return keras.Model(inputs, out, name="image_tower")
 
 
-def _clutter_background(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random busy scene in [0, 1] (size x size x 3): a mid-dark base, a ground band and blurred coloured blocks,
-    standing in for the street / room behind a product photographed by a shopper."""
-    from PIL import ImageDraw, ImageFilter
-
-    bg = Image.new("RGB", (size, size), tuple(int(v) for v in rng.uniform(40, 150, size=3)))
-    draw = ImageDraw.Draw(bg)
-    ground = int(size * rng.uniform(0.5, 0.85))
-    draw.rectangle([0, ground, size, size], fill=tuple(int(v) for v in rng.uniform(30, 130, size=3)))
-    for _ in range(int(rng.integers(6, 20))):
-        x0, y0 = rng.uniform(-0.1, 1.0, size=2) * size
-        w, h = rng.uniform(0.05, 0.4, size=2) * size
-        draw.rectangle([x0, y0, x0 + w, y0 + h], fill=tuple(int(v) for v in rng.uniform(10, 220, size=3)))
-    bg = bg.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.5, 2.0))))
-    return np.asarray(bg, dtype=np.float32) / 255.0
+# Generic photo augmentations (the usual contrastive-learning recipe: random resized crop + small rotation + colour
+# jitter, as in SimCLR / torchvision's RandomResizedCrop and ColorJitter), plus background replacement. Hue jitter
+# stays small: the tower must keep colours apart, and a large hue shift would turn a red item into an orange one.
+_CROP_AREA = (0.5, 1.0)  # share of the photo's area kept by the random crop
+_CROP_ASPECT = (3 / 4, 4 / 3)  # aspect-ratio range of the crop (torchvision's default)
+_MAX_ROTATION = 10.0  # degrees, either way
+_BRIGHTNESS, _CONTRAST, _SATURATION = 0.3, 0.3, 0.3  # jitter factors drawn from [1 - x, 1 + x]
+_HUE = 0.02  # hue shift, fraction of the colour wheel, either way (~7 degrees)
+_BACKGROUND_SWAP = 0.5  # chance of replacing the background (foreground mask) with a random texture
+_TEXTURE_CELLS = (2, 12)  # the texture is a random colour grid of this many cells a side, smoothly upsampled
+_TEXTURE_GRAIN = 0.04  # standard deviation of the per-pixel noise added to the texture (0..1 scale)
 
 
-def street_augment(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A "shopper's photo" of a clean catalog render ``arr`` (H x W x 3 in [0, 1], square): the product (found by
-    :func:`modules.encoders.color.foreground_mask`) is rotated (+-30 deg), rescaled and shifted onto a cluttered
-    background, then lit with a brightness gradient, a colour cast, under-exposure and sensor noise, and cropped.
-    Trains the tower to embed query photos (``search_image``) next to the item they show."""
+def _texture_background(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random smooth texture in [0, 1] (size x size x 3): a coarse grid of random colours, bicubic-upsampled,
+    plus per-pixel noise."""
+    cells = int(rng.integers(_TEXTURE_CELLS[0], _TEXTURE_CELLS[1] + 1))
+    grid = Image.fromarray((rng.random((cells, cells, 3)) * 255).astype(np.uint8), "RGB")
+    smooth = np.asarray(grid.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
+    return np.clip(smooth + rng.normal(0.0, _TEXTURE_GRAIN, size=smooth.shape).astype(np.float32), 0.0, 1.0)
+
+
+def _swap_background(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``arr`` with its background (outside :func:`modules.encoders.color.foreground_mask`) replaced by a texture."""
     from modules.encoders.color import foreground_mask
 
-    size = arr.shape[0]
-    mask = foreground_mask(arr.astype(np.float64) * 255.0).astype(np.float32)
-    item = Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8), "RGB")
-    alpha = Image.fromarray((mask * 255).astype(np.uint8), "L")
-    angle, scale = float(rng.uniform(-30, 30)), float(rng.uniform(0.65, 1.05))
-    shift = rng.uniform(-0.12, 0.12, size=2) * size
-    item = item.rotate(angle, resample=Image.BILINEAR, fillcolor=(0, 0, 0))
-    alpha = alpha.rotate(angle, resample=Image.BILINEAR, fillcolor=0)
-    new = max(8, int(round(size * scale)))
-    item, alpha = item.resize((new, new), Image.BILINEAR), alpha.resize((new, new), Image.BILINEAR)
-    canvas = Image.fromarray((_clutter_background(size, rng) * 255).astype(np.uint8), "RGB")
-    offset = (int(round((size - new) / 2 + shift[0])), int(round((size - new) / 2 + shift[1])))
-    canvas.paste(item, offset, alpha)
-    out = np.asarray(canvas, dtype=np.float32) / 255.0
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
-    phi = rng.uniform(0, 2 * np.pi)
-    light = 1.0 + rng.uniform(0.1, 0.45) * (xx * np.cos(phi) + yy * np.sin(phi))
-    out = out * light[..., None] * rng.uniform(0.85, 1.12, size=3).astype(np.float32) * rng.uniform(0.6, 1.0)
-    out = out + rng.normal(0.0, 0.02, size=out.shape).astype(np.float32)
-    frac = rng.uniform(0.72, 1.0)
-    w = max(8, int(size * frac))
-    x0, y0 = (int(v) for v in rng.integers(0, size - w + 1, size=2))
-    crop = Image.fromarray((np.clip(out, 0, 1) * 255).astype(np.uint8), "RGB").crop((x0, y0, x0 + w, y0 + w))
-    return np.asarray(crop.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+    mask = foreground_mask(arr.astype(np.float64) * 255.0)[..., None]
+    return np.where(mask, arr, _texture_background(arr.shape[0], rng)).astype(np.float32)
+
+
+def _resized_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A random crop (area share in :data:`_CROP_AREA`, aspect in :data:`_CROP_ASPECT`) resized back to full size."""
+    w, h = img.size
+    area = w * h * rng.uniform(*_CROP_AREA)
+    aspect = float(np.exp(rng.uniform(np.log(_CROP_ASPECT[0]), np.log(_CROP_ASPECT[1]))))
+    cw, ch = min(w, max(1, int(round(np.sqrt(area * aspect))))), min(h, max(1, int(round(np.sqrt(area / aspect)))))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    return img.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.BILINEAR)
+
+
+def _colour_jitter(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast and saturation scaled by factors in [1 - x, 1 + x], hue rotated by up to :data:`_HUE`."""
+    out = arr * rng.uniform(1 - _BRIGHTNESS, 1 + _BRIGHTNESS)
+    grey = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    out = grey.mean() + (out - grey.mean()) * rng.uniform(1 - _CONTRAST, 1 + _CONTRAST)
+    grey = (out @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    out = grey + (out - grey) * rng.uniform(1 - _SATURATION, 1 + _SATURATION)
+    hsv = np.asarray(Image.fromarray((np.clip(out, 0, 1) * 255).astype(np.uint8), "RGB").convert("HSV"))
+    hsv = hsv.copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(round(rng.uniform(-_HUE, _HUE) * 255))) % 256
+    return np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"), dtype=np.float32) / 255.0
+
+
+def photo_augment(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A generic photo augmentation of ``arr`` (H x W x 3 in [0, 1], square), float32 in [0, 1], same shape: with
+    chance :data:`_BACKGROUND_SWAP` the background becomes a random texture, then a random resized crop, a small
+    rotation (corners filled with the edge colour) and colour jitter. Trains the tower to embed query photos
+    (``search_image``) taken in other framings, light and surroundings next to the item they show."""
+    arr = np.clip(np.asarray(arr, dtype=np.float32), 0.0, 1.0)
+    if rng.random() < _BACKGROUND_SWAP:
+        arr = _swap_background(arr, rng)
+    img = _resized_crop(Image.fromarray((arr * 255).astype(np.uint8), "RGB"), rng)
+    fill = tuple(int(v) for v in np.median(np.asarray(img)[[0, -1]].reshape(-1, 3), axis=0))
+    img = img.rotate(float(rng.uniform(-_MAX_ROTATION, _MAX_ROTATION)), resample=Image.BILINEAR, fillcolor=fill)
+    return np.clip(_colour_jitter(np.asarray(img, dtype=np.float32) / 255.0, rng), 0.0, 1.0).astype(np.float32)
 
 
 def info_nce_loss(img_emb: tf.Tensor, text_emb: tf.Tensor, temperature: float) -> tf.Tensor:
@@ -357,11 +374,11 @@ class ImageTower:
         self, images: Sequence[ImageSource], batches: list[np.ndarray], seed: int, epoch: int, colour: np.ndarray
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Decode one batch at a time in a tf.data pipeline (parallel, ordered, prefetched): (pixels, colour
-        features, item indices). With probability ``augment_street`` an example becomes a :func:`street_augment`
+        features, item indices). With probability ``augment_photo`` an example becomes a :func:`photo_augment`
         photo, and its colour features are recomputed from the augmented pixels (what a query photo would give)."""
         size = int(self.cfg["input_size"])
         flip = bool(self.cfg["augment_flip"])
-        p_street = float(self.cfg.get("augment_street", 0.0))
+        p_photo = float(self.cfg.get("augment_photo", 0.0))
         use_colour = bool(self.cfg["use_color_features"])
 
         def load_batch(b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -373,8 +390,8 @@ class ImageTower:
                 arr = image_to_array(self._load(images[int(i)]), size)
                 if flip and rng.random() < 0.5:
                     arr = arr[:, ::-1]
-                if p_street > 0 and rng.random() < p_street:
-                    arr = street_augment(np.ascontiguousarray(arr), rng)
+                if p_photo > 0 and rng.random() < p_photo:
+                    arr = photo_augment(np.ascontiguousarray(arr), rng)
                     if use_colour:
                         img = Image.fromarray((arr * 255).astype(np.uint8), "RGB")
                         feats[j] = color_features(img, self.cfg["color"])

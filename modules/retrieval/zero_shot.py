@@ -2,7 +2,8 @@
 
 Each candidate label ``x`` becomes the prompt "a photo of a {x} product"; prompts are embedded with the text
 encoder that shares the image space (CLIP's own text encoder, or SBERT for the LiT tower aligned to it) and
-ranked by cosine with the image embedding. The model-free named dominant colour is reported alongside.
+ranked by cosine with the image embedding. The model-free named dominant colour is reported alongside. Colour
+labels are the 16 basic terms of ``COLOR_TABLE`` (prototypes from the XKCD colour survey).
 """
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-DEFAULT_PATTERNS = ("solid", "striped", "checked", "dotted", "floral", "geometric")
-DEFAULT_STYLES = ("minimalist", "sporty", "classic", "vintage", "casual", "formal", "bohemian", "streetwear",
-                  "outdoor", "elegant")
+from modules.query_understanding import DEFAULT_SYNONYMS
+
+# Candidate labels (general English, not the synthetic generator's lists): the canonical pattern names of the query
+# parser's pattern vocabulary, and common retail usage / occasion terms.
+DEFAULT_PATTERNS = tuple(dict.fromkeys(DEFAULT_SYNONYMS["pattern"].values()))
+DEFAULT_STYLES = ("casual", "formal", "sports", "smart casual", "party", "ethnic", "travel", "home", "business",
+                  "beachwear")
 PROMPT = "a photo of a {} product"
 
 
