@@ -40,7 +40,7 @@ def _colour_pass(items: Any, paths: list[Path | None], params: dict[str, Any], s
     idx = np.flatnonzero([p is not None for p in paths])
     feats, found, ok = color_features_for_paths(
         [paths[i] for i in idx], params, seed=seed, workers=int(params["encoders"]["color"]["workers"]),
-        max_pixels=int(params["serving"]["max_image_pixels"]),
+        max_pixels=int(params["serving"]["max_image_pixels"]), min_side=int(params["serving"]["min_image_side"]),
     )
     color[idx] = feats
     readable = np.zeros(len(items), dtype=bool)

@@ -163,14 +163,14 @@ class Backbone:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_features(path: str, name: str, max_pixels: int) -> np.ndarray | None:
+def _worker_features(path: str, name: str, max_pixels: int, min_side: int) -> np.ndarray | None:
     """One photo's features in a pool worker (one Backbone per process), or None when it cannot be read."""
     from modules.images import ImageError, load_image
 
     if name not in _WORKER:
         _WORKER[name] = Backbone(name)
     try:
-        img = load_image(path, max_pixels=max_pixels)
+        img = load_image(path, max_pixels=max_pixels, min_side=min_side)
     except (ImageError, OSError) as exc:
         log.warning("backbone features: %s unusable (%s)", path, exc)
         return None
@@ -178,7 +178,8 @@ def _worker_features(path: str, name: str, max_pixels: int) -> np.ndarray | None
 
 
 def features_for_paths(paths: Sequence[str | Path], name: str = "efficientnet_lite3", workers: int = 1,
-                       max_pixels: int = 40_000_000, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                       max_pixels: int = 40_000_000, progress: bool = True, min_side: int = 1
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """(features (n, dim), readable mask) of image files, decoded one at a time, over ``workers`` processes."""
     from functools import partial
 
@@ -187,7 +188,7 @@ def features_for_paths(paths: Sequence[str | Path], name: str = "efficientnet_li
     n = len(paths)
     feats = np.zeros((n, spec.feature_dim), dtype=np.float32)
     ok = np.zeros(n, dtype=bool)
-    job = partial(_worker_features, name=name, max_pixels=max_pixels)
+    job = partial(_worker_features, name=name, max_pixels=max_pixels, min_side=min_side)
     pool = None
     if workers > 1 and n >= 32 * workers:
         import multiprocessing

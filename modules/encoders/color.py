@@ -396,13 +396,14 @@ def color_features_and_name(
 
 
 def path_color_features(
-    path: str | Path, params: dict[str, Any] | None = None, seed: int = 42, max_pixels: int = 40_000_000
+    path: str | Path, params: dict[str, Any] | None = None, seed: int = 42, max_pixels: int = 40_000_000,
+    min_side: int = 1,
 ) -> tuple[np.ndarray, str] | None:
     """:func:`color_features_and_name` of an image file, or None (logged) when it cannot be read."""
     from modules.images import ImageError, load_image
 
     try:
-        img = load_image(path, max_pixels=max_pixels)
+        img = load_image(path, max_pixels=max_pixels, min_side=min_side)
     except (ImageError, OSError) as exc:
         logging.getLogger(__name__).warning("colour features: %s unusable (%s)", path, exc)
         return None
@@ -411,7 +412,7 @@ def path_color_features(
 
 def color_features_for_paths(
     paths: Sequence[str | Path], params: dict[str, Any] | None = None, seed: int = 42, workers: int = 1,
-    max_pixels: int = 40_000_000, progress: bool = True,
+    max_pixels: int = 40_000_000, progress: bool = True, min_side: int = 1,
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(features (n, dim), dominant colour names, readable mask) for image files, decoded one at a time (never
     all in memory). ``workers`` > 1 spreads the files over that many spawned processes (numpy + PIL only)."""
@@ -420,7 +421,7 @@ def color_features_for_paths(
     n = len(paths)
     feats = np.zeros((n, color_feature_dim(params)), dtype=np.float32)
     names, ok = [""] * n, np.zeros(n, dtype=bool)
-    job = partial(path_color_features, params=params, seed=seed, max_pixels=max_pixels)
+    job = partial(path_color_features, params=params, seed=seed, max_pixels=max_pixels, min_side=min_side)
     it: Any
     pool = None
     if workers > 1 and n >= 64 * workers:

@@ -84,10 +84,10 @@ def _backbone(paths: Sequence[Path | None], readable: np.ndarray, text_emb: np.n
     if len(rows) < 2:
         raise ValueError(f"{len(rows)} readable item photo(s); LiT needs at least 2 (text, photo) pairs")
     t0 = time.perf_counter()
+    serving = params["serving"]
     feats_rows, ok = features_for_paths([paths[i] for i in rows], cfg["model"], workers=int(cfg["workers"]),
-                                        max_pixels=int(params.get("serving", {}).get("max_image_pixels",
-                                                                                     40_000_000)),
-                                        progress=progress)
+                                        max_pixels=int(serving["max_image_pixels"]),
+                                        min_side=int(serving["min_image_side"]), progress=progress)
     t_feat = time.perf_counter() - t0
     rows, feats_rows = rows[ok], feats_rows[ok]
     has_image = np.zeros(len(paths), bool)
