@@ -1,7 +1,7 @@
 """PixelMatch feature definitions: item and user entities over the Parquet tables the pipeline writes.
 
 The tables live in ``data/`` next to this file (FeastPublisher writes them, then runs apply + materialize):
-  data/item_features.parquet  item_id, embedding (fused vector), popularity, category, brand, price,
+  data/item_features.parquet  item_id, embedding ([text; image], unit length), popularity, category, brand, price,
                               cold_start, has_image, event_timestamp
   data/user_features.parquet  user_id, recent_items (newest first), n_events, top_categories,
                               top_brand, mean_price, event_timestamp

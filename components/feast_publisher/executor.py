@@ -22,15 +22,18 @@ ITEM_TABLE, USER_TABLE = "item_features.parquet", "user_features.parquet"
 
 
 def item_table(data_dir: str, emb_dir: str, now: dt.datetime) -> pd.DataFrame:
-    """One row per item: (text+image)/2 embedding, training popularity, attributes, cold-start flag."""
+    """One row per item: [text; image] embedding (each half unit-length, the whole unit-length: the image space
+    need not be the text space), training popularity, attributes, cold-start flag."""
     items = load_items(data_dir)
     ids = json.loads((Path(emb_dir) / IDS_FILE).read_text())
     row = {iid: i for i, iid in enumerate(ids)}
     order = np.asarray([row[str(i)] for i in items["item_id"]])
     text, image = np.load(Path(emb_dir) / TEXT_FILE)[order], np.load(Path(emb_dir) / IMAGE_FILE)[order]
     has_image = np.linalg.norm(image, axis=1) > 0
-    emb = np.where(has_image[:, None], (text + image) / 2.0, text)
-    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    emb = unit(np.hstack([unit(text), unit(image)]))  # a missing photo leaves its half zero
     inter = _train_interactions(data_dir)
     pop = inter["item_id"].value_counts() if len(inter) else pd.Series(dtype=float)
     cutoff = read_cutoff(data_dir)
