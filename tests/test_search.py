@@ -407,3 +407,24 @@ def test_generated_catalog_live_add_and_filters(generated):
     assert engine.search_text("frobozz", top_k=5).results[0].item_id == "live-1"
     engine.delete_item("live-1")
     assert "live-1" not in engine.search_text("frobozz", top_k=5).item_ids
+
+
+def test_filled_attributes_are_searchable_and_explained(tmp_path):
+    """A colour learned from the photo (modules.attributes) is indexed as text and shown in explain.filled."""
+    from modules.attributes import apply_fills
+    from modules.search import document_text
+
+    items, images = crafted_items()
+    items["shade"] = ""
+    items, filled = apply_fills(items, {"shade": {"it007": ["vermilion", 0.83]}})
+    text_enc = FakeTextEncoder()
+    img_enc = FakeImageEncoder(text_enc)
+    eng = SearchEngine.build(items, text_enc.encode(document_text(items)), img_enc.encode_images(images), None,
+                             text_enc, img_enc, load_params(), filled=filled)
+    hit = eng.search_text("vermilion", top_k=3, retriever="hybrid").results[0]
+    assert hit.item_id == "it007" and hit.explain["filled"] == {"shade": {"value": "vermilion", "confidence": 0.83}}
+    assert "filled" not in eng.search_text("sneaker", top_k=3).results[0].explain or \
+        eng.search_text("sneaker", top_k=3).results[0].item_id == "it007"
+    eng.save(tmp_path / "search")
+    again = SearchEngine.load(tmp_path / "search", text_encoder=text_enc, image_encoder=img_enc)
+    assert again.search_text("vermilion", top_k=1).results[0].explain["filled"]["shade"]["value"] == "vermilion"
