@@ -376,7 +376,7 @@ class SearchEngine:
         photo_sim = None
         if q_photo is not None:
             photo_sim, color_sim, dominant = self._photo_similarity(img, q_photo)
-            if not intents.color and text is None:
+            if not intents.color and text is None and self.hp.get("photo", {}).get("dominant_color_intent", True):
                 intents.color = dominant  # model-free colour intent of a photo query
 
         lists: dict[str, np.ndarray] = {}
