@@ -77,7 +77,7 @@ class LookProposer:
         return [r for r in found if max(overlap(r.box, p) for p in people) < 0.5]
 
     def propose(self, img: Image.Image) -> list[Region]:
-        """Regions in the pixels of `img`, most confident first, at most ``look.max_regions``."""
+        """Regions in the pixels of `img`: items most confident first, then people; at most ``look.max_regions``."""
         work, factor = self._work_copy(img)
         w, h = work.size
         regions: list[Region] = []
@@ -88,7 +88,9 @@ class LookProposer:
         min_area = float(self.cfg["min_region_frac"]) * w * h
         regions = [Region(clip_box(r.box, w, h), r.label, r.confidence, r.source) for r in regions]
         regions = [r for r in regions if r.area >= min_area and r.area < 0.98 * w * h]
-        kept = nms(regions, float(self.cfg["nms_iou"]))[: int(self.cfg["max_regions"])]
+        thr = float(self.cfg["nms_iou"])   # a person box never suppresses the garments inside it
+        kept = (nms([r for r in regions if r.label != "person"], thr) +
+                nms([r for r in regions if r.label == "person"], thr))[: int(self.cfg["max_regions"])]
         return [scale_region(r, factor, *img.size) for r in kept]
 
 
