@@ -71,7 +71,7 @@ def main() -> None:
     url, server = serve(args.serving_dir)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1100, "height": 1000})
+        page = browser.new_page(viewport={"width": 1100, "height": 1000}, bypass_csp=True)   # for wait_for_function
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         for photo in args.photos:

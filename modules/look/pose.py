@@ -1,4 +1,5 @@
-"""Garment regions from pose keypoints: person, top (shoulders to hips), bottom (hips to ankles), shoes."""
+"""Garment regions from pose keypoints: person, top (shoulders to hips), bottom (hips to ankles), dress (shoulders
+to knees), shoes (around the ankles)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -38,6 +39,9 @@ def pose_regions(kp: np.ndarray, cfg: Mapping[str, Any]) -> list[Region]:
     if legs is not None and legs[:, 1].max() - legs[:, 1].min() > shoulder_w * 0.5:
         conf = float(np.mean(kp[[_K["left_knee"], _K["right_knee"]], 2]))
         out.append(Region(_box(legs, m, 0.0, m * 0.5), "bottom", round(conf, 3), "pose"))
+    long = _span(kp, ["left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_knee", "right_knee"], thr)
+    if long is not None and long[:, 1].max() - long[:, 1].min() > shoulder_w * 1.5:   # a dress or a long coat
+        out.append(Region(_box(long, m, m, m), "dress", round(0.8 * person_conf, 3), "pose"))
     feet = _span(kp, ["left_ankle", "right_ankle"], thr)
     if feet is not None:
         s = float(cfg["shoe_size"]) * shoulder_w

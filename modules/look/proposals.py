@@ -2,8 +2,8 @@
 
 `LookProposer(cfg).propose(img)` returns regions in the photo's own pixels. Modes (params ``look.mode``):
 ``models`` (MoveNet pose regions + SSD-MobileNetV2 COCO boxes), ``salient`` (model-free, :mod:`.salient`) and
-``auto``: the models plus the model-free regions that lie outside every person they found (a bag set down
-beside the wearer); all model-free regions when the models find no item or the package that ships them is missing. The engine never sees the generator: this module reads photos only.
+``auto``: the models plus the model-free regions that lie outside every person and item box they found (a bag
+set down beside the wearer); all model-free regions when the models find no item or the package that ships them is missing. The engine never sees the generator: this module reads photos only.
 """
 from __future__ import annotations
 
@@ -68,13 +68,11 @@ class LookProposer:
         return regions + detector_regions(self.models.detections(work), mcfg)
 
     def _salient(self, work: Image.Image, model_regions: list[Region]) -> list[Region]:
-        """Model-free regions; in auto mode, when the models found items, only those outside every person."""
+        """Model-free regions; in auto mode, when the models found items, only those outside every model region."""
         found = salient_regions(work, self.cfg["salient"], float(self.cfg["min_region_frac"]), self.seed)
-        items = [r for r in model_regions if r.label != "person"]
-        if self.cfg["mode"] == "salient" or not items:
+        if self.cfg["mode"] == "salient" or not any(r.label != "person" for r in model_regions):
             return found
-        people = [r.box for r in model_regions if r.label == "person"] or [r.box for r in items]
-        return [r for r in found if max(overlap(r.box, p) for p in people) < 0.5]
+        return [r for r in found if max(overlap(r.box, m.box) for m in model_regions) < 0.5]
 
     def propose(self, img: Image.Image) -> list[Region]:
         """Regions in the pixels of `img`: items most confident first, then people; at most ``look.max_regions``."""

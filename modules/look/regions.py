@@ -51,9 +51,10 @@ def scale_region(region: Region, factor: float, width: int, height: int) -> Regi
 
 
 def nms(regions: Sequence[Region], iou_threshold: float) -> list[Region]:
-    """Most confident first; a region overlapping a kept one above `iou_threshold` is dropped."""
+    """Most confident first; a region overlapping a kept one above `iou_threshold` is dropped, except that pose
+    regions never drop each other (a top and a dress overlap by design: either may be what the person wears)."""
     kept: list[Region] = []
     for r in sorted(regions, key=lambda r: -r.confidence):
-        if all(iou(r.box, k.box) <= iou_threshold for k in kept):
+        if all(iou(r.box, k.box) <= iou_threshold or r.source == k.source == "pose" for k in kept):
             kept.append(r)
     return kept
