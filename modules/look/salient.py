@@ -60,7 +60,9 @@ def merge_centres(centres: np.ndarray, min_dist: float) -> np.ndarray:
     return np.asarray(kept)
 
 
-def _component_regions(mask: np.ndarray, min_area: int, label: str) -> list[Region]:
+def _component_regions(mask: np.ndarray, min_area: int, label: str, full_area: float) -> list[Region]:
+    """One region per connected component; confidence grows with solidity and size (up to `full_area` pixels):
+    a product is a large, compact blob, a bare arm or a strap a thin or small one."""
     labels, n = ndimage.label(mask)
     out = []
     for idx, sl in enumerate(ndimage.find_objects(labels), start=1):
@@ -71,7 +73,7 @@ def _component_regions(mask: np.ndarray, min_area: int, label: str) -> list[Regi
             continue
         ys, xs = sl
         box_area = (ys.stop - ys.start) * (xs.stop - xs.start)
-        conf = round(0.3 + 0.5 * area / max(box_area, 1), 3)      # solid blobs are more object-like
+        conf = round(0.3 + 0.3 * area / max(box_area, 1) + 0.4 * min(1.0, area / full_area), 3)
         out.append(Region((float(xs.start), float(ys.start), float(xs.stop), float(ys.stop)), label, conf, "salient"))
     return out
 
@@ -85,7 +87,8 @@ def salient_regions(img: Image.Image, cfg: Mapping[str, Any], min_region_frac: f
     fg = foreground_mask(arr, cfg)
     if np.count_nonzero(fg) < min_area:
         return []
-    regions = _component_regions(fg, min_area, "object")
+    full = float(cfg["full_size_frac"]) * h * w
+    regions = _component_regions(fg, min_area, "object", full)
     pixels = arr[fg]
     rng = np.random.default_rng(seed)
     fit = pixels[rng.choice(len(pixels), size=min(len(pixels), int(cfg["max_fit_pixels"])), replace=False)]
@@ -100,5 +103,5 @@ def salient_regions(img: Image.Image, cfg: Mapping[str, Any], min_region_frac: f
         m = lab == j
         if close > 0:
             m = ndimage.binary_closing(m, iterations=close) & fg
-        regions += _component_regions(m, min_area, "object")
+        regions += _component_regions(m, min_area, "object", full)
     return regions
