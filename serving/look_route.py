@@ -3,10 +3,12 @@
 The upload is read and decoded exactly like /search/image (`read_upload`: content type, size cap, the bundle
 manager's semaphore-bounded decode with its pixel cap). Regions are proposed outside the bundle lock
 (:class:`modules.look.LookProposer`, created on the first request: its models load then), then each region's
-crop is searched with the engine's `search_image` under the lock.
+crop is searched with the engine's `search_image` under the lock. With ``look.warm_up_at_start`` the models load
+and run once in a background thread at startup (SSD's first run costs seconds), so the first request is not slow.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from modules.look import LookProposer, look_config, search_regions
 from serving.schemas import LookRegionOut, LookResponseOut
 
 LOOK_FORM_FIELDS = {"image", "top_k"}
+log = logging.getLogger("pixelmatch.serving")
 
 
 def register_look_route(app: FastAPI, *, params: dict, current: Callable, check_top_k: Callable,
@@ -32,6 +35,19 @@ def register_look_route(app: FastAPI, *, params: dict, current: Callable, check_
             if "p" not in holder:
                 holder["p"] = LookProposer(cfg, seed=int(params.get("seed", 42)))
             return holder["p"]
+
+    def warm_up() -> None:
+        try:
+            p = proposer()
+            if p.models is not None:
+                p.models.warm_up()
+        except Exception:       # noqa: BLE001 (a failed warm-up only means a slow first request)
+            log.exception("look: model warm-up failed; the first /search/look request loads them")
+
+    @app.on_event("startup")
+    def _warm_look_models() -> None:
+        if cfg.get("warm_up_at_start"):
+            threading.Thread(target=warm_up, name="look-warm-up", daemon=True).start()
 
     def propose(img: Any) -> tuple[list, str]:
         p = proposer()
