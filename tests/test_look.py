@@ -108,3 +108,23 @@ def test_models_find_a_person_and_garments(looks):
         regions = proposer.propose(Image.open(photo).convert("RGB"))
         labels = {r.label for r in regions}
         assert "person" in labels and "top" in labels, regions
+
+
+def test_pose_and_detector_regions_from_raw_outputs():
+    """Garment boxes from keypoints (x, y, score) and the class/score filter on detector boxes, without the models."""
+    from modules.look.models import KEYPOINTS
+    from modules.look.pose import detector_regions, pose_regions
+
+    cfg = look_config()["models"]
+    pts = {"left_shoulder": (140, 100), "right_shoulder": (60, 100), "left_elbow": (150, 160),
+           "right_elbow": (50, 160), "left_hip": (125, 200), "right_hip": (75, 200), "left_knee": (120, 280),
+           "right_knee": (80, 280), "left_ankle": (118, 360), "right_ankle": (82, 360), "nose": (100, 50)}
+    kp = np.array([[*pts.get(n, (0, 0)), 0.9 if n in pts else 0.05] for n in KEYPOINTS], dtype=float)
+    regions = {r.label: r for r in pose_regions(kp, cfg)}
+    assert set(regions) == {"top", "bottom", "dress", "shoes", "person"}
+    top, bottom, shoes = regions["top"].box, regions["bottom"].box, regions["shoes"].box
+    assert top[1] < 100 and 200 <= top[3] < bottom[3] and bottom[1] == 200 and shoes[1] < 360 < shoes[3]
+    kp[[5, 6, 11, 12], 2] = 0.2                          # no confident torso: no pose regions
+    assert pose_regions(kp, cfg) == []
+    dets = [(31, 0.9, (1, 2, 30, 40)), (31, 0.1, (0, 0, 5, 5)), (3, 0.99, (0, 0, 50, 50))]   # 3 = car: ignored
+    assert [(r.label, r.box) for r in detector_regions(dets, cfg)] == [("handbag", (1, 2, 30, 40))]
