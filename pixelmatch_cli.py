@@ -38,6 +38,7 @@ def generate(
     out: Path = typer.Option(Path("data"), help="output DATA_DIR"),
     seed: int = typer.Option(42, help="random seed; the same seed gives identical files"),
     params_path: str = typer.Option(None, "--params", help="params.yaml to use"),
+    looks: int = typer.Option(0, help="also write this many shop-the-look photos (looks/ + looks.jsonl)"),
 ) -> None:
     """Generate the synthetic catalog, images, interactions and judged queries."""
     from modules.catalog.generate import generate_catalog
@@ -48,6 +49,10 @@ def generate(
     except ValueError as exc:
         _fail(str(exc), 2)
     counts = manifest.get("counts", {})
+    if looks > 0:
+        from modules.catalog.looks import generate_looks
+
+        counts = {**counts, "looks": len(generate_looks(out, n_looks=looks, seed=seed, params=params))}
     typer.echo(f"wrote {out}/ : " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 

@@ -34,6 +34,7 @@ from modules.images import ImageError
 from serving.bundle_manager import BundleLoader, BundleManager, ServingBundle, load_components
 from serving.feature_store import FeatureStoreAdapter
 from serving.guard import RequestGuard, admin_problem
+from serving.look_route import register_look_route
 from serving.monitoring import CONTENT_TYPE_LATEST, Metrics
 from serving.schemas import (
     AddItemsRequest,
@@ -56,7 +57,7 @@ from serving.tf_serving_client import TFServingClient, TFServingError, TFServing
 
 log = logging.getLogger("pixelmatch.serving")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-UPLOAD_PATHS = ("/search/image", "/search/multimodal")
+UPLOAD_PATHS = ("/search/image", "/search/multimodal", "/search/look")
 # /ready shows these manifest keys only (no absolute paths, MLMD or run ids).
 PUBLIC_MANIFEST_KEYS = ("version", "created_at", "data_hash", "blessing", "metrics")
 IMAGE_FORM_FIELDS = {"image", "top_k", "category", "price_min", "price_max", "gender"}
@@ -355,6 +356,9 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         resp = await run_in_threadpool(run_search, bundle, "search_multimodal", text, img, image_weight=image_weight,
                                        top_k=top_k, filters=filters)
         return search_response(bundle, resp, t0, truncated)
+
+    register_look_route(app, params=params, current=current, check_top_k=check_top_k, read_upload=read_upload,
+                        check_form_keys=check_form_keys, results_out=results_out, metrics=metrics)
 
     @app.get("/similar/{item_id}", response_model=SearchResponseOut, tags=["search"])
     def similar(item_id: str, top_k: int = Query(10)) -> SearchResponseOut:

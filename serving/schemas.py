@@ -220,3 +220,22 @@ class ReadyResponse(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str | list | dict
+
+
+class LookRegionOut(BaseModel):
+    """One product region of a look photo and the photo-search results of its crop."""
+
+    box: list[float] = Field(..., description="x0, y0, x1, y1 in pixels of the uploaded photo")
+    label: str = Field(..., description="top, bottom, shoes, person (pose), a COCO class (detector) or object")
+    confidence: float
+    source: str = Field(..., description="pose (MoveNet), detector (SSD-MobileNetV2 COCO) or salient (model-free)")
+    results: list[ResultOut]
+
+
+class LookResponseOut(BaseModel):
+    regions: list[LookRegionOut] = Field(..., description="empty when the photo shows nothing to shop")
+    image_width: int
+    image_height: int
+    proposer: str = Field(..., description="models+salient, salient (no models) ...: what proposed the regions")
+    latency_ms: float
+    bundle_version: str

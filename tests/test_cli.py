@@ -39,12 +39,13 @@ def test_generate_rejects_unknown_scale(tmp_path: Path) -> None:
 
 def test_generate_tiny_writes_the_data_dir(tmp_path: Path) -> None:
     out = tmp_path / "data"
-    result = runner.invoke(app, ["generate", "--scale", "tiny", "--out", str(out)])
+    result = runner.invoke(app, ["generate", "--scale", "tiny", "--out", str(out), "--looks", "3"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"] == "generated" and manifest["scale"] == "tiny"
     for name in ("items.csv", "interactions.csv", "queries.jsonl"):
         assert (out / name).is_file()
+    assert len((out / "looks.jsonl").read_text().splitlines()) == 3 and "looks=3" in result.output
 
 
 def test_encode_text_prints_one_json_line_per_input() -> None:

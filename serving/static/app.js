@@ -84,6 +84,7 @@ async function search(ev) {
     return;
   }
   setStatus(status, "Searching…");
+  $("look").hidden = true;
   try {
     let data, what;
     if (imageFile) {
@@ -114,6 +115,61 @@ async function search(ev) {
     $("bundle").textContent = `bundle ${data.bundle_version}`;
   } catch (err) {
     setStatus(status, `Search failed: ${err.message}`, true);
+  }
+}
+
+// ---- shop the look: boxes on the photo, one result grid per region ----
+function showRegion(data, index) {
+  const region = data.regions[index];
+  document.querySelectorAll("#look-stage .look-box").forEach((b, i) => b.classList.toggle("active", i === index));
+  render($("results"), region.results);
+  const n = region.results.length;
+  setStatus($("status"), `${n} result${n === 1 ? "" : "s"} for region ${index + 1} of ${data.regions.length} ` +
+    `(${region.label}, confidence ${region.confidence.toFixed(2)}) · look searched in ${data.latency_ms.toFixed(0)} ms`);
+}
+
+function drawLook(data) {
+  const stage = $("look-stage");
+  stage.querySelectorAll(".look-box").forEach((b) => b.remove());
+  $("look-photo").src = URL.createObjectURL(imageFile);
+  data.regions.forEach((region, i) => {
+    const [x0, y0, x1, y1] = region.box;
+    const box = document.createElement("button");
+    box.type = "button";
+    box.className = "look-box";
+    box.style.left = `${(100 * x0) / data.image_width}%`;
+    box.style.top = `${(100 * y0) / data.image_height}%`;
+    box.style.width = `${(100 * (x1 - x0)) / data.image_width}%`;
+    box.style.height = `${(100 * (y1 - y0)) / data.image_height}%`;
+    box.title = `${region.label} (${region.source}, confidence ${region.confidence.toFixed(2)})`;
+    box.setAttribute("aria-label", `region ${i + 1}: ${region.label}`);
+    box.append(Object.assign(document.createElement("span"), { textContent: `${i + 1} ${region.label}` }));
+    box.addEventListener("click", () => showRegion(data, i));
+    stage.append(box);
+  });
+  $("look").hidden = false;
+}
+
+async function shopLook() {
+  const status = $("status");
+  if (!imageFile) { setStatus(status, "Drop a photo of an outfit or a room first.", true); return; }
+  setStatus(status, "Finding the products in your photo…");
+  try {
+    const form = new FormData();
+    form.append("image", imageFile);
+    form.append("top_k", String(Number($("top-k").value) || 12));
+    const data = await call("/search/look", { method: "POST", body: form });
+    drawLook(data);
+    $("bundle").textContent = `bundle ${data.bundle_version}`;
+    if (!data.regions.length) {
+      $("results").replaceChildren();
+      setStatus(status, "No products found in this photo.");
+      return;
+    }
+    showRegion(data, 0);
+  } catch (err) {
+    $("look").hidden = true;
+    setStatus(status, `Shop the look failed: ${err.message}`, true);
   }
 }
 
@@ -190,6 +246,7 @@ function init() {
     $("image-weight-out").textContent = Number($("image-weight").value).toFixed(2);
   });
   $("search-form").addEventListener("submit", search);
+  $("look-btn").addEventListener("click", shopLook);
   $("rec-form").addEventListener("submit", recommend);
   fetch("/ready").then((r) => r.json()).then((r) => {
     if (r.version) $("bundle").textContent = `bundle ${r.version}`;
