@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from pipelines.local_runner import EXIT_LOCKED, EXIT_OK, run_lock, run_pipeline
@@ -108,7 +109,8 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     item_id = json.loads((root / "EmbeddingGen").glob("embeddings/*/item_ids.json").__next__().read_text())[0]
     item = fs.get_online_features(["item_features:popularity", "item_features:category", "item_features:embedding"],
                                   [{"item_id": item_id}]).to_dict()
-    assert item["category"][0] and len(item["embedding"][0]) == 384
+    image_dim = np.load(next((root / "EmbeddingGen").glob("embeddings/*/image.npy"))).shape[1]
+    assert item["category"][0] and len(item["embedding"][0]) == 384 + image_dim  # [text; image]
     user_id = __import__("pandas").read_csv(data / "interactions.csv", dtype=str)["user_id"].iloc[0]
     user = fs.get_online_features(["user_features:recent_items", "user_features:n_events"],
                                   [{"user_id": user_id}]).to_dict()
@@ -122,7 +124,7 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
     assert parent and parent[0].data.metrics["pipeline_seconds"] > 0
     names = {r.info.run_name for r in children}
-    assert {"training:image_tower", "training:ranker", "training:two_tower", "evaluation"} <= names, names
+    assert {"training:image_backbone", "training:ranker", "training:two_tower", "evaluation"} <= names, names
     emissions = {k: v for r in children for k, v in r.data.metrics.items() if k.endswith("_emissions_kg")}
     assert emissions and all(v >= 0 for v in emissions.values()), emissions
     assert any(p.name == "emissions.csv" for p in root.rglob("emissions.csv"))
