@@ -330,7 +330,14 @@ class SearchEngine:
             raise ValueError(f"image must be a PIL.Image, got {type(img).__name__}")
         if self.image_encoder is None:
             raise ValueError("this engine has no image encoder; image search is unavailable")
-        return np.asarray(self.image_encoder.encode_images([img.convert("RGB")]), dtype=np.float32)[0]
+        img = img.convert("RGB")
+        cfg = self.hp.get("photo", {})
+        if cfg.get("crop_busy_scenes"):  # a shopper's photo: embed the product, not the street around it
+            from modules.encoders.color import subject_box
+
+            box = subject_box(img, float(cfg["crop_margin"]), float(cfg["crop_percentile"]))
+            img = img.crop(box) if box else img
+        return np.asarray(self.image_encoder.encode_images([img]), dtype=np.float32)[0]
 
     @staticmethod
     def _top_from_scores(scores: np.ndarray, allowed: np.ndarray, k: int, positive_only: bool = True) -> np.ndarray:

@@ -106,3 +106,19 @@ def test_real_photos_are_named_from_the_product() -> None:
     assert len(correct) >= 9, named  # 10 of 12 when written (a blue wallet is named navy, a red shirt pink)
     # the old failure mode: white and blue items named grey from their background and shading
     assert not [i for i, label in REAL_PHOTOS.items() if label in ("white", "blue") and named[i][0][0] == "grey"]
+
+
+def test_subject_box_crops_busy_scenes_only():
+    """A busy query photo is cropped to its subject; a studio shot is left whole."""
+    from modules.encoders.color import subject_box
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 255, (200, 200, 3)).astype(np.uint8)  # cluttered background
+    scene[60:140, 70:130] = (200, 30, 30)  # the product, centred
+    box = subject_box(Image.fromarray(scene), margin=0.1, percentile=5)
+    assert box is not None
+    x0, y0, x1, y1 = box
+    assert x0 <= 70 and y0 <= 60 and x1 >= 130 and y1 >= 140 and (x1 - x0) * (y1 - y0) < 0.6 * 200 * 200
+    studio = Image.new("RGB", (200, 200), (250, 250, 250))
+    studio.paste((30, 60, 200), (60, 60, 140, 140))
+    assert subject_box(studio, margin=0.1, percentile=5) is None

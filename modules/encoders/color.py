@@ -174,6 +174,24 @@ def foreground_mask(rgb: np.ndarray, params: dict[str, Any] | None = None) -> np
     return fg
 
 
+def subject_box(img: Image.Image, margin: float, percentile: float) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1, in ``img`` pixels) around the subject of a busy scene, or None for a studio shot
+    (or when too little subject is found). The subject mask is the one colour naming uses; the box spans its
+    ``percentile``..100-``percentile`` extent (stray clutter pixels are ignored), grown by ``margin`` of its side."""
+    rgb = _raw_thumbnail(img)
+    if not is_busy_scene(rgb):
+        return None
+    ys, xs = np.nonzero(foreground_mask(rgb))
+    if len(xs) < _MIN_FOREGROUND * _THUMB * _THUMB:
+        return None
+    (x0, x1), (y0, y1) = np.percentile(xs, [percentile, 100 - percentile]), np.percentile(ys, [percentile, 100 - percentile])
+    pad = margin * max(x1 - x0, y1 - y0)
+    sx, sy = img.width / _THUMB, img.height / _THUMB
+    box = (max(0.0, (x0 - pad) * sx), max(0.0, (y0 - pad) * sy), min(img.width, (x1 + pad + 1) * sx),
+           min(img.height, (y1 + pad + 1) * sy))
+    return tuple(int(round(v)) for v in box)  # type: ignore[return-value]
+
+
 def _studio_foreground(lab: np.ndarray, border_colours: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     """Foreground of a studio shot: everything except the background-coloured region connected to the border.
 
