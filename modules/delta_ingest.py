@@ -278,7 +278,7 @@ def _copy_image(src: Path, data_dir: Path, item_id: str) -> tuple[str, bool]:
     return rel, _write_atomic(data_dir / rel, src.read_bytes())
 
 
-def _csv_safe(text: str) -> str:
+def csv_safe(text: str) -> str:
     """Neutralise a spreadsheet formula: a cell starting with = + - @ TAB or CR gets a leading apostrophe."""
     return "'" + text if text[:1] in FORMULA_PREFIXES else text
 
@@ -298,13 +298,13 @@ def _item_row(entry: dict[str, Any], columns: list[str], existing: dict[str, str
     if folded:
         description = " ".join([description, "; ".join(folded)]).strip()
     gender = (item.get("gender") or "").strip().lower()
-    row = {k: _csv_safe(v) for k, v in row.items()}    # attribute columns
+    row = {k: csv_safe(v) for k, v in row.items()}    # attribute columns
     row.update({
         "item_id": item["item_id"],       # the id rule admits no formula (no spaces, quotes, parentheses, = or +)
-        "title": _csv_safe(" ".join(item["title"].split())),
-        "description": _csv_safe(description),
-        "category": _csv_safe((item.get("category") or "").strip()) or default_category,
-        "brand": _csv_safe((item.get("brand") or "").strip()),
+        "title": csv_safe(" ".join(item["title"].split())),
+        "description": csv_safe(description),
+        "category": csv_safe((item.get("category") or "").strip()) or default_category,
+        "brand": csv_safe((item.get("brand") or "").strip()),
         "price": _format_price(item["price"]) if item.get("price") is not None else _format_price(0.0),
         "gender": gender if gender in GENDERS else "unisex",
         "image_path": image_path,

@@ -12,7 +12,8 @@ The output is exactly the format `pixelmatch generate` writes (docs/architecture
 
 Input rules (issue #7):
 - required columns: an id (``item_id`` or ``id``) and ``title``; ``--map TARGET=SOURCE`` renames columns;
-- a duplicate id, an empty title or an unparseable / negative price rejects the row;
+- an id outside the item-id rule, a duplicate id, an empty title or an unparseable / negative price rejects the row;
+- text cells that a spreadsheet would run as a formula (starting with = + - @ TAB CR) are written with a leading ';
 - a missing or corrupt image keeps the row as text-only and flags it;
 - bytes that are not UTF-8 are decoded with replacement characters and the row is flagged;
 - zero usable rows raise :class:`IngestError` (the CLI exits non-zero);
@@ -42,6 +43,7 @@ from typing import Any
 from tqdm import tqdm
 
 from modules.config import DEFAULT_SEED, load_params
+from modules.delta_ingest import ITEM_ID_PATTERN, csv_safe
 from modules.images import ImageError, load_image
 from modules.selfsup import make_selfsupervised_queries
 
@@ -334,6 +336,10 @@ def ingest_catalog(
         if not item_id:
             report.add(line_no, "", "empty_id", "rejected", "empty item id")
             continue
+        if not ITEM_ID_PATTERN.match(item_id):  # the one id rule of the API, the delta log and replay
+            report.add(line_no, item_id, "bad_id", "rejected",
+                       f"item id {item_id!r} breaks the id rule (1-128 of A-Z a-z 0-9 . _ : -)")
+            continue
         if item_id in seen_ids:
             report.add(line_no, item_id, "duplicate_id", "rejected", f"duplicate item id {item_id!r} (first row kept)")
             continue
@@ -434,7 +440,7 @@ def ingest_catalog(
         w = csv.writer(f)
         w.writerow(columns)
         for r in rows:
-            w.writerow([r.get(c, "") for c in columns])
+            w.writerow([csv_safe(r[c]) if isinstance(r.get(c), str) else r.get(c, "") for c in columns])
     with (out / "interactions.csv").open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerow(INTERACTION_COLUMNS)
     new_ids = out / "new_items.txt"
@@ -499,7 +505,7 @@ def ingest_catalog(
     return result
 
 
-_REJECT_KINDS = frozenset({"malformed_row", "empty_id", "duplicate_id", "empty_title", "bad_price"})
+_REJECT_KINDS = frozenset({"malformed_row", "empty_id", "bad_id", "duplicate_id", "empty_title", "bad_price"})
 
 
 def _images_digest(images_dir: Path) -> str:

@@ -191,22 +191,27 @@ def test_image_path_column_relative_to_csv(tmp_path: Path) -> None:
     _photo(shop / "pics" / "sub" / "two.webp", color=(0, 0, 200))
     (shop / "catalog.csv").write_text(
         "item_id,title,image_path,category\n"
-        "p/1,Lamp,pics/one.png,home\n"
-        "p 2,Chair,pics/sub/two.webp,home\n"
+        "p:1,Lamp,pics/one.png,home\n"
+        "P.2,Chair,pics/sub/two.webp,home\n"
         "p3,Table,pics/missing.jpg,home\n"
-        "p4,Rug,,home\n",
+        "p4,Rug,,home\n"
+        "p 5,Sofa,,home\n"
+        "p/6,=HYPERLINK(\"x\"),,home\n"
+        "p7,=HYPERLINK(\"x\"),,@home\n",
         encoding="utf-8",
     )
     report = ingest_catalog(shop / "catalog.csv", None, tmp_path / "data", params=load_params(), progress=False)
     assert report["image_mode"] == "image_path_column"
     items = {r["item_id"]: r for r in _read_items(tmp_path / "data")}
-    assert set(items) == {"p/1", "p 2", "p3", "p4"}
+    assert set(items) == {"p:1", "P.2", "p3", "p4", "p7"}  # "p 5" and "p/6" break the one id rule
     assert items["p4"]["category"] == "home" and float(items["p4"]["price"]) == 0.0
-    for i in ("p/1", "p 2"):  # odd ids get safe, unique file names inside images/
+    assert items["p7"]["title"] == "'=HYPERLINK(\"x\")" and items["p7"]["category"] == "'@home"  # no formulas
+    assert {r["item_id"] for r in report["rows"] if r["problem"] == "bad_id"} == {"p 5", "p/6"}
+    for i in ("p:1", "P.2"):  # odd ids get safe, unique file names inside images/
         rel = items[i]["image_path"]
         assert rel.startswith("images/") and "/" not in rel[len("images/"):] and (tmp_path / "data" / rel).is_file()
     assert items["p3"]["image_path"] == "" and items["p4"]["image_path"] == ""
-    assert report["problems"] == {"missing_image": 2}
+    assert report["problems"] == {"missing_image": 3, "bad_id": 2}
     reasons = {r["item_id"]: r["reason"] for r in report["rows"]}
     assert "pics/missing.jpg" in reasons["p3"] and "empty image_path" in reasons["p4"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
+import shutil
 import socket
 import threading
 import time
@@ -35,8 +35,10 @@ def _write_catalog(tmp: Path) -> Path:
         reader = csv.DictReader(f)
         rows = [r for _, r in zip(range(N_ROWS), reader, strict=False)]
         header = list(reader.fieldnames or [])
-    for r in rows:
-        r["image_path"] = os.path.relpath(FASHION / "images" / f"{r['id']}.jpg", tmp)
+    (tmp / "photos").mkdir()
+    for r in rows:  # beside the CSV: ingest refuses '..', absolute and symlinked image paths
+        shutil.copyfile(FASHION / "images" / f"{r['id']}.jpg", tmp / "photos" / f"{r['id']}.jpg")
+        r["image_path"] = f"photos/{r['id']}.jpg"
     (tmp / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated, not a photo")
     bad = [
         {**rows[0], "title": "A duplicate of the first row"},                            # duplicate id
