@@ -54,7 +54,7 @@ METHODS: dict[str, Method] = {
         Method("tfidf", "TF-IDF", "text", "tfidf"),
         Method("bm25", "BM25", "text", "bm25"),
         Method("text", "SBERT text (dense)", "text", "text"),
-        Method("image", "Image tower (text → image)", "text", "image"),
+        Method("image", "Image space (text → image)", "text", "image"),
         Method("late", "Late-avg fusion (text + image)", "text", "fusion", fusion="late"),
         Method("learned", "Learned projection fusion", "text", "fusion", fusion="learned"),
         Method("hybrid", "Hybrid (BM25 + dense, RRF)", "text", "hybrid"),
@@ -692,8 +692,8 @@ def run_benchmark_cli(
         f"{counts.get('items', built.info['n_items'])} items ({built.info['n_with_image']} with photos), "
         f"{len(train_queries)} train / {len(eval_queries)} eval queries ({n_cold} cold-start eval queries)",
         f"Encoders: SBERT `{params.get('encoders', {}).get('text', {}).get('model', '')}`, image encoder "
-        f"`{built.info['image_encoder']}`, fusion `{built.info['fusion']}`; the image tower, learned fusion and "
-        "LambdaMART are trained on this catalog and the TRAIN queries only",
+        f"`{built.info['image_encoder']}`, fusion `{built.info['fusion']}`; the image side's trained part (a tower "
+        "or a LiT head), learned fusion and LambdaMART are trained on this catalog and the TRAIN queries only",
         "Metrics: NDCG@10 with linear gains (ranx `ndcg`), MRR cut at 10, Recall@10 over all relevant items; "
         "Cold-Start Recall@10 over eval queries whose relevant items are new SKUs (no interactions); "
         "latency = wall time of one engine call in this process (query encoding included, photo decoding excluded)",
