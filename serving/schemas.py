@@ -99,7 +99,7 @@ class FilledAttribute(BaseModel):
 
 class Explain(BaseModel):
     """Per-stage scores behind a result (None where a stage did not score it), and the attributes of the item
-    that were learned from its photo rather than given by the shop (``filled``, absent when none)."""
+    that were learned from its photo rather than given by the shop (``filled``, null when none)."""
 
     lexical: float | None = None
     dense: float | None = None

@@ -52,7 +52,8 @@ def test_text_search_result_shape_and_ranking(client):
     top = body["results"][0]
     assert top["title"] == "green leather sneaker"
     assert top["image_url"] == f"/items/{top['item_id']}/image"
-    assert set(top["explain"]) == {"lexical", "dense", "two_tower", "reranker"}
+    assert set(top["explain"]) == {"lexical", "dense", "two_tower", "reranker", "filled"}
+    assert top["explain"]["filled"] is None  # no attribute of this item was learned from its photo
     assert body["latency_ms"] > 0 and isinstance(body["low_confidence"], bool)
 
 
