@@ -232,6 +232,8 @@ def key_output(node_id: str, outputs: Mapping[str, list[Any]]) -> str:
             if "pushed" in props:
                 parts.append(f"pushed {props.get('pushed_version', '')}".strip() if props["pushed"] else "not pushed")
                 continue
+            if isinstance(props.get("headline"), str):
+                parts.append(props["headline"])
             counts = [_fmt_value(k, v) for k, v in props.items()
                       if k not in _SKIP and not k.startswith("is_") and isinstance(v, int) and k != "blessed"]
             if node_id == "DataExampleGen" and counts:

@@ -65,7 +65,8 @@ def _artifact(**props: int | str) -> SimpleNamespace:
 def test_key_output_reads_counts_dims_blessing_and_version() -> None:
     emb = {"embeddings": [_artifact(n_items=5000, n_with_image=4990, text_dim=384, image_dim=256, data_hash="x")]}
     assert key_output("EmbeddingGen", emb) == "5,000 items, 4,990 with photo, text 384-d, image 256-d"
-    assert key_output("RetrievalEvaluator", {"blessing": [_artifact(blessed=1, current_model_id=7)]}) == "BLESSED"
+    evaluator = {"blessing": [_artifact(blessed=1, current_model_id=7)], "metrics": [_artifact(blessed=1, headline="h")]}
+    assert key_output("RetrievalEvaluator", evaluator) == "BLESSED, h"
     assert key_output("BundlePusher", {"pushed_model": [_artifact(pushed=1, pushed_version="v1")]}) == "pushed v1"
     assert key_output("DataExampleGen", {"items": [_artifact(num_train=270, num_eval=30)]}) == "items 270 train/30 eval"
 
