@@ -207,15 +207,19 @@ def _restore_logging(saved: dict[str, Any]) -> None:
 # One line per component
 # ------------------------------------------------------------------------------------------------
 _LABELS = {"num_train": "train", "num_eval": "eval", "n_items": "items", "n_users": "users",
-           "n_with_image": "with photo", "n_train_queries": "train queries"}
+           "n_with_image": "with photo", "n_train_queries": "train queries", "n_train_examples": "train examples",
+           "batch_size": "batch", "epochs_run": "epochs", "best_epoch": "best epoch"}
 _SKIP = {"current_model_id", "baseline_blessing_id", "published"}
-_ORDER = ["num_train", "num_eval", "n_items", "n_users", "n_with_image", "text_dim", "image_dim"]
+_ORDER = ["num_train", "num_eval", "n_items", "n_users", "n_with_image", "text_dim", "image_dim", "n_train_examples",
+          "batch_size", "epochs_run", "best_epoch"]
 
 
 def _fmt_value(key: str, value: Any) -> str:
     if key.endswith("_dim"):
         return f"{key[:-4]} {value}-d"
     label = _LABELS.get(key, key)
+    if key in ("batch_size", "best_epoch"):
+        return f"{label} {value:,}"
     return f"{value:,} {label}" if isinstance(value, int) else f"{label} {value}"
 
 
