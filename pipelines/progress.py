@@ -248,9 +248,33 @@ def key_output(node_id: str, outputs: Mapping[str, list[Any]]) -> str:
 
 
 def _prop(artifact: Any, key: str) -> Any:
-    value = artifact.mlmd_artifact.custom_properties[key]
+    value = getattr(artifact, "mlmd_artifact", artifact).custom_properties[key]
     kind = value.WhichOneof("value")
     return getattr(value, kind) if kind in ("int_value", "string_value", "double_value") else None
+
+
+def _published_outputs(launcher: Any, info: Any) -> dict[str, list[Any]]:
+    """``{output key: [MLMD artifact]}`` as published for this execution (the executor's custom properties
+    included; the launcher's in-memory ``output_dict`` lacks them), or that ``output_dict`` when MLMD is out of reach."""
+    fallback = getattr(info, "output_dict", None) or {}
+    execution_id = getattr(info, "execution_id", None)
+    if execution_id is None or not hasattr(launcher, "_mlmd_connection"):
+        return fallback
+    try:
+        from ml_metadata.proto import metadata_store_pb2
+
+        with launcher._mlmd_connection as m:
+            events = [e for e in m.store.get_events_by_execution_ids([execution_id])
+                      if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+            artifacts = {a.id: a for a in m.store.get_artifacts_by_id([e.artifact_id for e in events])}
+    except Exception:  # the progress line must never break a run
+        return fallback
+    out: dict[str, list[Any]] = {}
+    for e in events:
+        key = e.path.steps[0].key if e.path.steps else "output"
+        if e.artifact_id in artifacts:
+            out.setdefault(key, []).append(artifacts[e.artifact_id])
+    return out or fallback
 
 
 @contextlib.contextmanager
@@ -280,7 +304,7 @@ def track_components(total: int, launcher_cls: Any = None, clock: Callable[[], f
             say(f"{PREFIX} {step} {node_id} FAILED after {format_duration(seconds[node_id])}: {type(exc).__name__}", err=True)
             raise
         seconds[node_id] = clock() - t0
-        outputs = getattr(info, "output_dict", None) or {}
+        outputs = _published_outputs(self, info)
         system = getattr(self, "_system_node_handler", None) is not None
         detail = ("baseline " + ("found" if any(outputs.values()) else "none")) if system else key_output(node_id, outputs)
         state = "done" if system or getattr(self, "_pixelmatch_ran", False) else "cached"

@@ -107,3 +107,31 @@ def test_one_start_and_one_end_line_per_component(capsys: pytest.CaptureFixture)
     assert err == "[pixelmatch] 3/3 RankerTrainer FAILED after 1.0s: RuntimeError\n"
     assert seconds == {"EmbeddingGen": 133.0, "Transform": 0.5, "RankerTrainer": 1.0}
     assert _FakeLauncher.launch.__name__ == "launch" and "track" not in _FakeLauncher.launch.__qualname__
+
+
+def test_real_local_dag_runner_two_nodes_then_cached(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """The hook on TFX's own launcher: a two-node LocalDagRunner pipeline, then the same run served from cache."""
+    from tfx import v1 as tfx
+
+    from progress_components import Count, Shout
+
+    def pipeline() -> object:
+        count = Count()
+        shout = Shout(numbers=count.outputs["numbers"])
+        return tfx.dsl.Pipeline(
+            pipeline_name="progress_test", pipeline_root=str(tmp_path / "root"), components=[count, shout],
+            enable_cache=True, metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                str(tmp_path / "root" / "metadata.sqlite")))
+
+    capfd.readouterr()
+    for _ in range(2):
+        with OutputRouter(tmp_path / "run.log"), track_components(2) as seconds:
+            tfx.orchestration.LocalDagRunner().run(pipeline())
+    lines = capfd.readouterr().out.splitlines()
+    assert [ln.split(" in ")[0] for ln in lines] == [
+        "[pixelmatch] 1/2 Count started", "[pixelmatch] 1/2 Count done", "[pixelmatch] 2/2 Shout started",
+        "[pixelmatch] 2/2 Shout done", "[pixelmatch] 1/2 Count started", "[pixelmatch] 1/2 Count cached",
+        "[pixelmatch] 2/2 Shout started", "[pixelmatch] 2/2 Shout cached"], lines
+    assert lines[1].endswith(": 1,234 items") and set(seconds) == {"Count", "Shout"}
+    log = (tmp_path / "run.log").read_text()
+    assert "shouting from inside a component" in log and "Component Shout is finished" in log
