@@ -111,9 +111,8 @@ def test_one_start_and_one_end_line_per_component(capsys: pytest.CaptureFixture)
 
 def test_real_local_dag_runner_two_nodes_then_cached(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     """The hook on TFX's own launcher: a two-node LocalDagRunner pipeline, then the same run served from cache."""
-    from tfx import v1 as tfx
-
     from progress_components import Count, Shout
+    from tfx import v1 as tfx
 
     def pipeline() -> object:
         count = Count()
