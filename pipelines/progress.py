@@ -72,30 +72,42 @@ class _Terminal:
 
 
 class _Stream(io.TextIOBase):
-    """sys.stdout / sys.stderr during a routed run: tqdm redraws go to a TTY terminal, everything else to the log."""
+    """sys.stdout / sys.stderr during a routed run: tqdm redraws go to a TTY terminal, everything else to the log.
+
+    A library that kept a reference (a logging handler created during the run) writes, after the run, to the
+    router active then, or else to the process's original stderr."""
 
     def __init__(self, router: OutputRouter) -> None:
-        self.router = router
+        self._router = router
+
+    @property
+    def router(self) -> OutputRouter | None:
+        return self._router if self._router in _ACTIVE else (_ACTIVE[-1] if _ACTIVE else None)
 
     def write(self, text: str) -> int:
-        if "\r" in text and self.router.term_err.isatty and not self.router.verbose:
-            self.router.term_err.write(text)
+        router = self.router
+        if router is None:
+            with contextlib.suppress(ValueError, OSError):
+                sys.__stderr__.write(text)
+        elif "\r" in text and router.term_err.isatty and not router.verbose:
+            router.term_err.write(text)
         else:
-            self.router.to_log(text)
+            router.to_log(text)
         return len(text)
 
     def flush(self) -> None:
-        self.router.flush_log()
+        if self.router is not None:
+            self.router.flush_log()
 
     def fileno(self) -> int:  # a library writing to the descriptor still lands in the log
-        return self.router._writer.fileno()
+        return self.router._writer.fileno() if self.router is not None else 2
+
+    def isatty(self) -> bool:
+        return self.router is not None and self.router.term_err.isatty
 
     @property
     def encoding(self) -> str:
         return "utf-8"
-
-    def isatty(self) -> bool:
-        return self.router.term_err.isatty
 
 
 class OutputRouter(contextlib.AbstractContextManager):

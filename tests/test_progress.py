@@ -134,3 +134,19 @@ def test_real_local_dag_runner_two_nodes_then_cached(tmp_path: Path, capfd: pyte
     assert lines[1].endswith(": 1,234 items") and set(seconds) == {"Count", "Shout"}
     log = (tmp_path / "run.log").read_text()
     assert "shouting from inside a component" in log and "Component Shout is finished" in log
+
+
+def test_a_handler_created_during_a_run_does_not_break_after_it(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    with OutputRouter(tmp_path / "a.log"):
+        late = logging.StreamHandler(sys.stderr)  # as a library configures itself on first use
+    logger = logging.getLogger("pixelmatch.test.late")
+    logger.addHandler(late)
+    logger.propagate = False
+    try:
+        with OutputRouter(tmp_path / "b.log"):
+            logger.warning("second run")
+        logger.warning("after the runs")
+    finally:
+        logger.removeHandler(late)
+    assert "second run" in (tmp_path / "b.log").read_text()
+    assert "after the runs" in capfd.readouterr().err
