@@ -194,6 +194,8 @@ def evaluate_engine(
         if q.get("kind") in ("image", "composed"):
             images[q["qid"]] = _load_query_image(q, data_dir)
 
+    from tqdm import tqdm
+
     results: dict[str, dict[str, Any]] = {}
     for key in methods:
         method = METHODS[key]
@@ -204,7 +206,7 @@ def evaluate_engine(
             _query_call(engine, method, q, images.get(q["qid"]), k)()
         run: dict[str, list[tuple[str, float]]] = {}
         latencies: list[float] = []
-        for q in subset:
+        for q in tqdm(subset, desc=f"eval: {method.label}", unit="query", disable=not progress, leave=False):
             call = _query_call(engine, method, q, images.get(q["qid"]), k)
             t0 = time.perf_counter()
             response = call()
