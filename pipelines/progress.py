@@ -10,6 +10,7 @@ echoed to the terminal too. tqdm bars (carriage-return updates) stay on the term
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import logging
@@ -124,7 +125,7 @@ class OutputRouter(contextlib.AbstractContextManager):
                 s.flush()
         self.term_out, self.term_err = _Terminal(sys.stdout), _Terminal(sys.stderr)
         self.log_file = open(self.log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
-        self._lock, self._write_lock = threading.Lock(), threading.Lock()
+        self._write_lock = threading.Lock()
         read_fd, write_fd = os.pipe()
         self._saved_fds = (os.dup(1), os.dup(2))
         os.dup2(write_fd, 1)
@@ -139,12 +140,12 @@ class OutputRouter(contextlib.AbstractContextManager):
         return self
 
     def _pump(self, read_fd: int) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may straddle two reads
         with open(read_fd, "rb", buffering=0) as pipe:
             while chunk := pipe.read(65536):
-                text = chunk.decode("utf-8", errors="replace")
-                with self._lock:
-                    self.log_file.write(text)
-                    self.log_file.flush()
+                text = decoder.decode(chunk)
+                self.log_file.write(text)
+                self.log_file.flush()
                 if self.verbose:
                     self.term_err.write(text)
 
