@@ -219,7 +219,8 @@ def _restore_logging(saved: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------
 # One line per component
 # ------------------------------------------------------------------------------------------------
-_LABELS = {"num_train": "train", "num_eval": "eval", "n_items": "items", "n_users": "users",
+_LABELS = {"num_train": "train", "num_eval": "eval", "n_items": "items", "n_users": "users", "n_interactions": "interactions",
+           "n_queries": "queries",
            "n_with_image": "with photo", "n_train_queries": "train queries", "n_train_examples": "train examples",
            "batch_size": "batch", "epochs_run": "epochs", "best_epoch": "best epoch"}
 _SKIP = {"current_model_id", "baseline_blessing_id", "published"}
