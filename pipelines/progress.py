@@ -193,7 +193,7 @@ def _route_logging(stream: TextIO, consoles: tuple[Any, ...]) -> dict[str, Any]:
         if _is_console(h, consoles):
             root.removeHandler(h)
             saved["removed"].append(h)
-    for logger in logging.Logger.manager.loggerDict.values():
+    for logger in list(logging.Logger.manager.loggerDict.values()):  # other threads may add loggers
         for h in getattr(logger, "handlers", []):
             if _is_console(h, consoles):
                 inner = getattr(h, "python_handler", h)
