@@ -125,7 +125,7 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     item_id = json.loads((root / "EmbeddingGen").glob("embeddings/*/item_ids.json").__next__().read_text())[0]
     item = fs.get_online_features(["item_features:popularity", "item_features:category", "item_features:embedding"],
                                   [{"item_id": item_id}]).to_dict()
-    assert item["category"][0] and len(item["embedding"][0]) == 384
+    assert item["category"][0] and len(item["embedding"][0]) == 384 + 256  # [text; image] since 19191b7
     user_id = __import__("pandas").read_csv(data / "interactions.csv", dtype=str)["user_id"].iloc[0]
     user = fs.get_online_features(["user_features:recent_items", "user_features:n_events"],
                                   [{"user_id": user_id}]).to_dict()
