@@ -139,7 +139,7 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
     assert parent and parent[0].data.metrics["pipeline_seconds"] > 0
     names = {r.info.run_name for r in children}
-    assert {"training:image_tower", "training:ranker", "training:two_tower", "evaluation"} <= names, names
+    assert {"training:image_backbone", "training:ranker", "training:two_tower", "evaluation"} <= names, names
     emissions = {k: v for r in children for k, v in r.data.metrics.items() if k.endswith("_emissions_kg")}
     assert emissions and all(v >= 0 for v in emissions.values()), emissions
     assert any(p.name == "emissions.csv" for p in root.rglob("emissions.csv"))
