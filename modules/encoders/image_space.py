@@ -68,9 +68,10 @@ def embed_catalog_images(paths: Sequence[Path | None], readable: np.ndarray, tex
 
     enc = make_image_encoder(dict(params), kind=kind)
     vecs = np.zeros((len(paths), enc.dim), np.float32)
-    max_pixels = int(params.get("serving", {}).get("max_image_pixels", 40_000_000))
+    serving = params["serving"]  # the same decode limits as the colour pass and the server
     for i in rows:
-        vecs[i] = enc.encode_images([load_image(paths[i], max_pixels=max_pixels)])[0]
+        img = load_image(paths[i], max_pixels=int(serving["max_image_pixels"]), min_side=int(serving["min_image_side"]))
+        vecs[i] = enc.encode_images([img])[0]
     return CatalogImages(enc, vecs, readable.copy(), None, {"encode": time.perf_counter() - t0})
 
 
