@@ -14,6 +14,9 @@ SCALE ?= small
 DATA ?= data
 SERVING_DIR ?= serving_dir
 PORT ?= 8000
+PIPELINE_ROOT ?= pipeline_root
+VERBOSE ?=
+RUN_FLAGS := $(if $(VERBOSE),--verbose)
 
 .PHONY: install demo test test-fast test-all lint pipeline serve generate benchmark mlflow-ui kubeflow clean
 
@@ -28,16 +31,15 @@ generate: install
 	$(PY) -m pixelmatch_cli generate --scale $(SCALE) --out $(DATA)
 
 pipeline: install
-	$(PY) -m pixelmatch_cli run --data $(DATA) --serving-dir $(SERVING_DIR)
+	$(PY) -m pixelmatch_cli run --data $(DATA) --serving-dir $(SERVING_DIR) --pipeline-root $(PIPELINE_ROOT) $(RUN_FLAGS)
 
 serve: install
 	$(PY) -m pixelmatch_cli serve --serving-dir $(SERVING_DIR) --port $(PORT)
 
 demo: install
-	@if [ ! -f $(DATA)/manifest.json ]; then $(PY) -m pixelmatch_cli generate --scale $(SCALE) --out $(DATA); else echo "[demo] $(DATA)/ already holds a catalog (delete it to regenerate)"; fi
-	$(PY) -m pixelmatch_cli run --data $(DATA) --serving-dir $(SERVING_DIR)
-	@echo "[demo] serving on http://127.0.0.1:$(PORT)/  (API docs: /docs)"
-	$(PY) -m pixelmatch_cli serve --serving-dir $(SERVING_DIR) --port $(PORT)
+	@if [ ! -f $(DATA)/manifest.json ]; then echo "[demo] generating the $(SCALE) catalog in $(DATA)/"; $(PY) -m pixelmatch_cli generate --scale $(SCALE) --out $(DATA); else echo "[demo] $(DATA)/ already holds a catalog (delete it to regenerate)"; fi
+	@$(PY) -m pixelmatch_cli run --data $(DATA) --serving-dir $(SERVING_DIR) --pipeline-root $(PIPELINE_ROOT) $(RUN_FLAGS)
+	@bash scripts/demo_serve.sh "$(PY)" "$(SERVING_DIR)" "$(PORT)" "$(PIPELINE_ROOT)/logs" "$(VERBOSE)"
 
 test: install
 	$(PY) -m pytest -q

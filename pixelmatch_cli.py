@@ -105,12 +105,15 @@ def run(
     serving_dir: Path = typer.Option(Path("serving_dir"), help="where blessed bundles are pushed"),
     pipeline_root: Path = typer.Option(None, help="TFX pipeline root (default: params pipeline.root)"),
     params_path: str = typer.Option(None, "--params"),
+    verbose: bool = typer.Option(False, "--verbose", help="also show TF, absl and Beam output here (always in the run log)"),
 ) -> None:
-    """Run the TFX pipeline (LocalDagRunner): validate, transform, embed, train, evaluate, bless, push."""
+    """Run the TFX pipeline (LocalDagRunner): validate, transform, embed, train, evaluate, bless, push.
+
+    Prints one line per component start and end; library output goes to <pipeline root>/logs/run-<time>.log."""
     from pipelines.local_runner import run_pipeline
 
     code = run_pipeline(str(data), str(serving_dir), pipeline_root=str(pipeline_root) if pipeline_root else None,
-                        params_path=params_path)
+                        params_path=params_path, verbose=verbose)
     raise typer.Exit(code)
 
 

@@ -2,6 +2,7 @@
 
     python -m bench.pipeline_times --pipeline-root pipeline_root            # every run in the store
     python -m bench.pipeline_times --pipeline-root /tmp/pipeline_full --last  # only the newest run
+    python -m bench.pipeline_times --pipeline-root pipeline_root --last --budget  # + split against issue 18's budgets
 
 Each execution's wall time is MLMD's ``last_update_time - create_time`` (the launcher creates the execution
 when the component starts and updates it when it finishes). A component whose outputs came from the cache
@@ -75,10 +76,36 @@ def render(rows: list[ComponentTime]) -> str:
     return "\n".join(out)
 
 
+GROUP_PREFIXES = {"ingest_validate_transform": ("DataExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                                                 "DataCheck", "Transform")}
+
+
+def budget_group(component: str) -> str:
+    """The budget line a component counts against: its own name, the ingestion group, or ``other``."""
+    for group, prefixes in GROUP_PREFIXES.items():
+        if component.split(".")[0] in prefixes:
+            return group
+    return component if component in ("EmbeddingGen", "TwoTowerTrainer", "RetrievalEvaluator") else "other"
+
+
+def render_budget(rows: list[ComponentTime], budgets: dict[str, float]) -> str:
+    """Seconds per budget group of one run against the full-scale budgets (params ``pipeline.time_budget_s``)."""
+    spent: dict[str, float] = {g: 0.0 for g in budgets if g != "total"}
+    for r in rows:
+        spent[budget_group(r.component)] = spent.get(budget_group(r.component), 0.0) + r.seconds
+    wall = (max(r.end_ms for r in rows) - min(r.start_ms for r in rows)) / 1000.0 if rows else 0.0
+    out = ["| budget group | seconds | full-scale budget (s) |", "|---|---|---|"]
+    out += [f"| {g} | {v:,.1f} | {budgets.get(g, float('nan')):,.0f} |" for g, v in spent.items()]
+    out.append(f"| run wall time | {wall:,.1f} | {budgets.get('total', float('nan')):,.0f} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pipeline-root", required=True, help="the directory holding metadata.sqlite")
     ap.add_argument("--last", action="store_true", help="only the newest run")
+    ap.add_argument("--budget", action="store_true", help="also the split by budget group (params pipeline.time_budget_s)")
+    ap.add_argument("--params", default=None, help="params.yaml (for --budget)")
     args = ap.parse_args(argv)
     try:
         rows = read_times(Path(args.pipeline_root) / "metadata.sqlite")
@@ -89,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         newest = max(rows, key=lambda r: r.start_ms).run_id
         rows = [r for r in rows if r.run_id == newest]
     print(render(rows))
+    if args.budget:
+        from modules.config import load_params
+
+        print(render_budget(rows, load_params(args.params)["pipeline"]["time_budget_s"]))
     return 0
 
 

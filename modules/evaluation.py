@@ -146,6 +146,20 @@ def _method_metrics(
     return out
 
 
+def _intervals(run: dict[str, list[tuple[str, float]]], queries: Sequence[Mapping[str, Any]], k: int,
+               ci: Mapping[str, Any]) -> dict[str, float]:
+    """Bootstrap intervals of the mean NDCG@k and Recall@k over these queries."""
+    from modules.eval_sample import bootstrap_ci
+
+    rows = [M.per_query_metrics(M.rank_by_score(run.get(q["qid"], [])), q["relevance"], k)
+            for q in queries if any(float(g) >= 1 for g in q["relevance"].values())]
+    out: dict[str, float] = {"ci_level": float(ci["level"])}
+    for name in (f"ndcg@{k}", f"recall@{k}"):
+        lo, hi = bootstrap_ci([r[name] for r in rows], int(ci["n_boot"]), float(ci["level"]), int(ci["seed"]))
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = lo, hi
+    return out
+
+
 def evaluate_engine(
     engine: Any,
     queries: Sequence[Mapping[str, Any]],
@@ -153,8 +167,12 @@ def evaluate_engine(
     methods: Sequence[str] = DEFAULT_METHODS,
     data_dir: str | Path | None = None,
     progress: bool = False,
+    ci: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate each method on the EVAL-split queries of its kind; returns ``{method_key: metrics}``.
+
+    ``ci`` (``{"n_boot", "level", "seed"}``) adds bootstrap intervals over queries: ``ndcg@k_ci_low`` /
+    ``ndcg@k_ci_high`` and the same for ``recall@k``.
 
     Raises ``ValueError`` if a query is not an eval query, or if the engine's ranker was trained on
     any of these qids. Methods the engine cannot run (no ranker attached, retriever not built) and
@@ -176,6 +194,8 @@ def evaluate_engine(
         if q.get("kind") in ("image", "composed"):
             images[q["qid"]] = _load_query_image(q, data_dir)
 
+    from tqdm import tqdm
+
     results: dict[str, dict[str, Any]] = {}
     for key in methods:
         method = METHODS[key]
@@ -186,13 +206,15 @@ def evaluate_engine(
             _query_call(engine, method, q, images.get(q["qid"]), k)()
         run: dict[str, list[tuple[str, float]]] = {}
         latencies: list[float] = []
-        for q in subset:
+        for q in tqdm(subset, desc=f"eval: {method.label}", unit="query", disable=not progress, leave=False):
             call = _query_call(engine, method, q, images.get(q["qid"]), k)
             t0 = time.perf_counter()
             response = call()
             latencies.append((time.perf_counter() - t0) * 1000.0)
             run[q["qid"]] = _ranked_pairs(_result_pairs(response)[:k])
         results[key] = _method_metrics(run, subset, latencies, k)
+        if ci:
+            results[key].update(_intervals(run, subset, k, ci))
         results[key]["label"] = method.label
         results[key]["query_kind"] = method.kind
         if progress:

@@ -104,6 +104,7 @@ def build_training_frame(
     params: Mapping[str, Any] | None = None,
     data_dir: str | None = None,
     features: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """Per-candidate features and graded labels of the TRAIN queries, grouped by query.
 
@@ -111,8 +112,10 @@ def build_training_frame(
     grades (0 = not judged relevant), ``groups`` the row count of each query in order and ``qids``
     the query id of every row. Queries whose candidates hold no relevant item carry no ranking
     signal and are skipped. A query whose ``split`` is not ``train`` raises ``ValueError``.
-    ``features`` defaults to ``modules.search.RANK_FEATURES``.
+    ``features`` defaults to ``modules.search.RANK_FEATURES``; ``progress`` draws a tqdm bar over the queries.
     """
+    from tqdm import tqdm
+
     if features is None:
         from modules.search import RANK_FEATURES
 
@@ -125,7 +128,7 @@ def build_training_frame(
     labels: list[np.ndarray] = []
     groups: list[int] = []
     row_qids: list[str] = []
-    for q in train_queries:
+    for q in tqdm(train_queries, desc="ranker: candidate features", unit="query", disable=not progress, leave=False):
         if q.get("split") != "train":
             raise ValueError(f"query {q.get('qid')!r} is not a train query (split={q.get('split')!r})")
         cands = _query_candidates(engine, q, k, data_dir)

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipelines.progress import OutputRouter, format_duration, say, track_components
+
 log = logging.getLogger("pixelmatch.pipeline")
 LOCK_NAME = ".pixelmatch-run.lock"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_DATA, EXIT_LOCKED = 0, 1, 2, 3
@@ -93,7 +95,7 @@ def build(
     has_interactions = _has_rows(Path(data_dir) / "interactions.csv")
     if not has_interactions:
         log.warning("interactions.csv has no rows: recommendation steps (two-tower, user features) are skipped")
-        print("[pixelmatch] interactions.csv is empty: skipping the two-tower trainer and user features")
+        say("[pixelmatch] interactions.csv is empty: skipping the two-tower trainer and user features")
     return create_pipeline(
         pipeline_name=settings["name"],
         pipeline_root=pipeline_root,
@@ -119,8 +121,13 @@ def run_pipeline(
     params_path: str | None = None,
     feature_repo: str | None = None,
     preflight: bool = True,
+    verbose: bool = False,
 ) -> int:
-    """Run the pipeline once; return a process exit code (see the module docstring)."""
+    """Run the pipeline once; return a process exit code (see the module docstring).
+
+    The terminal gets one line per component start and end; library output goes to
+    ``<pipeline root>/logs/run-<time>.log`` (``verbose`` echoes it to the terminal too).
+    """
     from components.data_check.rules import DataCheckError, check_data_dir
     from modules.delta_ingest import DELTA_FILE, DeltaIngestError, apply_delta
     from modules.delta_ingest import format_summary as format_delta_summary
@@ -144,13 +151,17 @@ def run_pipeline(
             return EXIT_BAD_DATA
     try:
         with run_lock(pipeline_root):
-            return _run_locked(data_dir, serving_dir, pipeline_root, params_path, feature_repo)
+            log_path = Path(pipeline_root) / "logs" / time.strftime("run-%Y%m%d-%H%M%S.log")
+            with OutputRouter(log_path, verbose=verbose):
+                say(f"[pixelmatch] library output goes to {log_path}" + ("" if verbose else " (--verbose shows it here)"))
+                return _run_locked(data_dir, serving_dir, pipeline_root, params_path, feature_repo, log_path)
     except RunLockedError as exc:
         print(f"[pixelmatch] {exc}", file=sys.stderr)
         return EXIT_LOCKED
 
 
-def _run_locked(data_dir: str, serving_dir: str, pipeline_root: str, params_path: str | None, feature_repo: str | None) -> int:
+def _run_locked(data_dir: str, serving_dir: str, pipeline_root: str, params_path: str | None, feature_repo: str | None,
+                log_path: Path) -> int:
     from tfx import v1 as tfx
 
     from components.data_check.rules import DataCheckError
@@ -166,21 +177,23 @@ def _run_locked(data_dir: str, serving_dir: str, pipeline_root: str, params_path
     start = time.time()
     status, code = "FAILED", EXIT_FAILED
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with track_components(len(pipeline.components)):
+            tfx.orchestration.LocalDagRunner().run(pipeline)
         status, code = "FINISHED", EXIT_OK
     except DataCheckError as exc:
-        print(f"[pixelmatch] the run stopped at DataCheck, nothing was trained or pushed:\n{exc}", file=sys.stderr)
+        say(f"[pixelmatch] DataCheck stopped the run, nothing was trained or pushed:\n{exc}", err=True)
         code = EXIT_BAD_DATA
-    except Exception as exc:  # report and exit non-zero; the traceback is in the log above
-        print(f"[pixelmatch] pipeline failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:  # report and exit non-zero; the traceback is in the run log
+        log.exception("pipeline failed")
+        say(f"[pixelmatch] pipeline failed: {type(exc).__name__}: {exc} (traceback in {log_path})", err=True)
     finally:
         elapsed = time.time() - start
         after = execution_summary(metadata_path) if metadata_path.is_file() else {}
         ran = after.get("COMPLETE", 0) - before.get("COMPLETE", 0)
         cached = after.get("CACHED", 0) - before.get("CACHED", 0)
         tracking.end_parent_run(status, {"pipeline_seconds": elapsed, "executions_run": ran, "executions_cached": cached})
-        print(f"[pixelmatch] pipeline {status.lower()} in {elapsed:.1f}s: {ran} component(s) ran, {cached} cached "
-              f"(root {pipeline_root})")
+        say(f"[pixelmatch] pipeline {status.lower()} in {format_duration(elapsed)}: {ran} component(s) ran, "
+            f"{cached} cached (root {pipeline_root})")
     return code
 
 
@@ -192,10 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default=None)
     parser.add_argument("--feature-repo", default=None)
     parser.add_argument("--no-preflight", action="store_true", help="skip the fast pre-flight data check (the TFX gate still runs)")
+    parser.add_argument("--verbose", action="store_true", help="also show TF, absl and Beam output on the terminal")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run_pipeline(args.data, args.serving_dir, args.pipeline_root, args.params, args.feature_repo,
-                        preflight=not args.no_preflight)
+                        preflight=not args.no_preflight, verbose=args.verbose)
 
 
 if __name__ == "__main__":

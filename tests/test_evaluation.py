@@ -74,6 +74,16 @@ def test_evaluate_engine_routes_kinds_and_scores(tmp_path) -> None:
     assert res["composed"]["ndcg@10"] == pytest.approx(1.0)
     assert set(res["hybrid"]["latency_ms"]) == {"p50", "p95", "p99", "mean"}
     assert res["hybrid"]["latency_ms"]["p95"] >= 0
+    assert "ndcg@10_ci_low" not in res["hybrid"]  # intervals only when asked for
+
+
+def test_evaluate_engine_bootstrap_intervals(tmp_path) -> None:
+    ci = {"n_boot": 200, "level": 0.95, "seed": 3}
+    res = E.evaluate_engine(_FakeEngine(), _queries(tmp_path), k=10, data_dir=tmp_path, ci=ci)
+    bm25 = res["bm25"]
+    assert bm25["ndcg@10_ci_low"] <= bm25["ndcg@10"] <= bm25["ndcg@10_ci_high"]
+    assert bm25["recall@10_ci_low"] <= bm25["recall@10"] <= bm25["recall@10_ci_high"] and bm25["ci_level"] == 0.95
+    assert res["hybrid"]["ndcg@10_ci_low"] == pytest.approx(1.0)  # every query perfect: a zero-width interval
 
 
 def test_evaluate_engine_uses_ranker_and_rejects_leaks(tmp_path) -> None:

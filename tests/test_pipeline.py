@@ -69,6 +69,22 @@ def test_catalog_without_history_skips_recommendation_steps(tmp_path: Path) -> N
     assert {"DataCheck", "EmbeddingGen", "IndexBuilder", "RankerTrainer", "BundlePusher", "FeastPublisher"} <= ids
 
 
+def _check_progress_lines(root: Path) -> None:
+    """One start and one end line per component, and the chatter, in the run log (the terminal gets the
+    ``[pixelmatch]`` lines only: tests/test_progress.py checks that routing)."""
+    logs = list((root / "logs").glob("run-*.log"))
+    assert len(logs) == 1
+    text = logs[0].read_text()
+    lines = [ln for ln in text.splitlines() if ln.startswith("[pixelmatch]")]
+    for node in NODES:
+        assert sum(ln.endswith(f" {node} started") for ln in lines) == 1, (node, lines)
+        assert sum(f" {node} done in " in ln for ln in lines) == 1, (node, lines)
+    assert any("EmbeddingGen done in" in ln and "items" in ln and "-d" in ln for ln in lines), lines
+    assert any("RetrievalEvaluator done in" in ln and "BLESSED" in ln for ln in lines), lines
+    assert len([ln for ln in lines if " started" in ln or " done in " in ln]) <= 2 * len(NODES) + 2, lines
+    assert "[pixelmatch] blessing: BLESSED" in text  # a component's own print: kept in the log
+
+
 @pytest.mark.integration  # runs in `make test` (CI): the whole tiny pipeline, twice
 def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from feast import FeatureStore
@@ -85,6 +101,7 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     t0 = time.time()
     assert run_pipeline(str(data), str(serving), pipeline_root=str(root), feature_repo=str(repo)) == EXIT_OK
     first = time.time() - t0
+    _check_progress_lines(root)
 
     runs, store = _executions_by_node(root / "metadata.sqlite")
     assert NODES <= set(runs), f"missing nodes: {NODES - set(runs)}"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.pipeline_times import main, read_times, render
+from bench.pipeline_times import ComponentTime, budget_group, main, read_times, render, render_budget
 
 
 def _store(path: Path):  # noqa: ANN202  (an ml_metadata MetadataStore)
@@ -40,3 +40,13 @@ def test_times_per_component_and_run(tmp_path: Path) -> None:
 def test_missing_store_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--pipeline-root", str(tmp_path)]) == 2
     assert "no ML Metadata store" in capsys.readouterr().err
+
+
+def test_budget_split_groups_components() -> None:
+    assert budget_group("StatisticsGen.items") == budget_group("Transform") == "ingest_validate_transform"
+    assert budget_group("EmbeddingGen") == "EmbeddingGen" and budget_group("FeastPublisher") == "other"
+    rows = [ComponentTime("r", "Transform", "COMPLETE", 0, 60_000), ComponentTime("r", "EmbeddingGen", "COMPLETE", 60_000, 180_000),
+            ComponentTime("r", "IndexBuilder", "COMPLETE", 180_000, 190_000)]
+    table = render_budget(rows, {"ingest_validate_transform": 360, "EmbeddingGen": 720, "other": 360, "total": 2400})
+    assert "| ingest_validate_transform | 60.0 | 360 |" in table and "| EmbeddingGen | 120.0 | 720 |" in table
+    assert "| other | 10.0 | 360 |" in table and "| run wall time | 190.0 | 2,400 |" in table

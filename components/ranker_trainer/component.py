@@ -41,7 +41,7 @@ def RankerTrainer(  # noqa: N802
         queries, "train"
     )
     engine = SearchEngine.load(os.path.join(search_engine.uri, SERVING_SUBDIR), params=params)
-    X, y, groups, qids = build_training_frame(engine, train_queries, params=params, data_dir=data_dir)
+    X, y, groups, qids = build_training_frame(engine, train_queries, params=params, data_dir=data_dir, progress=True)
     with child_run("training:ranker", params={f"ranking.{k}": v for k, v in params.get("ranking", {}).items()}):
         with emissions("ranker", os.path.join(ranker.uri, "codecarbon")) as em:
             model = train_ranker(X, y, groups, params=params, seed=seed, qids=qids)

@@ -82,5 +82,6 @@ def RetrievalEvaluator(  # noqa: N802
     if base_id is not None:
         blessing.set_int_custom_property("baseline_blessing_id", int(base_id))
     metrics.set_int_custom_property("blessed", int(res["blessed"]))
+    metrics.set_string_custom_property("headline", res["headline"])
     log.info("RetrievalEvaluator: blessed=%s (%s)", res["blessed"], "; ".join(res["reasons"]))
     print(f"[pixelmatch] blessing: {'BLESSED' if res['blessed'] else 'NOT blessed'}: " + "; ".join(res["reasons"]))

@@ -44,6 +44,7 @@ def evaluate(
     known-item aggregates (served vs BM25 MRR / Recall@k) when the rule is self-supervised.
     """
     from modules.blessing import SELF_SUPERVISED, bless_for, summary
+    from modules.eval_sample import sample_eval_queries
     from modules.evaluation import (
         describe_low_confidence,
         evaluate_engine,
@@ -57,14 +58,20 @@ def evaluate(
 
     engine = SearchEngine.load(engine_dir, params=params)
     attach_ranker(engine, LambdaMARTRanker.load(ranker_dir))
-    k = int(params.get("evaluation", {}).get("k", 10))
-    results = evaluate_engine(engine, eval_queries, k=k, data_dir=data_dir, progress=True)
+    ev, seed = params["evaluation"], int(params["seed"])
+    k = int(ev["k"])
+    n_all = len(eval_queries)
+    eval_queries = sample_eval_queries(eval_queries, int(ev["sample_queries_per_kind"]), seed)
+    ci = {"n_boot": int(ev["bootstrap_samples"]), "level": float(ev["ci_level"]), "seed": seed}
+    results = evaluate_engine(engine, eval_queries, k=k, data_dir=data_dir, progress=True, ci=ci)
     rule, blessed, reasons = bless_for(eval_queries, results, baseline, params)
     known_item = summary(results, k) if rule == SELF_SUPERVISED else {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / METRICS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True, default=float))
-    extra_lines = [f"Blessing rule `{rule}`: {'blessed' if blessed else 'not blessed'}: " + "; ".join(reasons)]
+    extra_lines = [f"Blessing rule `{rule}`: {'blessed' if blessed else 'not blessed'}: " + "; ".join(reasons),
+                   f"Evaluated on a seeded sample of {len(eval_queries)} of {n_all} EVAL queries (at most "
+                   f"{ev['sample_queries_per_kind']} per kind); intervals: {ci['level']:.0%} bootstrap over queries"]
     if any(q.get("kind", "text") == "text" and q.get("text") for q in eval_queries):
         extra_lines.append(describe_low_confidence(
             low_confidence_report(engine, eval_queries, seed=int(params.get("seed", 42)))))
@@ -73,4 +80,18 @@ def evaluate(
                        extra_lines=extra_lines, plot_name="plot.png")
     )
     plot_results(results, out / "plot.png", k=k, title="PixelMatch retrieval (eval queries)")
-    return {"results": results, "blessed": blessed, "reasons": reasons, "k": k, "rule": rule, "summary": known_item}
+    return {"results": results, "blessed": blessed, "reasons": reasons, "k": k, "rule": rule, "summary": known_item,
+            "headline": headline(results, k, len(eval_queries), n_all)}
+
+
+def headline(results: dict[str, Any], k: int, n_sampled: int, n_all: int) -> str:
+    """'hybrid+ltr NDCG@10 0.712 [0.680, 0.741], 500 of 750 eval queries' for the progress line."""
+    from modules.evaluation import served_method
+
+    try:
+        key = served_method(results)
+    except KeyError:
+        return f"{n_sampled} of {n_all} eval queries"
+    r = results[key]
+    ci = f" [{r[f'ndcg@{k}_ci_low']:.3f}, {r[f'ndcg@{k}_ci_high']:.3f}]" if f"ndcg@{k}_ci_low" in r else ""
+    return f"{key} NDCG@{k} {r[f'ndcg@{k}']:.3f}{ci}, {n_sampled} of {n_all} eval queries"

@@ -58,5 +58,10 @@ def TwoTowerTrainer(  # noqa: N802
         with emissions("two_tower", os.path.join(model.uri, "codecarbon")) as em:
             run_fn(fn_args)
     log.info("TwoTowerTrainer: SavedModel at %s (emissions %.2e kg)", serving_dir, em.get("emissions_kg", 0.0))
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        trained = json.load(f)
+    for key in ("n_train_examples", "batch_size", "epochs_run", "best_epoch"):  # shown in the progress line
+        if key in trained:
+            model.set_int_custom_property(key, int(trained[key]))
     with open(os.path.join(model.uri, "train_info.json"), "w") as f:
         json.dump({"emissions_kg": em.get("emissions_kg", 0.0), "serving_model_dir": serving_dir}, f)

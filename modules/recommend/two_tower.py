@@ -237,7 +237,9 @@ def _make_dataset(
     batch_size: int,
     shuffle_seed: int | None,
 ) -> tf.data.Dataset:
-    """Batches of model features; content vectors are gathered from constant tables per batch."""
+    """Batches of model features; content vectors are gathered from constant tables per batch.
+
+    Without ``shuffle_seed`` (the early-stopping slice, read every epoch) the built batches are cached."""
     ds = tf.data.Dataset.from_tensor_slices(
         {
             "user_id": user_ids.astype(str),
@@ -269,7 +271,14 @@ def _make_dataset(
             "sampling_prob": b["sampling_prob"],
         }
 
-    return ds.batch(batch_size).map(to_features, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    ds = ds.batch(batch_size).map(to_features, num_parallel_calls=tf.data.AUTOTUNE)
+    return (ds if shuffle_seed is not None else ds.cache()).prefetch(tf.data.AUTOTUNE)
+
+
+def train_batch_size(n_train: int, p: dict[str, Any]) -> int:
+    """``batch_size`` on small data; larger batches (up to ``max_batch_size``) once an epoch would exceed
+    ``min_steps_per_epoch`` steps, so a full-scale epoch is a few hundred steps rather than a thousand."""
+    return min(int(p["max_batch_size"]), max(int(p["batch_size"]), n_train // int(p["min_steps_per_epoch"])))
 
 
 def _recall_at_k(model: _TwoTowerNet, eval_ds: tf.data.Dataset, cand_emb: tf.Tensor, targets: np.ndarray, k: int) -> float:
@@ -337,7 +346,7 @@ def train_two_tower(
         "brand": tf.constant(feats.brand.astype(str)),
         "price": tf.constant(feats.price),
     }
-    batch = int(p["batch_size"])
+    batch = train_batch_size(int(fit_mask.sum()), p)
     train_ds = _make_dataset(
         user_ids[fit_mask], item_idx[fit_mask], hist_idx[fit_mask], taste[fit_mask], weight[fit_mask],
         sampling_prob[fit_mask], tables, batch, shuffle_seed=seed,
@@ -348,7 +357,7 @@ def train_two_tower(
         eval_rows = np.sort(np.random.default_rng(seed).choice(eval_rows, max_eval, replace=False))
     eval_ds = _make_dataset(
         user_ids[eval_rows], item_idx[eval_rows], hist_idx[eval_rows], taste[eval_rows], weight[eval_rows],
-        sampling_prob[eval_rows], tables, 4096, shuffle_seed=None,
+        sampling_prob[eval_rows], tables, int(p["eval_batch_size"]), shuffle_seed=None,
     )
 
     query_tower = QueryTower(user_vocab, p)
@@ -379,6 +388,7 @@ def train_two_tower(
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "n_train_examples": int(fit_mask.sum()),
+        "batch_size": batch,
         "n_eval_examples": int(len(eval_rows)),
         "eval_window_start_ts": eval_start,
         "max_train_ts": int(rows["ts"].max()),
