@@ -193,17 +193,27 @@ def _route_logging(stream: TextIO, consoles: tuple[Any, ...]) -> dict[str, Any]:
         if _is_console(h, consoles):
             root.removeHandler(h)
             saved["removed"].append(h)
-    for logger in list(logging.Logger.manager.loggerDict.values()):  # other threads may add loggers
-        for h in getattr(logger, "handlers", []):
-            if _is_console(h, consoles):
-                inner = getattr(h, "python_handler", h)
-                saved["streams"].append((inner, inner.stream))
-                inner.stream = stream
+    handlers = [h for lg in list(logging.Logger.manager.loggerDict.values()) for h in getattr(lg, "handlers", [])]
+    for h in [*saved["removed"], *handlers, *_absl_handler()]:  # other threads may add loggers
+        inner = getattr(h, "python_handler", h)
+        if _is_console(inner, consoles) and all(inner is not seen for seen, _ in saved["streams"]):
+            # Point it at the log, not just aside: a library that re-installs absl's handler and then closes the
+            # root handlers (absl closes any stream that is not the *current* sys.stderr) would otherwise close
+            # the terminal stream, e.g. pytest's capture file, for every later write.
+            saved["streams"].append((inner, inner.stream))
+            inner.stream = stream
     saved["ours"] = logging.StreamHandler(stream)
     saved["ours"].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(saved["ours"])
     root.setLevel(logging.INFO)
     return saved
+
+
+def _absl_handler() -> list[logging.Handler]:
+    """absl's handler when absl is loaded (it may sit on no logger while it waits to be re-installed)."""
+    absl_logging = sys.modules.get("absl.logging")
+    handler = getattr(absl_logging, "get_absl_handler", lambda: None)()
+    return [handler] if handler is not None else []
 
 
 def _restore_logging(saved: dict[str, Any]) -> None:

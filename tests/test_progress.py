@@ -150,3 +150,30 @@ def test_a_handler_created_during_a_run_does_not_break_after_it(tmp_path: Path, 
         logger.removeHandler(late)
     assert "second run" in (tmp_path / "b.log").read_text()
     assert "after the runs" in capfd.readouterr().err
+
+
+def test_absl_closing_root_handlers_mid_run_leaves_the_terminal_stream_open(tmp_path: Path) -> None:
+    """absl's handler holds the stderr of the moment absl was imported (under pytest: its capture file) and closes
+    any stream that is not the *current* sys.stderr. A library that re-installs absl's handler and then closes the
+    root handlers inside a routed run must not close that terminal stream (it did, and every later test errored)."""
+    from absl import logging as absl_logging
+
+    inner = absl_logging.get_absl_handler().python_handler
+    terminal = open(tmp_path / "terminal.txt", "w", encoding="utf-8")  # noqa: SIM115 - stands in for pytest's file
+    saved_stream, saved_stderr, saved_root = inner.stream, sys.stderr, list(logging.root.handlers)
+    inner.stream = sys.stderr = terminal
+    try:
+        with OutputRouter(tmp_path / "run.log"):
+            absl_logging.use_absl_handler()
+            logging.getLogger("pixelmatch.test.absl").warning("inside the run")
+            logging.basicConfig(force=True)  # removes and closes every root handler, absl's included
+        assert not terminal.closed
+        terminal.write("still writable\n")
+    finally:
+        inner.stream, sys.stderr = saved_stream, saved_stderr
+        for h in list(logging.root.handlers):
+            logging.root.removeHandler(h)
+        for h in saved_root:
+            logging.root.addHandler(h)
+        terminal.close()
+    assert "inside the run" in (tmp_path / "run.log").read_text()
