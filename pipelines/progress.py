@@ -194,12 +194,14 @@ def _route_logging(stream: TextIO, consoles: tuple[Any, ...]) -> dict[str, Any]:
             root.removeHandler(h)
             saved["removed"].append(h)
     handlers = [h for lg in list(logging.Logger.manager.loggerDict.values()) for h in getattr(lg, "handlers", [])]
-    for h in [*saved["removed"], *handlers, *_absl_handler()]:  # other threads may add loggers
+    absl = [h.python_handler for h in _absl_handler() if not _absl_writes_its_own_file(h.python_handler)]
+    for h in [*saved["removed"], *handlers, *absl]:  # other threads may add loggers
         inner = getattr(h, "python_handler", h)
-        if _is_console(inner, consoles) and all(inner is not seen for seen, _ in saved["streams"]):
-            # Point it at the log, not just aside: a library that re-installs absl's handler and then closes the
-            # root handlers (absl closes any stream that is not the *current* sys.stderr) would otherwise close
-            # the terminal stream, e.g. pytest's capture file, for every later write.
+        if (_is_console(inner, consoles) or inner in absl) and all(inner is not seen for seen, _ in saved["streams"]):
+            # Point it at the log, not just aside. absl's handler holds the stderr of the moment absl was imported
+            # (under pytest: its capture file) and, when closed, closes any stream that is not the *current*
+            # sys.stderr. `import mlflow` calls logging.config.dictConfig, which closes every handler ever made:
+            # without this, the first run in a process closed pytest's capture file for every later test.
             saved["streams"].append((inner, inner.stream))
             inner.stream = stream
     saved["ours"] = logging.StreamHandler(stream)
@@ -214,6 +216,11 @@ def _absl_handler() -> list[logging.Handler]:
     absl_logging = sys.modules.get("absl.logging")
     handler = getattr(absl_logging, "get_absl_handler", lambda: None)()
     return [handler] if handler is not None else []
+
+
+def _absl_writes_its_own_file(handler: logging.Handler) -> bool:
+    """True when absl logs to its ``<program>.INFO.<time>.<pid>`` file (``use_absl_log_file``), not a console."""
+    return ".INFO." in str(getattr(getattr(handler, "stream", None), "name", ""))
 
 
 def _restore_logging(saved: dict[str, Any]) -> None:

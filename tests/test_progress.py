@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import os
 import sys
 from pathlib import Path
@@ -161,12 +162,13 @@ def test_absl_closing_root_handlers_mid_run_leaves_the_terminal_stream_open(tmp_
     inner = absl_logging.get_absl_handler().python_handler
     terminal = open(tmp_path / "terminal.txt", "w", encoding="utf-8")  # noqa: SIM115 - stands in for pytest's file
     saved_stream, saved_stderr, saved_root = inner.stream, sys.stderr, list(logging.root.handlers)
-    inner.stream = sys.stderr = terminal
+    inner.stream = terminal  # not the current sys.stderr (capsys), as under pytest once absl was imported earlier
     try:
         with OutputRouter(tmp_path / "run.log"):
             absl_logging.use_absl_handler()
             logging.getLogger("pixelmatch.test.absl").warning("inside the run")
             logging.basicConfig(force=True)  # removes and closes every root handler, absl's included
+            logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})  # what `import mlflow` does: closes every handler ever made
         assert not terminal.closed
         terminal.write("still writable\n")
     finally:
