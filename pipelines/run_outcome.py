@@ -37,8 +37,8 @@ class RunOutcome:
         return f"[pixelmatch] run complete, NOTHING PUSHED (exit {EXIT_NOT_PUSHED}): blessed but the pusher recorded no push"
 
 
-def _latest_output(store: Any, node: str) -> Any | None:
-    """The output artifact of the newest execution (ran or cached) of pipeline node ``node``, or None."""
+def _latest_output(store: Any, node: str, artifact_type: str) -> Any | None:
+    """The ``artifact_type`` output of the newest execution (ran or cached) of pipeline node ``node``, or None."""
     from ml_metadata.proto import metadata_store_pb2
 
     contexts = [c for c in store.get_contexts_by_type("node") if c.name.endswith("." + node)]
@@ -48,7 +48,8 @@ def _latest_output(store: Any, node: str) -> Any | None:
     latest = max(executions, key=lambda e: e.id)
     out_ids = [ev.artifact_id for ev in store.get_events_by_execution_ids([latest.id])
                if ev.type == metadata_store_pb2.Event.OUTPUT]
-    arts = store.get_artifacts_by_id(out_ids) if out_ids else []
+    type_id = store.get_artifact_type(artifact_type).id
+    arts = [a for a in (store.get_artifacts_by_id(out_ids) if out_ids else []) if a.type_id == type_id]
     return max(arts, key=lambda a: a.id) if arts else None
 
 
@@ -65,7 +66,8 @@ def read_outcome(metadata_path: str | Path) -> RunOutcome:
     from tfx.orchestration import metadata
 
     store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(str(metadata_path)))
-    blessing, pushed = _latest_output(store, EVALUATOR), _latest_output(store, PUSHER)
+    blessing = _latest_output(store, EVALUATOR, "ModelBlessing")
+    pushed = _latest_output(store, PUSHER, "PushedModel")
     blessed = _prop(blessing, "blessed")
     push = _prop(pushed, "pushed")
     return RunOutcome(None if blessed is None else bool(blessed), None if push is None else bool(push),

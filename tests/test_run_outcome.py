@@ -16,7 +16,8 @@ def _store(path: Path):
 
 
 def _record(store, node: str, artifact_type: str, props: dict) -> None:
-    """One execution of pipeline node ``node`` with one output artifact carrying ``props``, as TFX records it."""
+    """One execution of pipeline node ``node`` with an output artifact carrying ``props`` (and a second output of
+    another type created after it, as the evaluator's metrics artifact), as TFX records it."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     ctx_type = store.put_context_type(pb.ContextType(name="node"))
@@ -28,7 +29,10 @@ def _record(store, node: str, artifact_type: str, props: dict) -> None:
         setattr(art.custom_properties[key], field, value)
     ex = pb.Execution(type_id=store.put_execution_type(pb.ExecutionType(name=node)),
                       last_known_state=pb.Execution.COMPLETE)
-    store.put_execution(ex, [(art, pb.Event(type=pb.Event.OUTPUT))], [ctx])
+    other = pb.Artifact(type_id=store.put_artifact_type(pb.ArtifactType(name="RetrievalMetrics")), uri="/y")
+    other.custom_properties["blessed"].int_value = 1
+    events = [(art, pb.Event(type=pb.Event.OUTPUT)), (other, pb.Event(type=pb.Event.OUTPUT))]
+    store.put_execution(ex, events, [ctx])
 
 
 def _run(store, blessed: int, pushed: int, version: str = "", reasons: str = "why") -> None:
