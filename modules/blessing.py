@@ -39,7 +39,7 @@ SERVED_METHODS: dict[str, tuple[str, ...]] = {
     "composed": ("composed+ltr", "composed"),
 }
 DENSE_TEXT = "text"  # the text encoder alone (modules.evaluation.METHODS)
-SELFSUP_DEFAULTS = {"text_margin_over_bm25": -0.10, "dense_min_share_of_bm25": 0.5,
+SELFSUP_DEFAULTS = {"text_margin_over_bm25": -0.15, "dense_min_share_of_bm25": 0.5,
                     "photo_min_mrr": 0.5, "photo_min_recall": 0.7}
 
 

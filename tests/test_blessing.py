@@ -7,7 +7,7 @@ from typing import Any
 from modules import blessing as B
 from modules import evaluation as E
 
-SELFSUP = {"text_margin_over_bm25": -0.10, "dense_min_share_of_bm25": 0.5, "photo_min_mrr": 0.5,
+SELFSUP = {"text_margin_over_bm25": -0.15, "dense_min_share_of_bm25": 0.5, "photo_min_mrr": 0.5,
            "photo_min_recall": 0.7}
 PARAMS = {"evaluation": {"k": 10, "bless_margin_over_bm25": 0.05, "regression_tolerance": 0.02, "selfsup": SELFSUP}}
 
