@@ -5,7 +5,8 @@
 Steps: fold the serving delta log (items added/deleted live, modules/delta_ingest.py) into DATA_DIR, a fast
 pre-flight data check (same rules as the in-pipeline gate), a lock on the pipeline root so two overlapping runs
 cannot happen, an MLflow parent run, then the TFX run (cached steps are reused).
-Exit codes: 0 ok, 1 pipeline failure, 2 bad input data, 3 another run holds the lock.
+Exit codes: 0 ok (a bundle was pushed, or the one served is this model), 1 pipeline failure, 2 bad input data,
+3 another run holds the lock, 4 the run completed but pushed nothing (not blessed; pipelines/run_outcome.py).
 """
 from __future__ import annotations
 
@@ -179,7 +180,7 @@ def _run_locked(data_dir: str, serving_dir: str, pipeline_root: str, params_path
     try:
         with track_components(len(pipeline.components)):
             tfx.orchestration.LocalDagRunner().run(pipeline)
-        status, code = "FINISHED", EXIT_OK
+        status, code = "FINISHED", _outcome_code(metadata_path)
     except DataCheckError as exc:
         say(f"[pixelmatch] DataCheck stopped the run, nothing was trained or pushed:\n{exc}", err=True)
         code = EXIT_BAD_DATA
@@ -195,6 +196,19 @@ def _run_locked(data_dir: str, serving_dir: str, pipeline_root: str, params_path
         say(f"[pixelmatch] pipeline {status.lower()} in {format_duration(elapsed)}: {ran} component(s) ran, "
             f"{cached} cached (root {pipeline_root})")
     return code
+
+
+def _outcome_code(metadata_path: Path) -> int:
+    """EXIT_OK, or EXIT_NOT_PUSHED when the completed run pushed nothing; prints what was delivered and why."""
+    from pipelines.run_outcome import read_outcome
+
+    try:
+        outcome = read_outcome(metadata_path)
+    except Exception as exc:  # the run itself succeeded; say so rather than fail on the summary
+        log.warning("could not read the run outcome from %s: %s", metadata_path, exc)
+        return EXIT_OK
+    say(outcome.message(), err=outcome.exit_code != EXIT_OK)
+    return outcome.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:

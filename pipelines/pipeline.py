@@ -22,6 +22,7 @@ from components.feast_publisher.component import FeastPublisher
 from components.index_builder.component import IndexBuilder
 from components.ranker_trainer.component import RankerTrainer
 from components.retrieval_evaluator.component import RetrievalEvaluator
+from components.retrieval_evaluator.executor import LEDGER_FILE as BASELINE_LEDGER
 from components.two_tower_trainer.component import TwoTowerTrainer
 from modules.config import code_fingerprint, load_params
 
@@ -153,6 +154,8 @@ def create_pipeline(
         baseline_blessing=baseline.outputs["model_blessing"],
         data_dir=data_dir,
         params_json=params_json,
+        data_hash=data_hash,
+        baseline_ledger=f"{pipeline_root.rstrip('/')}/{BASELINE_LEDGER}",
     )
     components.append(evaluator)
 

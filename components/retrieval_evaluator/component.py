@@ -2,15 +2,17 @@
 
 Judged queries: blessed only if the served method (hybrid + LambdaMART) beats BM25 NDCG@k by
 ``evaluation.bless_margin_over_bm25`` and does not regress more than ``evaluation.regression_tolerance``
-against the latest blessed run, found by a Resolver with LatestBlessedModelStrategy. Self-supervised
-known-item queries (an ingested catalog): the same margins on MRR and Recall@k of the served system over
-all queries, BM25 scoring 0 on photo queries (``modules.blessing``).
-The blessing carries ``current_model_id`` (the search engine), as the strategy expects.
+against the baseline. Self-supervised known-item queries (an ingested catalog): text and photo queries are
+judged on their own (``modules.blessing``). The baseline is the last blessed run on the same data: the
+``blessed_by_data.json`` ledger (``baseline_ledger``) keyed by ``data_hash``, else the Resolver's latest
+blessing when it carries the same ``data_hash``; the first run on new data has none.
+The blessing carries ``current_model_id`` (the search engine), as the strategy expects, and ``data_hash``.
 """
 # No "from __future__ import annotations": the @component decorator reads real type hints.
 import logging
 import os
 import re
+import time
 
 from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model, ModelBlessing
@@ -39,6 +41,8 @@ def RetrievalEvaluator(  # noqa: N802
     blessing: OutputArtifact[ModelBlessing],
     data_dir: Parameter[str],
     params_json: Parameter[str] = "",
+    data_hash: Parameter[str] = "",
+    baseline_ledger: Parameter[str] = "",
     baseline_blessing: InputArtifact[ModelBlessing] = None,  # optional input
 ) -> None:
     """Evaluate on the EVAL queries only and write the blessing decision."""
@@ -46,7 +50,8 @@ def RetrievalEvaluator(  # noqa: N802
     from modules.tracking import child_run
 
     params = params_from(params_json)
-    base, base_id = executor.baseline_metrics([baseline_blessing] if baseline_blessing is not None else [])
+    resolved = [baseline_blessing] if baseline_blessing is not None else []
+    base, base_id, base_note = executor.baseline_metrics(resolved, data_hash, baseline_ledger)
     with child_run("evaluation", params={"baseline_blessing_id": base_id or "none"}):
         res = executor.evaluate(
             os.path.join(search_engine.uri, executor.SERVING_SUBDIR),
@@ -56,6 +61,7 @@ def RetrievalEvaluator(  # noqa: N802
             data_dir,
             metrics.uri,
             base,
+            baseline_note=base_note,
         )
         flat = {
             _metric_name(f"{method}.{name}"): float(value)
@@ -79,8 +85,13 @@ def RetrievalEvaluator(  # noqa: N802
     blessing.set_string_custom_property("metrics_uri", metrics_file)
     blessing.set_string_custom_property("rule", res["rule"])
     blessing.set_string_custom_property("reasons", " | ".join(res["reasons"])[:2000])
+    blessing.set_string_custom_property("data_hash", data_hash)
     if base_id is not None:
         blessing.set_int_custom_property("baseline_blessing_id", int(base_id))
+    if res["blessed"] and data_hash and baseline_ledger:
+        executor.record_blessing(baseline_ledger, data_hash, {
+            "metrics_uri": metrics_file, "blessing_uri": blessing.uri, "search_engine_id": search_engine.id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     metrics.set_int_custom_property("blessed", int(res["blessed"]))
     metrics.set_string_custom_property("headline", res["headline"])
     log.info("RetrievalEvaluator: blessed=%s (%s)", res["blessed"], "; ".join(res["reasons"]))

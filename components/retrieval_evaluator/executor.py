@@ -2,7 +2,8 @@
 
 The blessing rule follows the queries' source (``modules.blessing.rule_for``): judged queries use
 ``modules.evaluation.bless`` (NDCG@k); self-supervised known-item queries (an ingested catalog) use
-``modules.blessing.bless_selfsupervised`` (MRR and Recall@k of the served system over all queries).
+``modules.blessing.bless_selfsupervised`` (text and photo queries judged on their own). The regression
+baseline is the last blessed run on the same data (``baseline_metrics``, the ``blessed_by_data.json`` ledger).
 """
 from __future__ import annotations
 
@@ -24,19 +25,66 @@ def attach_ranker(engine: Any, ranker: Any) -> None:
         engine.ranker = ranker
 
 
-def baseline_metrics(blessing_artifacts: list[Any]) -> tuple[dict | None, int | None]:
-    """Metrics of the latest blessed run (the Resolver's ModelBlessing), or (None, None) on the first run."""
+LEDGER_FILE = "blessed_by_data.json"  # in the pipeline root: data fingerprint -> the last blessed run on that data
+
+
+def _read_json(path: str) -> dict | None:
+    import tensorflow as tf
+
+    if not path or not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def read_ledger(ledger_path: str) -> dict[str, dict]:
+    """The blessed-by-data ledger ({data fingerprint: entry}), empty when there is none yet."""
+    return _read_json(ledger_path) or {}
+
+
+def record_blessing(ledger_path: str, data_hash: str, entry: dict[str, Any]) -> None:
+    """Make ``entry`` the last blessed run for ``data_hash`` (written to a temporary name, then renamed)."""
+    import tensorflow as tf
+
+    ledger = read_ledger(ledger_path)
+    ledger[data_hash] = entry
+    tmp = f"{ledger_path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(json.dumps(ledger, indent=2, sort_keys=True))
+    tf.io.gfile.rename(tmp, ledger_path, overwrite=True)
+
+
+def _prop(art: Any, name: str) -> str:
+    return art.get_string_custom_property(name) if art.has_custom_property(name) else ""
+
+
+def baseline_metrics(blessing_artifacts: list[Any], data_hash: str = "", ledger_path: str = ""
+                     ) -> tuple[dict | None, int | None, str]:
+    """``(metrics, blessing id, note)`` of the last blessed run on the SAME data, or ``(None, None, note)``.
+
+    The ledger (``LEDGER_FILE``, keyed by the data fingerprint) is read first; then the Resolver's latest
+    blessing (``blessing_artifacts``) counts only when it carries the same ``data_hash``. A run on a catalog
+    never blessed before has no baseline: metrics of another catalog are not comparable. Without a
+    fingerprint (older callers) the Resolver's blessing is used as is.
+    """
+    entry = read_ledger(ledger_path).get(data_hash) if data_hash and ledger_path else None
+    metrics = _read_json(entry.get("metrics_uri", "")) if entry else None
+    if metrics is not None:
+        return metrics, entry.get("blessing_id"), f"baseline: last blessed run on this data ({data_hash[:12]}, ledger)"
+    other = ""
     for art in blessing_artifacts or []:
-        path = art.get_string_custom_property("metrics_uri") if art.has_custom_property("metrics_uri") else ""
-        if path and os.path.isfile(path):
-            with open(path) as f:
-                return json.load(f), art.id
-    return None, None
+        if data_hash and _prop(art, "data_hash") != data_hash:
+            other = f"; the latest blessed run (blessing {art.id}) was on other data and is ignored"
+            continue
+        metrics = _read_json(_prop(art, "metrics_uri"))
+        if metrics is not None:
+            return metrics, art.id, f"baseline: latest blessed run (blessing {art.id})"
+    return None, None, f"first blessed run on this data ({data_hash[:12] or 'no fingerprint'}): no baseline{other}"
 
 
 def evaluate(
     engine_dir: str, ranker_dir: str, eval_queries: list[dict], params: dict[str, Any], data_dir: str, out_dir: str,
-    baseline: dict | None, command: str = "pixelmatch run (TFX RetrievalEvaluator)",
+    baseline: dict | None, command: str = "pixelmatch run (TFX RetrievalEvaluator)", baseline_note: str = "",
 ) -> dict[str, Any]:
     """Evaluate every method, decide the blessing, write metrics.json, benchmark.md and plot.png.
 
@@ -65,6 +113,7 @@ def evaluate(
     ci = {"n_boot": int(ev["bootstrap_samples"]), "level": float(ev["ci_level"]), "seed": seed}
     results = evaluate_engine(engine, eval_queries, k=k, data_dir=data_dir, progress=True, ci=ci)
     rule, blessed, reasons = bless_for(eval_queries, results, baseline, params)
+    reasons = [baseline_note, *reasons] if baseline_note else reasons
     known_item = summary(results, k) if rule == SELF_SUPERVISED else {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
