@@ -252,7 +252,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         return out
 
     def run_search(bundle: ServingBundle, fn_name: str, *args: Any, **kwargs: Any) -> Any:
-        with metrics.stage("search"), bundle.lock:
+        with metrics.stage("search"), bundle.lock.read():
             try:
                 return getattr(bundle.engine, fn_name)(*args, **kwargs)
             except KeyError as exc:
@@ -389,7 +389,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
             user_features = {"available": False}      # the recommender then answers content-only
         elif user_features:
             user_features = {feature_rename.get(k, k): v for k, v in user_features.items()}
-        with metrics.stage("recommend"), bundle.lock:
+        with metrics.stage("recommend"), bundle.lock.write():
             try:
                 # ask for extra items so that live-deleted ones can be dropped without returning fewer than top_k
                 want = min(top_k + len(bundle.live_deleted), top_k_max)

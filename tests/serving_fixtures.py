@@ -319,6 +319,9 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     ranker.save(staging / "ranker")
     save_image_encoder(tower, staging / "search" / "image_tower", "backbone")
     rec.save(staging / "recommend")
+    from modules.encoders.text_runtime import cached_export, copy_runtime, runtime_params   # as BundlePusher does
+
+    copy_runtime(cached_export(text_enc, runtime_params(params)["precision"]), staging / "model" / "text_runtime")
     shutil.copytree(data / "images", staging / "images", ignore=shutil.ignore_patterns("queries"))
     write_manifest(staging, {"version": version, "data_hash": "tiny-real", "metrics": {}, "blessing": "test-fixture"})
     serving_dir = root / "serving_dir"
