@@ -41,7 +41,8 @@ def _photo(seed: int) -> bytes:
 
 
 async def _client_loop(cid: int, http: httpx.AsyncClient, deadline: float, weights: tuple[float, float, float],
-                       seed: int, item_ids: list[str], out: list[tuple[str, float, bool]]) -> None:
+                       seed: int, item_ids: list[str], out: list[tuple[str, float, bool]],
+                       queries: list[str] | None = None) -> None:
     rng = random.Random(seed + cid)
     photos = [_photo(seed + cid * 10 + i) for i in range(3)]
     while time.perf_counter() < deadline:
@@ -49,7 +50,7 @@ async def _client_loop(cid: int, http: httpx.AsyncClient, deadline: float, weigh
         t0 = time.perf_counter()
         try:
             if kind == "text":
-                r = await http.post("/search/text", json={"query": rng.choice(QUERIES), "top_k": 10})
+                r = await http.post("/search/text", json={"query": rng.choice(queries or QUERIES), "top_k": 10})
             elif kind == "similar" and item_ids:
                 r = await http.get(f"/similar/{rng.choice(item_ids)}", params={"top_k": 10})
             else:
@@ -79,7 +80,7 @@ def _summary(samples: list[tuple[str, float, bool]], wall_s: float) -> dict:
 
 
 async def run(url: str, clients: int, duration_s: float, weights: tuple[float, float, float], seed: int,
-              timeout_s: float) -> dict:
+              timeout_s: float, queries: list[str] | None = None) -> dict:
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as http:
         try:
@@ -93,7 +94,8 @@ async def run(url: str, clients: int, duration_s: float, weights: tuple[float, f
         samples: list[tuple[str, float, bool]] = []
         t0 = time.perf_counter()
         deadline = t0 + duration_s
-        await asyncio.gather(*(_client_loop(i, http, deadline, weights, seed, item_ids, samples) for i in range(clients)))
+        await asyncio.gather(*(_client_loop(i, http, deadline, weights, seed, item_ids, samples, queries)
+                               for i in range(clients)))
         result = _summary(samples, time.perf_counter() - t0)
         result.update({"url": url, "clients": clients, "duration_s": duration_s,
                        "mix": dict(zip(("text", "similar", "image"), weights, strict=True)),

@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, ORJSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -160,6 +160,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     metrics.reloads.labels(outcome=first.outcome).inc()
 
     app = FastAPI(
+        default_response_class=ORJSONResponse,   # orjson: cheaper encoding of the result lists
         title="PixelMatch",
         version="0.1.0",
         description="Multimodal product search and recommendations. Text queries longer than "
@@ -504,9 +505,21 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     return app
 
 
-def serve(serving_dir: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the API with uvicorn (one process; the engine is shared by the request threads)."""
+def app_from_env() -> FastAPI:
+    """uvicorn factory for multi-worker serving: each worker process loads SERVING_DIR itself."""
+    return create_app(os.environ["PIXELMATCH_SERVING_DIR"])
+
+
+def serve(serving_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the API with uvicorn. ``workers`` > 1 starts that many processes, each with its own bundle (the FAISS
+    indexes are memory-mapped read-only, so their pages are shared); requests within a process run in parallel
+    threads. A live add/delete reaches only the worker that took it until the next bundle reload."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(serving_dir), host=host, port=port, log_level="info", access_log=False)
+    if workers <= 1:
+        uvicorn.run(create_app(serving_dir), host=host, port=port, log_level="info", access_log=False)
+        return
+    os.environ["PIXELMATCH_SERVING_DIR"] = str(Path(serving_dir).resolve())
+    uvicorn.run("serving.app:app_from_env", factory=True, workers=workers, host=host, port=port, log_level="info",
+                access_log=False)
