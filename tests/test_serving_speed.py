@@ -61,24 +61,28 @@ def test_query_cache_is_bounded_lru(tf_encoder):
     assert OnnxTextEncoder(enc.model_dir, cache_size=0, warm=False).encode_query("x") is not None
 
 
-def _index(n: int = 3000, dim: int = 32, ef: int = 64) -> tuple[DenseIndex, np.ndarray]:
+def _index(n: int = 3000, dim: int = 32, ef: int = 64, exact_below: int = 0) -> tuple[DenseIndex, np.ndarray]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, dim)).astype(np.float32)
-    return DenseIndex.build(x, {"hnsw": {"M": 16, "ef_construction": 80, "ef_search": ef}}), rng.standard_normal((20, dim))
+    hnsw = {"M": 16, "ef_construction": 80, "ef_search": ef, "filter_exact_below": exact_below}
+    return DenseIndex.build(x, {"hnsw": hnsw}), rng.standard_normal((20, dim))
 
 
-def test_filtered_search_returns_k_allowed_rows_and_leaves_ef_alone():
-    idx, queries = _index()
+@pytest.mark.parametrize("every,exact_below,min_overlap", [(29, 500, 1.0), (29, 0, 0.6), (2, 0, 0.85)])
+def test_filtered_search_returns_k_allowed_rows_and_leaves_ef_alone(every, exact_below, min_overlap):
+    idx, queries = _index(exact_below=exact_below)
     allowed = np.zeros(idx.ntotal, bool)
-    allowed[::29] = True                                       # ~3 % of the rows: the old 4x over-fetch fell short
+    allowed[::every] = True                                    # 3 % of the rows: the old 4x over-fetch fell short
+    overlap = []
     for q in queries:
         scores, rows = idx.search(q, 10, allowed)
         assert len(rows) == 10 and allowed[rows].all() and np.all(np.diff(scores) <= 1e-6)
-        exact = idx.exact_search(q, 10, allowed)[1]
-        assert len(set(rows) & set(exact)) >= 8
+        overlap.append(len(set(rows) & set(idx.exact_search(q, 10, allowed)[1])) / 10)
+    assert np.mean(overlap) >= min_overlap                    # the small filter (exact path) is exact
     few = np.zeros(idx.ntotal, bool)
     few[[3, 500, 2999]] = True
     assert sorted(idx.search(queries[0], 10, few)[1].tolist()) == [3, 500, 2999]
+    idx.search(queries[0], 100)                                # k > ef_search: the old code raised efSearch here
     assert idx.index.hnsw.efSearch == 64                      # searches never mutate the shared index
 
 

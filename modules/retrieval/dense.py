@@ -28,8 +28,9 @@ class DenseIndex:
     """HNSW inner-product index with the raw vectors kept alongside for exact scoring and fallback."""
 
     def __init__(self, dim: int, m: int = 32, ef_construction: int = 200, ef_search: int = 128,
-                 exact: bool = False) -> None:
+                 exact: bool = False, exact_below: int = 0) -> None:
         self.dim, self.m, self.ef_construction, self.ef_search, self.exact = dim, m, ef_construction, ef_search, exact
+        self.exact_below = exact_below   # a filter allowing at most this many rows is searched exactly
         if exact:
             self.index: faiss.Index = faiss.IndexFlatIP(dim)
         else:
@@ -43,7 +44,8 @@ class DenseIndex:
         """Index ``vectors`` (normalised here) with the ``retrieval.hnsw`` parameters."""
         hnsw = (params or {}).get("hnsw", {})
         idx = cls(vectors.shape[1], m=int(hnsw.get("M", 32)), ef_construction=int(hnsw.get("ef_construction", 200)),
-                  ef_search=int(hnsw.get("ef_search", 128)), exact=exact)
+                  ef_search=int(hnsw.get("ef_search", 128)), exact=exact,
+                  exact_below=int(hnsw.get("filter_exact_below", 0)))
         idx.add(vectors)
         return idx
 
@@ -83,7 +85,8 @@ class DenseIndex:
 
         Never returns fewer than ``min(k, allowed.sum())`` hits: HNSW searches only the allowed rows (ID selector)
         with ``efSearch = max(ef_search, k)``, and an exact search over the allowed subset takes over when the
-        graph walk finds too few. ``overfetch`` is kept for callers' signatures and no longer used.
+        graph walk finds too few. A filter that allows at most ``exact_below`` rows is searched exactly (cheap,
+        and a sparse selector cuts the graph into pieces HNSW walks badly). ``overfetch`` is no longer used.
         """
         n = self.ntotal
         if n == 0 or k <= 0:
@@ -93,7 +96,7 @@ class DenseIndex:
         want = min(k, n_allowed)
         if want == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        if self.exact:
+        if self.exact or (n_allowed < n and n_allowed <= self.exact_below):
             return self.exact_search(query, want, allowed)
         params = faiss.SearchParametersHNSW(efSearch=max(int(self.ef_search), want))
         if n_allowed < n:
@@ -116,12 +119,12 @@ class DenseIndex:
         np.save(p.with_suffix(".npy"), self.vectors)
 
     @classmethod
-    def load(cls, path_prefix: str | Path, ef_search: int | None = None) -> DenseIndex:
+    def load(cls, path_prefix: str | Path, ef_search: int | None = None, exact_below: int = 0) -> DenseIndex:
         p = Path(path_prefix)
         index = _read_index(p.with_suffix(".faiss"))
         exact = not isinstance(index, faiss.IndexHNSWFlat)
         obj = cls.__new__(cls)
-        obj.dim, obj.exact, obj.index = index.d, exact, index
+        obj.dim, obj.exact, obj.index, obj.exact_below = index.d, exact, index, int(exact_below)
         obj.m = index.hnsw.nb_neighbors(1) if not exact else 0
         obj.ef_construction = index.hnsw.efConstruction if not exact else 0
         obj.ef_search = int(ef_search if ef_search is not None else (index.hnsw.efSearch if not exact else 0))
