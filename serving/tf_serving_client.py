@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import threading
+
 import httpx
 import numpy as np
 
@@ -87,10 +89,12 @@ class TFServingTextEncoder:
         self.dim = int(dim)
         self.max_seq_length = int(max_seq_length)
         self.name = name
+        self._tok_lock = threading.Lock()   # requests run in parallel; the HF fast tokenizer is not re-entrant
 
     def _tokenize(self, texts: list[str]) -> dict[str, list[list[int]]]:
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length,
-                             return_tensors="np")
+        with self._tok_lock:
+            enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length,
+                                 return_tensors="np")
         return {"input_ids": np.asarray(enc["input_ids"]).astype(np.int64).tolist(),
                 "attention_mask": np.asarray(enc["attention_mask"]).astype(np.int64).tolist()}
 
