@@ -14,10 +14,9 @@ Tokenisation happens here with the bundle's own tokenizer, so the server only ru
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
-
-import threading
 
 import httpx
 import numpy as np
