@@ -137,3 +137,19 @@ def test_rwlock_writer_excludes_readers():
         assert log == []                                       # blocked while the writer holds it
     t.join(5)
     assert log == ["r"]
+
+
+def test_bundle_pusher_ships_the_runtime_and_the_loader_picks_it(tf_encoder, tmp_path):
+    from components.bundle_pusher.executor import stage_text_runtime
+    from modules.encoders.text_runtime import OnnxTextEncoder
+    from serving.bundle_manager import runtime_text_encoder
+
+    layout: dict[str, str] = {}
+    stage_text_runtime(tf_encoder, {"encoders": {"text": {"runtime": {"kind": "tf"}}}}, tmp_path, layout)
+    assert layout == {} and runtime_text_encoder(tmp_path, {}) is None           # TF fallback: nothing shipped
+    stage_text_runtime(tf_encoder, {}, tmp_path, layout)
+    assert layout == {"text_runtime": "model/text_runtime"}
+    assert (tmp_path / "model" / "text_runtime" / "model.onnx").is_file()
+    assert isinstance(runtime_text_encoder(tmp_path, {}), OnnxTextEncoder)
+    tf_params = {"encoders": {"text": {"runtime": {"kind": "tf"}}}}
+    assert runtime_text_encoder(tmp_path, tf_params) is None                     # params can turn it off
