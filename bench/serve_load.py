@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             results["runs"].append(r)
             o = r["overall"]
             print(f"{clients:3d} clients: {r['requests']} req in {r['wall_s']} s = {r['throughput_rps']} req/s, "
-                  f"{r['errors']} errors; /search/text ms p50 {o.get('p50_ms')} p95 {o.get('p95_ms')} "
+                  f"{r['errors']} errors {r['error_reasons'] or ''}; /search/text ms p50 {o.get('p50_ms')} p95 {o.get('p95_ms')} "
                   f"p99 {o.get('p99_ms')}; RSS MB per worker {r['rss_mb_per_worker']}", flush=True)
     finally:
         os.killpg(proc.pid, 15)
