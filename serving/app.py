@@ -517,9 +517,11 @@ def serve(serving_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, wo
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn's 5 s default let an overloaded worker close a keep-alive connection the client was reusing
+    keep_alive = float(load_params().get("serving", {}).get("keep_alive_s", 5))
+    opts = {"host": host, "port": port, "log_level": "info", "access_log": False, "timeout_keep_alive": keep_alive}
     if workers <= 1:
-        uvicorn.run(create_app(serving_dir), host=host, port=port, log_level="info", access_log=False)
+        uvicorn.run(create_app(serving_dir), **opts)
         return
     os.environ["PIXELMATCH_SERVING_DIR"] = str(Path(serving_dir).resolve())
-    uvicorn.run("serving.app:app_from_env", factory=True, workers=workers, host=host, port=port, log_level="info",
-                access_log=False)
+    uvicorn.run("serving.app:app_from_env", factory=True, workers=workers, **opts)
