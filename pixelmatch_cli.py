@@ -124,13 +124,19 @@ def serve(
     serving_dir: Path = typer.Option(Path("serving_dir"), help="SERVING_DIR with LATEST and pushed bundles"),
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
+    workers: int = typer.Option(0, help="uvicorn worker processes (0: one per CPU core). Live adds reach only "
+                                "the worker that took them until the next reload; use 1 with live adds."),
 ) -> None:
     """Serve the search + recommendation API and the web page."""
+    import os
+
     from serving.app import serve as serve_app
 
     if not (serving_dir / "LATEST").is_file():
         _fail(f"{serving_dir}/LATEST not found: run `pixelmatch run --serving-dir {serving_dir}` first", 2)
-    serve_app(str(serving_dir), host=host, port=port)
+    if workers < 0:
+        _fail("--workers must be >= 0", 2)
+    serve_app(str(serving_dir), host=host, port=port, workers=workers or os.cpu_count() or 1)
 
 
 @app.command()

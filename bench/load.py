@@ -41,7 +41,8 @@ def _photo(seed: int) -> bytes:
 
 
 async def _client_loop(cid: int, http: httpx.AsyncClient, deadline: float, weights: tuple[float, float, float],
-                       seed: int, item_ids: list[str], out: list[tuple[str, float, bool]]) -> None:
+                       seed: int, item_ids: list[str], out: list[tuple[str, float, bool, str]],
+                       queries: list[str] | None = None) -> None:
     rng = random.Random(seed + cid)
     photos = [_photo(seed + cid * 10 + i) for i in range(3)]
     while time.perf_counter() < deadline:
@@ -49,7 +50,7 @@ async def _client_loop(cid: int, http: httpx.AsyncClient, deadline: float, weigh
         t0 = time.perf_counter()
         try:
             if kind == "text":
-                r = await http.post("/search/text", json={"query": rng.choice(QUERIES), "top_k": 10})
+                r = await http.post("/search/text", json={"query": rng.choice(queries or QUERIES), "top_k": 10})
             elif kind == "similar" and item_ids:
                 r = await http.get(f"/similar/{rng.choice(item_ids)}", params={"top_k": 10})
             else:
@@ -57,12 +58,13 @@ async def _client_loop(cid: int, http: httpx.AsyncClient, deadline: float, weigh
                 r = await http.post("/search/image", files={"image": ("q.png", rng.choice(photos), "image/png")},
                                     data={"top_k": "10"})
             ok = 200 <= r.status_code < 300
-        except httpx.HTTPError:
-            ok = False
-        out.append((kind, (time.perf_counter() - t0) * 1000.0, ok))
+            why = "" if ok else f"HTTP {r.status_code}"
+        except httpx.HTTPError as exc:
+            ok, why = False, type(exc).__name__
+        out.append((kind, (time.perf_counter() - t0) * 1000.0, ok, why))
 
 
-def _summary(samples: list[tuple[str, float, bool]], wall_s: float) -> dict:
+def _summary(samples: list[tuple[str, float, bool, str]], wall_s: float) -> dict:
     def stats(lat: list[float]) -> dict:
         if not lat:
             return {"count": 0}
@@ -70,16 +72,21 @@ def _summary(samples: list[tuple[str, float, bool]], wall_s: float) -> dict:
         return {"count": len(lat), "p50_ms": round(float(p50), 2), "p95_ms": round(float(p95), 2),
                 "p99_ms": round(float(p99), 2), "mean_ms": round(float(np.mean(lat)), 2)}
 
-    ok_lat = [ms for _, ms, ok in samples if ok]
+    ok_lat = [ms for _, ms, ok, _ in samples if ok]
+    reasons: dict[str, int] = {}
+    for *_, ok, why in samples:
+        if not ok:
+            reasons[why] = reasons.get(why, 0) + 1
     return {
-        "requests": len(samples), "errors": sum(not ok for _, _, ok in samples), "wall_s": round(wall_s, 2),
+        "requests": len(samples), "errors": sum(not ok for _, _, ok, _ in samples), "error_reasons": reasons,
+        "wall_s": round(wall_s, 2),
         "throughput_rps": round(len(samples) / wall_s, 2) if wall_s > 0 else 0.0, "overall": stats(ok_lat),
-        "by_kind": {k: stats([ms for kind, ms, ok in samples if ok and kind == k]) for k in ("text", "similar", "image")},
+        "by_kind": {k: stats([ms for kind, ms, ok, _ in samples if ok and kind == k]) for k in ("text", "similar", "image")},
     }
 
 
 async def run(url: str, clients: int, duration_s: float, weights: tuple[float, float, float], seed: int,
-              timeout_s: float) -> dict:
+              timeout_s: float, queries: list[str] | None = None) -> dict:
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as http:
         try:
@@ -90,10 +97,11 @@ async def run(url: str, clients: int, duration_s: float, weights: tuple[float, f
             raise SystemExit(f"server at {url} is not ready: {ready.status_code} {ready.text[:200]}")
         seedr = await http.post("/search/text", json={"query": "dress", "top_k": 50})
         item_ids = [x["item_id"] for x in seedr.json().get("results", [])]
-        samples: list[tuple[str, float, bool]] = []
+        samples: list[tuple[str, float, bool, str]] = []
         t0 = time.perf_counter()
         deadline = t0 + duration_s
-        await asyncio.gather(*(_client_loop(i, http, deadline, weights, seed, item_ids, samples) for i in range(clients)))
+        await asyncio.gather(*(_client_loop(i, http, deadline, weights, seed, item_ids, samples, queries)
+                               for i in range(clients)))
         result = _summary(samples, time.perf_counter() - t0)
         result.update({"url": url, "clients": clients, "duration_s": duration_s,
                        "mix": dict(zip(("text", "similar", "image"), weights, strict=True)),

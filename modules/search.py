@@ -15,9 +15,9 @@ Pipeline of a hybrid text query
    a colour intent matches the item title's colour OR the image's named dominant colour;
 6. optional re-ranker hook ``ranker.rerank(query_ctx, candidates_df) -> scores`` over ``RANK_FEATURES``.
 
-Filters (category, price_min, price_max, gender) are applied inside every retriever: HNSW over-fetches
-``retrieval.filter_overfetch`` x and falls back to an exact search over the filtered subset, so a search never
-returns fewer than ``top_k`` results when ``top_k`` matching items exist.
+Filters (category, price_min, price_max, gender) are applied inside every retriever: HNSW searches only the
+allowed rows (an ID selector; a small allowed subset is searched exactly) and falls back to an exact search over
+the filtered subset, so a search never returns fewer than ``top_k`` results when ``top_k`` matching items exist.
 
 Live updates: ``add_items`` embeds new records with the engine's encoders, appends them to the HNSW indexes and a
 delta BM25 index; ``delete_item`` tombstones (HNSW cannot delete). Re-adding an id replaces the old version.
@@ -762,9 +762,10 @@ class SearchEngine:
                     self.params[name] = _section(params, name)
         self.items = pd.read_parquet(d / "items.parquet")
         ef = int(self.hp.get("hnsw", {}).get("ef_search", 128))
-        self.text_index = DenseIndex.load(d / "text_index", ef)
-        self.image_index = DenseIndex.load(d / "image_index", ef)
-        self.fused_index = DenseIndex.load(d / "fused_index", ef)
+        below = int(self.hp.get("hnsw", {}).get("filter_exact_below", 0))
+        self.text_index = DenseIndex.load(d / "text_index", ef, below)
+        self.image_index = DenseIndex.load(d / "image_index", ef, below)
+        self.fused_index = DenseIndex.load(d / "fused_index", ef, below)
         self.color_feats = np.load(d / "color_feats.npy") if (d / "color_feats.npy").is_file() else None
         self._color_unit_cache = None
         self.popularity = np.load(d / "popularity.npy")

@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, ORJSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -160,6 +160,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     metrics.reloads.labels(outcome=first.outcome).inc()
 
     app = FastAPI(
+        default_response_class=ORJSONResponse,   # orjson: cheaper encoding of the result lists
         title="PixelMatch",
         version="0.1.0",
         description="Multimodal product search and recommendations. Text queries longer than "
@@ -252,7 +253,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
         return out
 
     def run_search(bundle: ServingBundle, fn_name: str, *args: Any, **kwargs: Any) -> Any:
-        with metrics.stage("search"), bundle.lock:
+        with metrics.stage("search"), bundle.lock.read():
             try:
                 return getattr(bundle.engine, fn_name)(*args, **kwargs)
             except KeyError as exc:
@@ -389,7 +390,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
             user_features = {"available": False}      # the recommender then answers content-only
         elif user_features:
             user_features = {feature_rename.get(k, k): v for k, v in user_features.items()}
-        with metrics.stage("recommend"), bundle.lock:
+        with metrics.stage("recommend"), bundle.lock.write():
             try:
                 # ask for extra items so that live-deleted ones can be dropped without returning fewer than top_k
                 want = min(top_k + len(bundle.live_deleted), top_k_max)
@@ -504,9 +505,23 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     return app
 
 
-def serve(serving_dir: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the API with uvicorn (one process; the engine is shared by the request threads)."""
+def app_from_env() -> FastAPI:
+    """uvicorn factory for multi-worker serving: each worker process loads SERVING_DIR itself."""
+    return create_app(os.environ["PIXELMATCH_SERVING_DIR"])
+
+
+def serve(serving_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the API with uvicorn. ``workers`` > 1 starts that many processes, each with its own bundle (the FAISS
+    indexes are memory-mapped read-only, so their pages are shared); requests within a process run in parallel
+    threads. A live add/delete reaches only the worker that took it until the next bundle reload."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(serving_dir), host=host, port=port, log_level="info", access_log=False)
+    # uvicorn's 5 s default let an overloaded worker close a keep-alive connection the client was reusing
+    keep_alive = float(load_params().get("serving", {}).get("keep_alive_s", 5))
+    opts = {"host": host, "port": port, "log_level": "info", "access_log": False, "timeout_keep_alive": keep_alive}
+    if workers <= 1:
+        uvicorn.run(create_app(serving_dir), **opts)
+        return
+    os.environ["PIXELMATCH_SERVING_DIR"] = str(Path(serving_dir).resolve())
+    uvicorn.run("serving.app:app_from_env", factory=True, workers=workers, **opts)

@@ -8,9 +8,10 @@ Swap protocol:
 A bundle that fails any step is refused with a log line and the old one keeps serving; the watcher does
 not retry a refused version until LATEST or its manifest changes. With nothing serving (start-up), the
 last good version (`LAST_GOOD`), then the newest other versions, are tried instead.
-Reloads (admin endpoint, LATEST watcher) are serialised by a lock. Every engine call of every bundle
-(smoke query included) holds the one process-wide ENGINE_LOCK: old and new bundles share the cached
-tokenizer / encoders, which are not thread-safe ("RuntimeError: Already borrowed").
+Reloads (admin endpoint, LATEST watcher) are serialised by a lock. There is no process-wide engine lock:
+searches run in parallel (thread-local tokenizers, onnxruntime sessions, FAISS per-call search parameters,
+one-thread LightGBM predicts are all safe to share), and each bundle's readers-writer lock only keeps a live
+add/delete (which changes the engine's arrays and indexes) from running while that bundle is being searched.
 Live adds are write-ahead: image files and the log record are fsynced before the engine changes.
 """
 from __future__ import annotations
@@ -31,13 +32,12 @@ from modules.bundle import BundleError, read_latest, verify_bundle
 from modules.config import load_params
 from modules.images import ImageError, load_image
 from serving.delta import DeltaLog
+from serving.rwlock import RWLock
 
 log = logging.getLogger("pixelmatch.serving")
 
 REQUIRED_MANIFEST_KEYS = ("files",)
 LAST_GOOD_FILE = "LAST_GOOD"
-# One lock for all engine/recommender calls in the process (see the module docstring).
-ENGINE_LOCK = threading.Lock()
 ITEM_FIELDS = ("item_id", "title", "description", "category", "brand", "price", "gender", "image_path")
 # items.csv columns that are not free attributes
 _CORE_COLUMNS = {*ITEM_FIELDS, "created_at"}
@@ -56,7 +56,7 @@ def _clean(value: Any) -> Any:
 
 @dataclass
 class ServingBundle:
-    """Everything one request needs; the engine and tables change only under `lock`."""
+    """Everything one request needs; the engine and tables change only under `lock.write()`."""
 
     version: str
     path: Path
@@ -66,10 +66,9 @@ class ServingBundle:
     items: dict[str, dict[str, Any]]     # item_id -> display record (bundle + live items)
     image_files: dict[str, Path]         # item_id -> image file inside the bundle or delta_images/
     loaded_at: float = field(default_factory=time.time)
-    # The HF fast tokenizer, TF and the FAISS/bm25 indexes are not safe for concurrent use from several threads
-    # (observed: "RuntimeError: Already borrowed" and a native abort under 50 clients), and bundles share the
-    # process-wide cached encoders, so every engine and recommender call of EVERY bundle takes the same lock.
-    lock: threading.Lock = field(default_factory=lambda: ENGINE_LOCK)
+    # Searches take lock.read() (many at once); live adds/deletes take lock.write(). The recommender is not
+    # known to be thread-safe, so recommend calls take lock.write() too.
+    lock: RWLock = field(default_factory=RWLock)
     live_added: set[str] = field(default_factory=set)
     live_deleted: set[str] = field(default_factory=set)
 
@@ -88,7 +87,8 @@ BundleLoader = Callable[[Path, dict], tuple[Any, Any | None]]
 
 def load_components(version_dir: Path, params: dict) -> tuple[Any, Any | None]:
     """Default loader: SearchEngine from `search/` with the LambdaMART re-ranker from `ranker/` (optional),
-    HybridRecommender from `recommend/` (optional)."""
+    HybridRecommender from `recommend/` (optional). The query encoder is the bundle's ONNX runtime
+    (`model/text_runtime/`) when it has one and encoders.text.runtime.kind is onnx, else the TF encoder."""
     from modules.search import SearchEngine
 
     ranker = None
@@ -96,13 +96,25 @@ def load_components(version_dir: Path, params: dict) -> tuple[Any, Any | None]:
         from modules.ranking import LambdaMARTRanker
 
         ranker = LambdaMARTRanker.load(version_dir / "ranker")
-    engine = SearchEngine.load(version_dir / "search", params=params, ranker=ranker)
+    engine = SearchEngine.load(version_dir / "search", params=params, ranker=ranker,
+                               text_encoder=runtime_text_encoder(version_dir, params))
     recommender = None
     if (version_dir / "recommend").is_dir():
         from modules.recommend.hybrid import HybridRecommender
 
         recommender = HybridRecommender.load(version_dir / "recommend")
     return engine, recommender
+
+
+def runtime_text_encoder(version_dir: Path, params: dict) -> Any | None:
+    """The bundle's onnxruntime query encoder, or None (SearchEngine.load then builds the TF one)."""
+    from modules.encoders.text_runtime import RUNTIME_FILE, load_runtime, runtime_params
+
+    rt_dir = version_dir / "model" / "text_runtime"
+    if runtime_params(params)["kind"] != "onnx" or not (rt_dir / RUNTIME_FILE).is_file():
+        log.info("%s: no ONNX text runtime; using the TensorFlow text encoder", version_dir.name)
+        return None
+    return load_runtime(rt_dir, params)
 
 
 def item_table(engine: Any, version_dir: Path) -> pd.DataFrame:
@@ -212,7 +224,7 @@ class BundleManager:
         first_id = next(iter(bundle.items))
         probe = bundle.items[first_id]["title"] or first_id
         try:
-            with bundle.lock:
+            with bundle.lock.read():
                 resp = bundle.engine.search_text(probe, top_k=1)
         except Exception as exc:  # any failure here means the bundle is unusable
             raise BundleError(f"{bundle.path}: smoke query failed: {type(exc).__name__}: {exc}") from exc
@@ -351,7 +363,7 @@ class BundleManager:
         """Insert items into `bundle` (caller holds the mutation lock)."""
         records = [self._engine_record(item) for item, _, _ in entries]
         images = [img for _, img, _ in entries]
-        with bundle.lock:
+        with bundle.lock.write():
             bundle.engine.add_items(records, images)
             for item, _, image_file in entries:
                 iid = item["item_id"]
@@ -368,7 +380,7 @@ class BundleManager:
                 bundle.live_deleted.discard(iid)
 
     def _apply_delete(self, bundle: ServingBundle, item_id: str) -> None:
-        with bundle.lock:
+        with bundle.lock.write():
             bundle.engine.delete_item(item_id)
             bundle.items.pop(item_id, None)
             bundle.image_files.pop(item_id, None)

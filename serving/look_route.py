@@ -55,7 +55,7 @@ def register_look_route(app: FastAPI, *, params: dict, current: Callable, check_
             return p.propose(img), ("salient" if p.models is None else f"models+{cfg['mode']}")
 
     def search(bundle: Any, img: Any, regions: list, top_k: int) -> list:
-        with metrics.stage("search"), bundle.lock:
+        with metrics.stage("search"), bundle.lock.read():
             try:
                 return search_regions(bundle.engine, img, regions, top_k, cfg)
             except ValueError as exc:

@@ -14,6 +14,7 @@ Tokenisation happens here with the bundle's own tokenizer, so the server only ru
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -87,10 +88,12 @@ class TFServingTextEncoder:
         self.dim = int(dim)
         self.max_seq_length = int(max_seq_length)
         self.name = name
+        self._tok_lock = threading.Lock()   # requests run in parallel; the HF fast tokenizer is not re-entrant
 
     def _tokenize(self, texts: list[str]) -> dict[str, list[list[int]]]:
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length,
-                             return_tensors="np")
+        with self._tok_lock:
+            enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length,
+                                 return_tensors="np")
         return {"input_ids": np.asarray(enc["input_ids"]).astype(np.int64).tolist(),
                 "attention_mask": np.asarray(enc["attention_mask"]).astype(np.int64).tolist()}
 

@@ -278,6 +278,7 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     from modules.encoders.color import color_features, dominant_color_name
     from modules.encoders.image_space import embed_catalog_images, save_image_encoder
     from modules.encoders.text import text_encoder_from_params
+    from modules.encoders.text_runtime import cached_export, copy_runtime, runtime_params
     from modules.images import load_image
     from modules.recommend.hybrid import build_recommender
     from modules.search import SearchEngine
@@ -319,6 +320,8 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     ranker.save(staging / "ranker")
     save_image_encoder(tower, staging / "search" / "image_tower", "backbone")
     rec.save(staging / "recommend")
+    # the ONNX query encoder, as BundlePusher ships it
+    copy_runtime(cached_export(text_enc, runtime_params(params)["precision"]), staging / "model" / "text_runtime")
     shutil.copytree(data / "images", staging / "images", ignore=shutil.ignore_patterns("queries"))
     write_manifest(staging, {"version": version, "data_hash": "tiny-real", "metrics": {}, "blessing": "test-fixture"})
     serving_dir = root / "serving_dir"

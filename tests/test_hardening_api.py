@@ -12,7 +12,6 @@ from serving_fixtures import build_bundle, build_serving_dir, real_serving_dir, 
 
 from modules.config import load_params
 from serving.app import create_app
-from serving.bundle_manager import ENGINE_LOCK
 from serving.schemas import RETRIEVERS
 from serving.tf_serving_client import TFServingError
 
@@ -168,7 +167,7 @@ def test_tf_serving_failure_is_503(tiny):
 def test_health_and_ready_answer_while_workers_are_busy(tiny):
     c, _ = tiny
     results: list[int] = []
-    with ENGINE_LOCK:                             # every search blocks in a worker thread
+    with c.app.state.manager.bundle.lock.write():   # every search blocks in a worker thread
         busy = [threading.Thread(target=lambda: results.append(
             c.post("/search/text", json={"query": "red"}).status_code)) for _ in range(48)]
         for t in busy:

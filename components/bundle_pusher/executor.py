@@ -52,7 +52,9 @@ def stage_bundle(
     shutil.copytree(search_dir, staging / layout["index"])
     shutil.copytree(ranker_dir, staging / layout["ranker"])
     shutil.copytree(transform_dir, staging / layout["transform"])
-    text_encoder_from_params(params).export_savedmodel(staging / layout["text_encoder"])
+    encoder = text_encoder_from_params(params)
+    encoder.export_savedmodel(staging / layout["text_encoder"])   # stays for TF Serving
+    stage_text_runtime(encoder, params, staging, layout)
     if two_tower_dir:
         layout["model"] = "model/two_tower/1"
         shutil.copytree(two_tower_dir, staging / layout["model"])
@@ -66,6 +68,17 @@ def stage_bundle(
         staging / layout["model"] if two_tower_dir else None, layout.get("model") if two_tower_dir else None,
     )
     return layout
+
+
+def stage_text_runtime(encoder: Any, params: dict[str, Any], staging: Path, layout: dict[str, str]) -> None:
+    """The ONNX query encoder the server runs (encoders.text.runtime; kind tf: none, the server uses TF)."""
+    from modules.encoders.text_runtime import cached_export, copy_runtime, runtime_params
+
+    cfg = runtime_params(params)
+    if cfg["kind"] != "onnx":
+        return
+    layout["text_runtime"] = "model/text_runtime"
+    copy_runtime(cached_export(encoder, cfg["precision"]), staging / layout["text_runtime"])
 
 
 def copy_catalog_images(data_dir: str, staging: Path) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ class TextEncoder:
         self.model_dir = resolve_model_dir(model)
         self.max_seq_length = int(max_seq_length)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+        self._tok_lock = threading.Lock()   # the HF fast tokenizer is not re-entrant ("Already borrowed")
         self.bert = load_tf_model(TFAutoModel, self.model_dir)
         self.dim = int(self.bert.config.hidden_size)
         self._module = _EmbeddingModule(self.bert)
@@ -123,14 +125,15 @@ class TextEncoder:
 
     # ------------------------------------------------------------------ tokenisation
     def _tokenize(self, texts: Sequence[str], pad_to: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        enc = self.tokenizer(
-            [_clean(t) for t in texts],
-            padding="max_length" if pad_to else True,
-            truncation=True,
-            max_length=pad_to or self.max_seq_length,
-            return_tensors="np",
-            return_token_type_ids=False,
-        )
+        with self._tok_lock:
+            enc = self.tokenizer(
+                [_clean(t) for t in texts],
+                padding="max_length" if pad_to else True,
+                truncation=True,
+                max_length=pad_to or self.max_seq_length,
+                return_tensors="np",
+                return_token_type_ids=False,
+            )
         return enc["input_ids"].astype(np.int32), enc["attention_mask"].astype(np.int32)
 
     # ------------------------------------------------------------------ batch path
@@ -168,7 +171,8 @@ class TextEncoder:
         if not isinstance(text, str):
             raise TypeError(f"encode_query() takes a string, got {type(text).__name__}")
         text = _clean(text)
-        n_tokens = len(self.tokenizer(text, truncation=True, max_length=self.max_seq_length)["input_ids"])
+        with self._tok_lock:
+            n_tokens = len(self.tokenizer(text, truncation=True, max_length=self.max_seq_length)["input_ids"])
         ids, mask = self._tokenize([text], pad_to=self._bucket(n_tokens))
         return self._query_fn(tf.constant(ids), tf.constant(mask)).numpy()
 

@@ -2,8 +2,12 @@
 
 FAISS ids are the engine's row numbers (HNSW assigns ids sequentially on ``add``, so row ``i`` is vector ``i``;
 the caller keeps the parallel ``row -> item_id`` array). HNSW cannot delete, so removed rows are tombstoned by
-the caller and passed in as ``allowed=False``; filtered or tombstoned searches over-fetch and fall back to an
-exact search over the allowed subset when the approximate pass does not yield enough hits.
+the caller and passed in as ``allowed=False``. Filtered or tombstoned searches pass the allowed rows to FAISS as
+an ``IDSelectorBitmap`` inside per-call ``SearchParametersHNSW`` (so HNSW only returns allowed rows, and the
+configured ``ef_search`` applies to every call), falling back to an exact search over the allowed subset when the
+approximate pass does not yield enough hits. Nothing is mutated on the shared index by a search, so concurrent
+searches from many threads are safe. Saved indexes are loaded memory-mapped read-only where FAISS allows, so
+several worker processes share one copy in the page cache.
 """
 from __future__ import annotations
 
@@ -24,8 +28,9 @@ class DenseIndex:
     """HNSW inner-product index with the raw vectors kept alongside for exact scoring and fallback."""
 
     def __init__(self, dim: int, m: int = 32, ef_construction: int = 200, ef_search: int = 128,
-                 exact: bool = False) -> None:
+                 exact: bool = False, exact_below: int = 0) -> None:
         self.dim, self.m, self.ef_construction, self.ef_search, self.exact = dim, m, ef_construction, ef_search, exact
+        self.exact_below = exact_below   # a filter allowing at most this many rows is searched exactly
         if exact:
             self.index: faiss.Index = faiss.IndexFlatIP(dim)
         else:
@@ -39,7 +44,8 @@ class DenseIndex:
         """Index ``vectors`` (normalised here) with the ``retrieval.hnsw`` parameters."""
         hnsw = (params or {}).get("hnsw", {})
         idx = cls(vectors.shape[1], m=int(hnsw.get("M", 32)), ef_construction=int(hnsw.get("ef_construction", 200)),
-                  ef_search=int(hnsw.get("ef_search", 128)), exact=exact)
+                  ef_search=int(hnsw.get("ef_search", 128)), exact=exact,
+                  exact_below=int(hnsw.get("filter_exact_below", 0)))
         idx.add(vectors)
         return idx
 
@@ -73,33 +79,37 @@ class DenseIndex:
         top = top[np.argsort(-s[top], kind="stable")]
         return s[top].astype(np.float32), rows[top].astype(np.int64)
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None, overfetch: int = 4
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None, overfetch: int = 1
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, rows) in descending score order, restricted to ``allowed`` rows when given.
 
-        Never returns fewer than ``min(k, allowed.sum())`` hits: the HNSW pass fetches ``k * overfetch`` and an
-        exact search over the allowed subset takes over when filtering leaves too few.
+        Never returns fewer than ``min(k, allowed.sum())`` hits: HNSW searches only the allowed rows (ID selector)
+        with ``efSearch = max(ef_search, k)``, and an exact search over the allowed subset takes over when the
+        graph walk finds too few. A filter that allows at most ``exact_below`` rows is searched exactly (cheap,
+        and a sparse selector cuts the graph into pieces HNSW walks badly). ``overfetch`` is no longer used.
         """
         n = self.ntotal
         if n == 0 or k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        n_allowed = n if allowed is None else int(allowed[:n].sum())
+        mask = None if allowed is None else np.asarray(allowed[:n], dtype=bool)
+        n_allowed = n if mask is None else int(mask.sum())
         want = min(k, n_allowed)
         if want == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        if self.exact:
+        if self.exact or (n_allowed < n and n_allowed <= self.exact_below):
             return self.exact_search(query, want, allowed)
-        fetch = min(n, k if allowed is None else k * max(1, overfetch))
-        self.index.hnsw.efSearch = max(self.ef_search, fetch)
-        scores, ids = self.index.search(l2_normalize(query).reshape(1, -1), fetch)
+        params = faiss.SearchParametersHNSW(efSearch=max(int(self.ef_search), want))
+        if n_allowed < n:
+            bits = np.packbits(mask, bitorder="little")   # must outlive the search call (FAISS keeps a pointer)
+            selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+            params.sel = selector
+        scores, ids = self.index.search(l2_normalize(query).reshape(1, -1), want, params=params)
         scores, ids = scores[0], ids[0]
         keep = ids >= 0
-        if allowed is not None:
-            keep &= allowed[np.clip(ids, 0, n - 1)]
         scores, ids = scores[keep], ids[keep]
         if len(ids) < want:
             return self.exact_search(query, want, allowed)
-        return scores[:want].astype(np.float32), ids[:want].astype(np.int64)
+        return scores.astype(np.float32), ids.astype(np.int64)
 
     # -- persistence ----------------------------------------------------------------------------------------------
     def save(self, path_prefix: str | Path) -> None:
@@ -109,17 +119,25 @@ class DenseIndex:
         np.save(p.with_suffix(".npy"), self.vectors)
 
     @classmethod
-    def load(cls, path_prefix: str | Path, ef_search: int | None = None) -> DenseIndex:
+    def load(cls, path_prefix: str | Path, ef_search: int | None = None, exact_below: int = 0) -> DenseIndex:
         p = Path(path_prefix)
-        index = faiss.read_index(str(p.with_suffix(".faiss")))
+        index = _read_index(p.with_suffix(".faiss"))
         exact = not isinstance(index, faiss.IndexHNSWFlat)
         obj = cls.__new__(cls)
-        obj.dim, obj.exact, obj.index = index.d, exact, index
+        obj.dim, obj.exact, obj.index, obj.exact_below = index.d, exact, index, int(exact_below)
         obj.m = index.hnsw.nb_neighbors(1) if not exact else 0
         obj.ef_construction = index.hnsw.efConstruction if not exact else 0
         obj.ef_search = int(ef_search if ef_search is not None else (index.hnsw.efSearch if not exact else 0))
-        obj.vectors = np.load(p.with_suffix(".npy"))
+        obj.vectors = np.load(p.with_suffix(".npy"), mmap_mode="r")   # add() stacks into a fresh in-memory copy
         return obj
+
+
+def _read_index(path: Path) -> faiss.Index:
+    """Memory-mapped read-only when this FAISS build supports it for the index type, else an ordinary read."""
+    try:
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    except RuntimeError:
+        return faiss.read_index(str(path))
 
 
 def recall_at_k(approx_rows: np.ndarray, exact_rows: np.ndarray) -> float:

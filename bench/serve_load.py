@@ -1,0 +1,123 @@
+"""Serving speed of a pushed bundle, through the server's own loader over loopback HTTP (issue 16).
+
+    python -m bench.serve_load --serving-dir serving_dir --seconds 60 --workers 2 --json bench/out/serve_load.json
+
+Starts `serving.app.serve` (uvicorn, `--workers` processes) on a free loopback port, waits for /ready, then
+drives `/search/text` with 1 client and with 50 clients (`--clients`) for `--seconds` each (bench.load's async
+client) and prints p50/p95/p99, req/s, errors and the resident memory of each worker process. Queries are
+seeded 2-4 word combinations of the bundle's own titles (`--distinct` of them), so the query-embedding cache
+sees realistic repeats rather than one hot query.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import psutil
+
+from bench.load import run as run_load
+
+
+def bundle_queries(serving_dir: Path, n: int, seed: int = 42) -> list[str]:
+    """``n`` seeded 2-4 word queries made of words from the pushed bundle's item titles."""
+    version = (serving_dir / "LATEST").read_text().strip()
+    titles = pd.read_parquet(serving_dir / version / "search" / "items.parquet", columns=["title"])["title"]
+    words = [t.lower().split() for t in titles.astype(str) if t.strip()]
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        w = rng.choice(words)
+        k = min(len(w), rng.randint(2, 4))
+        out.append(" ".join(rng.sample(w, k)))
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(serving_dir: Path, port: int, workers: int, log_path: Path) -> subprocess.Popen:
+    code = (f"from serving.app import serve; serve({str(serving_dir)!r}, host='127.0.0.1', port={port}, "
+            f"workers={workers})")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, workers: int, timeout_s: float) -> None:
+    """/ready answers 200 from every worker (a request lands on any of them, so ask a few times)."""
+    deadline, streak = time.time() + timeout_s, 0
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}; see its log")
+        try:
+            streak = streak + 1 if httpx.get(url + "/ready", timeout=5).status_code == 200 else 0
+        except httpx.HTTPError:
+            streak = 0
+        if streak >= 4 * workers:
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"server not ready after {timeout_s} s")
+
+
+def worker_rss_mb(proc: subprocess.Popen) -> list[float]:
+    """Resident memory of each server process that holds a bundle (the uvicorn workers, or the one process)."""
+    parent = psutil.Process(proc.pid)
+    procs = [p for p in parent.children(recursive=True) if "multiprocessing.resource_tracker" not in " ".join(p.cmdline())]
+    procs = [p for p in procs if p.memory_info().rss > 200e6] or [parent]
+    return [round(p.memory_info().rss / 2**20, 1) for p in procs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--serving-dir", type=Path, required=True)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 50])
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--distinct", type=int, default=5000, help="distinct queries in the pool")
+    ap.add_argument("--ready-timeout", type=float, default=600.0)
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args(argv)
+    if not (a.serving_dir / "LATEST").is_file():
+        ap.error(f"{a.serving_dir}/LATEST not found")
+    queries = bundle_queries(a.serving_dir, a.distinct)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"serve_load-{port}.log"
+    proc = start_server(a.serving_dir.resolve(), port, a.workers, log_path)
+    results = {"serving_dir": str(a.serving_dir), "workers": a.workers, "cpus": os.cpu_count(), "runs": []}
+    try:
+        t0 = time.time()
+        wait_ready(url, proc, a.workers, a.ready_timeout)
+        results["ready_s"] = round(time.time() - t0, 1)
+        asyncio.run(run_load(url, 4, 5.0, (1.0, 0.0, 0.0), 7, 30.0, queries))   # warm-up, not reported
+        for clients in a.clients:
+            r = asyncio.run(run_load(url, clients, a.seconds, (1.0, 0.0, 0.0), 42, 30.0, queries))
+            r["rss_mb_per_worker"] = worker_rss_mb(proc)
+            results["runs"].append(r)
+            o = r["overall"]
+            print(f"{clients:3d} clients: {r['requests']} req in {r['wall_s']} s = {r['throughput_rps']} req/s, "
+                  f"{r['errors']} errors {r['error_reasons'] or ''}; /search/text ms p50 {o.get('p50_ms')} p95 {o.get('p95_ms')} "
+                  f"p99 {o.get('p99_ms')}; RSS MB per worker {r['rss_mb_per_worker']}", flush=True)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(results, indent=2))
+    return 0 if all(r["errors"] == 0 for r in results["runs"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

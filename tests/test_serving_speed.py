@@ -1,0 +1,155 @@
+"""Issue 16: the ONNX query encoder matches TF, concurrency gives the sequential answers, the query cache is
+bounded, and filtered dense search still returns k allowed items (with the configured efSearch untouched)."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from modules.retrieval.dense import DenseIndex
+from serving.rwlock import RWLock
+
+TITLES = [
+    "red floral summer dress", "blue slim fit jeans for men", "black leather ankle boots", "wool scarf grey",
+    "striped cotton t-shirt navy", "white running sneakers", "brown suede loafers", "yellow rain jacket",
+    "pink silk blouse with bow", "green canvas backpack", "gold hoop earrings", "denim mini skirt",
+    "oversized knit sweater cream", "black tailored trousers", "polka dot midi dress", "red wool beanie",
+    "kids dinosaur pyjamas", "leather crossbody bag tan", "navy puffer coat women", "linen shirt beige",
+    "cheap watch under 50", "sports bra black", "floral print kimono", "orange swim shorts",
+    "plaid flannel shirt", "velvet evening gown burgundy", "chunky platform sandals", "grey hoodie zip",
+    "camel trench coat", "white lace top", "silver chain necklace", "olive cargo pants",
+    "new arrivals", "sunglasses", "a", "waterproof hiking boots with vibram sole for long trails in the rain",
+]
+
+
+@pytest.fixture(scope="module")
+def tf_encoder():
+    from modules.encoders.text import get_text_encoder
+
+    return get_text_encoder()
+
+
+@pytest.mark.parametrize("precision,min_cos", [("fp32", 0.999), ("int8", 0.98)])
+def test_onnx_encoder_matches_tf(tf_encoder, precision, min_cos):
+    from modules.encoders.text_runtime import OnnxTextEncoder, cached_export
+
+    onnx = OnnxTextEncoder(cached_export(tf_encoder, precision), cache_size=0)
+    ref = tf_encoder.encode(TITLES)
+    batch = onnx.encode(TITLES)
+    single = np.stack([onnx.encode_query(t) for t in TITLES])
+    assert batch.shape == single.shape == ref.shape and batch.dtype == np.float32
+    assert float((batch * ref).sum(1).min()) >= min_cos
+    assert float((single * ref).sum(1).min()) >= min_cos      # bucket padding does not change the embedding
+
+
+def test_query_cache_is_bounded_lru(tf_encoder):
+    from modules.encoders.text_runtime import OnnxTextEncoder, cached_export
+
+    enc = OnnxTextEncoder(cached_export(tf_encoder, "fp32"), cache_size=3, warm=False)
+    first = enc.encode_query("q0")
+    for i in range(1, 5):
+        enc.encode_query(f"q{i}")
+    assert enc.cache_len() == 3 and enc.misses == 5 and enc.hits == 0
+    enc.encode_query("q4")                                     # most recent: a hit
+    assert enc.hits == 1
+    again = enc.encode_query("q0")                             # evicted: recomputed, same vector
+    assert enc.misses == 6 and enc.cache_len() == 3 and np.allclose(again, first, atol=1e-6)
+    assert not again.flags.writeable                           # callers cannot corrupt a cached vector
+    assert OnnxTextEncoder(enc.model_dir, cache_size=0, warm=False).encode_query("x") is not None
+
+
+def _index(n: int = 3000, dim: int = 32, ef: int = 64, exact_below: int = 0) -> tuple[DenseIndex, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    hnsw = {"M": 16, "ef_construction": 80, "ef_search": ef, "filter_exact_below": exact_below}
+    return DenseIndex.build(x, {"hnsw": hnsw}), rng.standard_normal((20, dim))
+
+
+@pytest.mark.parametrize("every,exact_below,min_overlap", [(29, 500, 1.0), (29, 0, 0.6), (2, 0, 0.85)])
+def test_filtered_search_returns_k_allowed_rows_and_leaves_ef_alone(every, exact_below, min_overlap):
+    idx, queries = _index(exact_below=exact_below)
+    allowed = np.zeros(idx.ntotal, bool)
+    allowed[::every] = True                                    # 3 % of the rows: the old 4x over-fetch fell short
+    overlap = []
+    for q in queries:
+        scores, rows = idx.search(q, 10, allowed)
+        assert len(rows) == 10 and allowed[rows].all() and np.all(np.diff(scores) <= 1e-6)
+        overlap.append(len(set(rows) & set(idx.exact_search(q, 10, allowed)[1])) / 10)
+    assert np.mean(overlap) >= min_overlap                    # the small filter (exact path) is exact
+    few = np.zeros(idx.ntotal, bool)
+    few[[3, 500, 2999]] = True
+    assert sorted(idx.search(queries[0], 10, few)[1].tolist()) == [3, 500, 2999]
+    idx.search(queries[0], 100)                                # k > ef_search: the old code raised efSearch here
+    assert idx.index.hnsw.efSearch == 64                      # searches never mutate the shared index
+
+
+def test_saved_index_loads_read_only_mapped_and_still_adds(tmp_path):
+    idx, queries = _index(n=500)
+    idx.save(tmp_path / "ix")
+    loaded = DenseIndex.load(tmp_path / "ix", ef_search=64)
+    assert np.array_equal(loaded.search(queries[0], 5)[1], idx.search(queries[0], 5)[1])
+    before = (tmp_path / "ix.faiss").read_bytes()
+    rows = loaded.add(np.ones((2, 32), np.float32))
+    assert rows.tolist() == [500, 501] and loaded.ntotal == 502
+    assert (tmp_path / "ix.faiss").read_bytes() == before     # the bundle file is never written through the map
+
+
+def test_concurrent_searches_equal_sequential():
+    from serving_fixtures import real_bundle_cache
+
+    from serving.bundle_manager import load_components
+
+    sdir = real_bundle_cache() / "serving_dir"
+    vdir = sdir / (sdir / "LATEST").read_text().strip()
+    from modules.config import load_params
+
+    engine, _ = load_components(vdir, load_params())
+    assert type(engine.text_encoder).__name__ == "OnnxTextEncoder"    # the bundle's runtime, not TF
+    queries = [f"{c} {w}" for c in ("red", "blue", "black", "white", "green") for w in ("dress", "shoes", "bag", "shirt")]
+    filters = [None, {"category": engine.items["category"].iloc[0]}]
+
+    def run(i: int) -> list[str]:
+        return engine.search_text(queries[i % len(queries)], top_k=10, filters=filters[i % 2]).item_ids
+
+    sequential = [run(i) for i in range(len(queries) * 2)]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(run, range(len(queries) * 2)))
+    assert parallel == sequential
+    assert all(len(r) == 10 for r in sequential[::2])
+
+
+def test_rwlock_writer_excludes_readers():
+    lock, log = RWLock(), []
+    with lock.read(), lock.read():                             # readers share
+        pass
+
+    def reader() -> None:
+        with lock.read():
+            log.append("r")
+
+    with lock.write():
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(0.2)
+        assert log == []                                       # blocked while the writer holds it
+    t.join(5)
+    assert log == ["r"]
+
+
+def test_bundle_pusher_ships_the_runtime_and_the_loader_picks_it(tf_encoder, tmp_path):
+    from components.bundle_pusher.executor import stage_text_runtime
+    from modules.encoders.text_runtime import OnnxTextEncoder
+    from serving.bundle_manager import runtime_text_encoder
+
+    layout: dict[str, str] = {}
+    stage_text_runtime(tf_encoder, {"encoders": {"text": {"runtime": {"kind": "tf"}}}}, tmp_path, layout)
+    assert layout == {} and runtime_text_encoder(tmp_path, {}) is None           # TF fallback: nothing shipped
+    stage_text_runtime(tf_encoder, {}, tmp_path, layout)
+    assert layout == {"text_runtime": "model/text_runtime"}
+    assert (tmp_path / "model" / "text_runtime" / "model.onnx").is_file()
+    assert isinstance(runtime_text_encoder(tmp_path, {}), OnnxTextEncoder)
+    tf_params = {"encoders": {"text": {"runtime": {"kind": "tf"}}}}
+    assert runtime_text_encoder(tmp_path, tf_params) is None                     # params can turn it off
