@@ -454,32 +454,16 @@ def color_features_for_paths(
     all in memory). ``workers`` > 1 spreads the files over that many spawned processes (numpy + PIL only)."""
     from functools import partial
 
+    from modules.images import map_photos
+
     n = len(paths)
     feats = np.zeros((n, color_feature_dim(params)), dtype=np.float32)
     names, ok = [""] * n, np.zeros(n, dtype=bool)
     job = partial(path_color_features, params=params, seed=seed, max_pixels=max_pixels, min_side=min_side)
-    it: Any
-    pool = None
-    if workers > 1 and n >= 64 * workers:
-        import multiprocessing
-
-        pool = multiprocessing.get_context("spawn").Pool(workers)  # spawn: never fork a process running TF
-        it = pool.imap(job, [str(p) for p in paths], chunksize=64)
-    else:
-        it = (job(p) for p in paths)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, total=n, desc="colour features", unit="img")
-    try:
-        for i, res in enumerate(it):
-            if res is not None:
-                feats[i], names[i] = res
-                ok[i] = True
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    for i, res in enumerate(map_photos(job, paths, workers, chunksize=64, progress=progress, desc="colour features")):
+        if res is not None:
+            feats[i], names[i] = res
+            ok[i] = True
     return feats, names, ok
 
 
