@@ -523,7 +523,7 @@ def _popularity(data_dir: Path, items: Any) -> np.ndarray:
         return np.zeros(len(items), dtype=np.float32)
     train, _ = split_interactions(inter, int(load_manifest(data_dir)["cutoff_ts"]))
     counts = train["item_id"].astype(str).value_counts()
-    return np.asarray([float(counts.get(i, 0)) for i in items["item_id"].astype(str)], dtype=np.float32)
+    return counts.reindex(items["item_id"].astype(str), fill_value=0).to_numpy(dtype=np.float32)
 
 
 def build_benchmark_engines(

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -173,3 +175,30 @@ def image_to_array(img: Image.Image, size: int | tuple[int, int]) -> np.ndarray:
         img = _to_rgb(img)
     resized = img.resize((w, h), Image.BILINEAR)
     return np.asarray(resized, dtype=np.float32) / 255.0
+
+
+def map_photos(job: Any, paths: Sequence[str | Path], workers: int = 1, chunksize: int = 32,
+               progress: bool = True, desc: str = "photos") -> Iterator[Any]:
+    """``job(str(path))`` for every path, in order: the one home of parallel photo iteration (EmbeddingGen's photo
+    pass, the colour and backbone passes). ``job`` must be picklable (a module-level function or a ``partial`` of
+    one); with ``workers`` > 1 and at least ``chunksize`` photos per worker it runs in that many spawned processes
+    (spawn: never fork a process running TF), otherwise in this one. A tqdm bar when ``progress``."""
+    n = len(paths)
+    pool = None
+    if workers > 1 and n >= chunksize * workers:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+        it: Iterator[Any] = pool.imap(job, [str(p) for p in paths], chunksize=chunksize)
+    else:
+        it = (job(str(p)) for p in paths)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = iter(tqdm(it, total=n, desc=desc, unit="img"))
+    try:
+        yield from it
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()

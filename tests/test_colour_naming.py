@@ -122,3 +122,20 @@ def test_subject_box_crops_busy_scenes_only():
     studio = Image.new("RGB", (200, 200), (250, 250, 250))
     studio.paste((30, 60, 200), (60, 60, 140, 140))
     assert subject_box(studio, margin=0.1, percentile=5) is None
+
+
+def test_naming_once_per_distinct_pixel_is_bit_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Naming (and the background distance) once per distinct pixel value gives the uncached answer bit for bit."""
+    from modules.encoders import color
+
+    rng = np.random.default_rng(3)
+    photos = [_garment((200, 30, 30)), _garment((20, 40, 120), outline=(5, 5, 5)), _garment((240, 240, 240)),
+              Image.fromarray(rng.integers(0, 255, (96, 96, 3)).astype(np.uint8))]  # a busy scene too
+    cached = [color.color_features_and_name(p, seed=7) for p in photos]
+    lab = color.rgb_to_lab(rng.integers(0, 4, (500, 3)) * 60.0)  # many repeats
+    cfg = color._color_cfg(None)
+    assert np.array_equal(color._pixel_names(lab, cfg), color._pixel_names_rows(lab, cfg))
+    monkeypatch.setattr(color, "per_distinct_row", lambda fn, rows: fn(rows))  # no cache at all
+    for (feats, name), photo in zip(cached, photos, strict=True):
+        plain_feats, plain_name = color.color_features_and_name(photo, seed=7)
+        assert np.array_equal(feats, plain_feats) and name == plain_name

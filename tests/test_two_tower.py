@@ -148,3 +148,28 @@ def test_run_fn_contract(tiny: SimpleNamespace, tmp_path: Path) -> None:
     assert metrics["n_train_examples"] + metrics["n_eval_examples"] <= len(tiny.train)
     assert (tmp_path / "serving" / "saved_model.pb").is_file()
     assert gzip.open(tmp_path / "Split-train" / "data.gz").read(1)  # really gzipped
+
+
+def test_accidental_hit_mask_on_int_rows_equals_the_string_mask() -> None:
+    """The in-batch mask compares int catalog rows: the same logits as comparing the (unique) id strings."""
+    from tensorflow_recommenders.layers.loss import RemoveAccidentalHits
+
+    from modules.recommend.two_tower import _make_dataset
+
+    rng = np.random.default_rng(0)
+    n_items, n = 30, 64
+    ids = np.array([f"sku-{i:03d}" for i in range(n_items)])
+    tables = {"content": tf.constant(rng.normal(size=(n_items, 4)).astype(np.float32)), "item_id": tf.constant(ids),
+              "category": tf.constant(ids), "brand": tf.constant(ids),
+              "price": tf.constant(np.ones(n_items, np.float32))}
+    item_idx = rng.integers(0, n_items, n)  # many in-batch repeats
+    ds = _make_dataset(np.array([f"u{i % 7}" for i in range(n)]), item_idx, np.full((n, 3), -1), np.zeros((n, 2),
+                       np.float32), np.ones(n, np.float32), np.ones(n, np.float32), tables, 32, shuffle_seed=1)
+    layer = RemoveAccidentalHits()
+    for b in ds:
+        assert [s.decode() for s in b["item_id"].numpy()] == ids[b["item_idx"].numpy()].tolist()
+        k = int(b["item_idx"].shape[0])
+        labels, logits = tf.eye(k), tf.constant(rng.normal(size=(k, k)).astype(np.float32))
+        by_int = layer(labels, logits, b["item_idx"]).numpy()
+        assert np.array_equal(by_int, layer(labels, logits, b["item_id"]).numpy())
+        assert (by_int < -1e8).any()  # the batch did hold accidental hits

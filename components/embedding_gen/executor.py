@@ -29,27 +29,19 @@ def _image_paths(items: Any, data_dir: Path) -> list[Path | None]:
     return [data_dir / rel if rel else None for rel in items["image_path"].fillna("").astype(str)]
 
 
-def _colour_pass(items: Any, paths: list[Path | None], params: dict[str, Any], seed: int
-                 ) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Colour features and named colour of every photo (spread over ``encoders.color.workers`` processes); the
-    pass also finds the unreadable photos (their items become text-only)."""
-    from modules.encoders.color import color_feature_dim, color_features_for_paths
+def _photo_pass(items: Any, paths: list[Path | None], params: dict[str, Any], seed: int, kind: str) -> Any:
+    """One decode per photo: colour features and names, and (kind ``backbone``) the frozen backbone features, over
+    ``encoders.backbone.workers`` (``encoders.color.workers`` without a backbone) processes. The pass also finds
+    the unreadable photos (their items become text-only)."""
+    from modules.encoders.photo_pass import photo_pass
 
-    color = np.zeros((len(items), color_feature_dim(params)), dtype=np.float32)
-    names = [""] * len(items)
-    idx = np.flatnonzero([p is not None for p in paths])
-    feats, found, ok = color_features_for_paths(
-        [paths[i] for i in idx], params, seed=seed, workers=int(params["encoders"]["color"]["workers"]),
-        max_pixels=int(params["serving"]["max_image_pixels"]), min_side=int(params["serving"]["min_image_side"]),
-    )
-    color[idx] = feats
-    readable = np.zeros(len(items), dtype=bool)
-    readable[idx[ok]] = True
-    for j, i in enumerate(idx):
-        names[i] = found[j] if ok[j] else ""
-        if not ok[j]:
-            log.warning("item %s: image %s unusable; the item is text-only", items["item_id"].iloc[i], paths[i])
-    return color, names, readable
+    enc = params["encoders"]
+    model = str(enc["backbone"]["model"]) if kind == "backbone" else None
+    workers = int(enc["backbone"]["workers"] if model else enc["color"]["workers"])
+    done = photo_pass(paths, params, seed, backbone=model, workers=workers)
+    for i in np.flatnonzero(np.array([p is not None for p in paths]) & ~done.readable):
+        log.warning("item %s: image %s unusable; the item is text-only", items["item_id"].iloc[i], paths[i])
+    return done
 
 
 def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -70,15 +62,15 @@ def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> 
                               progress=True)
     seconds["text"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
     paths = _image_paths(items, root)
-    color, color_names, readable = _colour_pass(items, paths, params, seed)
-    seconds["colour"] = time.perf_counter() - t0
-
     kind = image_kind(params)
     with child_run(f"training:image_{kind}", params={"encoders.image.kind": kind}) as run:
-        with emissions(f"image_{kind}", out / "codecarbon") as em:
-            images = embed_catalog_images(paths, readable, text_emb, color, params, seed)
+        with emissions(f"image_{kind}", out / "codecarbon") as em:  # the photo pass (colour too) + the image space
+            photos = _photo_pass(items, paths, params, seed, kind)
+            color, color_names, readable = photos.color, photos.names, photos.readable
+            seconds.update(photos.seconds)
+            images = embed_catalog_images(paths, readable, text_emb, color, params, seed,
+                                          backbone_feats=photos.backbone)
         seconds.update(images.seconds)
         t0 = time.perf_counter()
         attr_cfg = params["attributes"]

@@ -66,7 +66,7 @@ def test_embeddings_with_two_workers_and_bad_photos(tmp_path: Path) -> None:
 
     # the 1x1 photo is refused like the truncated one; every other awkward photo is embedded
     assert stats["n_items"] == 40 and stats["n_with_image"] == 37 and stats["n_photos_unusable"] == 2
-    assert stats["image_kind"] == "backbone" and set(stats["seconds"]) >= {"text", "colour", "backbone_features",
+    assert stats["image_kind"] == "backbone" and set(stats["seconds"]) >= {"text", "photo_pass", "photo_backbone",
                                                                           "lit_training", "attributes"}
     image = np.load(out / data_io.EMB_IMAGE_FILE)
     color = np.load(out / data_io.EMB_COLOR_FILE)

@@ -64,27 +64,43 @@ def _train_interactions(data_dir: str) -> pd.DataFrame:
 
 
 def user_table(data_dir: str, history_len: int, now: dt.datetime) -> pd.DataFrame:
-    """One row per user of the training window: recent items (newest first) and tastes."""
+    """One row per user of the training window: recent items (newest first) and tastes, built with pandas group
+    operations (no per-user Python loop). Ties: top categories by count, then the most recently seen first; top
+    brand by count, then the smallest value (what ``Series.mode`` picks)."""
     inter = _train_interactions(data_dir)
     cols = ["user_id", "recent_items", "n_events", "top_categories", "top_brand", "mean_price", "event_timestamp"]
     if inter.empty:
         return pd.DataFrame(columns=cols)
     items = load_items(data_dir)[["item_id", "category", "brand", "price"]].astype({"item_id": str})
     df = inter.merge(items, on="item_id", how="left").sort_values(["user_id", "ts"], ascending=[True, False])
-    rows = []
-    for uid, g in df.groupby("user_id", sort=True):
-        rows.append(
-            {
-                "user_id": str(uid),
-                "recent_items": g["item_id"].head(history_len).astype(str).tolist(),
-                "n_events": int(len(g)),
-                "top_categories": g["category"].value_counts().head(3).index.astype(str).tolist(),
-                "top_brand": str(g["brand"].mode().iloc[0]) if g["brand"].notna().any() else "",
-                "mean_price": float(pd.to_numeric(g["price"]).mean()),
-                "event_timestamp": pd.Timestamp(now),
-            }
-        )
-    return pd.DataFrame(rows, columns=cols)
+    df["pos"] = np.arange(len(df))  # rows of a user are contiguous, newest first
+    out = pd.DataFrame({"n_events": df.groupby("user_id", sort=True).size().astype(int)})
+    out["recent_items"] = _lists(df.groupby("user_id", sort=False).head(history_len), "item_id", out.index)
+    out["top_categories"] = _lists(_ranked(df, "category", ["n", "first"], [False, True]).head(3), "category",
+                                   out.index)
+    top_brand = _ranked(df, "brand", ["n", "brand"], [False, True]).first()["brand"]
+    out["top_brand"] = top_brand.reindex(out.index).fillna("").astype(str)
+    out["mean_price"] = pd.to_numeric(df["price"]).groupby(df["user_id"], sort=True).mean().astype(float)
+    out["event_timestamp"] = pd.Timestamp(now)
+    return out.rename_axis("user_id").reset_index().astype({"user_id": str})[cols]
+
+
+def _ranked(df: pd.DataFrame, col: str, by: list[str], ascending: list[bool]) -> Any:
+    """Per user, the distinct non-null values of ``col`` with their count ``n`` and first (newest) position,
+    sorted by user then ``by`` (the order of ``value_counts``: count, then first seen; or of ``mode``: count, then
+    value), grouped by user (for ``head`` / ``first``)."""
+    counts = df.dropna(subset=[col]).groupby(["user_id", col], sort=False).agg(n=("pos", "size"), first=("pos", "min"))
+    ranked = counts.reset_index().sort_values(["user_id", *by], ascending=[True, *ascending], kind="stable")
+    return ranked.groupby("user_id", sort=False)
+
+
+def _lists(rows: pd.DataFrame, col: str, users: pd.Index) -> list[list[str]]:
+    """``col`` of each user's rows as a list of str (rows: contiguous per user, users sorted), in ``users`` order
+    ([] for a user without rows)."""
+    uid = rows["user_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]]) if len(uid) else np.zeros(0, int)
+    found = dict(zip(uid[starts], np.split(rows[col].astype(str).to_numpy(), starts[1:]), strict=True))
+    return [found[u].tolist() if u in found else [] for u in users]
 
 
 def _definitions(repo: Path) -> list[Any]:

@@ -183,30 +183,16 @@ def features_for_paths(paths: Sequence[str | Path], name: str = "efficientnet_li
     """(features (n, dim), readable mask) of image files, decoded one at a time, over ``workers`` processes."""
     from functools import partial
 
+    from modules.images import map_photos
+
     spec = backbone_spec(name)
     model_path(spec)  # fail fast, in this process, when the package is missing
     n = len(paths)
     feats = np.zeros((n, spec.feature_dim), dtype=np.float32)
     ok = np.zeros(n, dtype=bool)
     job = partial(_worker_features, name=name, max_pixels=max_pixels, min_side=min_side)
-    pool = None
-    if workers > 1 and n >= 32 * workers:
-        import multiprocessing
-
-        pool = multiprocessing.get_context("spawn").Pool(workers)  # spawn: never fork a process running TF
-        it: Any = pool.imap(job, [str(p) for p in paths], chunksize=32)
-    else:
-        it = (job(str(p)) for p in paths)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, total=n, desc="backbone features", unit="img")
-    try:
-        for i, res in enumerate(it):
-            if res is not None:
-                feats[i], ok[i] = res, True
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    for i, res in enumerate(map_photos(job, paths, workers, chunksize=32, progress=progress,
+                                       desc="backbone features")):
+        if res is not None:
+            feats[i], ok[i] = res, True
     return feats, ok

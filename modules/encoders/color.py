@@ -202,7 +202,7 @@ def _studio_foreground(lab: np.ndarray, border_colours: np.ndarray, cfg: dict[st
     then peeled off the foreground (anti-aliased edge pixels mix item and background)."""
     h, w, _ = lab.shape
     ref = border_colours[:: max(1, len(border_colours) // 64)]
-    d2 = cdist(lab.reshape(-1, 3), ref, "sqeuclidean").min(axis=1).reshape(h, w)
+    d2 = per_distinct_row(lambda rows: cdist(rows, ref, "sqeuclidean").min(axis=1), lab.reshape(-1, 3)).reshape(h, w)
     bg_like = d2 < cfg["background_tolerance"] ** 2
     gap = cfg["background_gap_closing"]
     passable = bg_like & ~ndimage.binary_dilation(~bg_like, iterations=gap) if gap > 0 else bg_like
@@ -360,7 +360,25 @@ def _pixel_names(lab: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     mapped onto the survey's scale: chroma times ``chroma_gain`` (up to ``chroma_cap``; vivid pixels keep
     theirs, so flat swatches such as the survey's own colours still name themselves), lightness stretched so that ``black_point`` ->
     0 and ``white_point`` -> 100. Pixels still under ``achromatic_chroma`` are black / grey / white by lightness
-    (``black_lightness``, ``white_lightness``); the others take the term of their nearest survey colour."""
+    (``black_lightness``, ``white_lightness``); the others take the term of their nearest survey colour.
+
+    Each step is row-wise, so each distinct Lab row is named once and the names are spread back (photos repeat
+    few pixel values: the same answer, bit for bit, at a fraction of the distance computations)."""
+    return per_distinct_row(lambda rows: _pixel_names_rows(rows, cfg), lab)
+
+
+def per_distinct_row(fn: Any, rows: np.ndarray) -> np.ndarray:
+    """``fn(rows)`` for a row-wise ``fn``, computed once per distinct row and spread back with ``np.unique``'s
+    inverse: the same values bit for bit (each row's result depends on that row alone)."""
+    if len(rows) > 1:
+        distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
+        if len(distinct) < len(rows):
+            return fn(distinct)[inverse.reshape(-1)]
+    return fn(rows)
+
+
+def _pixel_names_rows(lab: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """:func:`_pixel_names` without the per-distinct-row cache."""
     scaled = lab.copy()
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     boosted = np.maximum(chroma, np.minimum(chroma * cfg["chroma_gain"], cfg["chroma_cap"]))
@@ -436,32 +454,16 @@ def color_features_for_paths(
     all in memory). ``workers`` > 1 spreads the files over that many spawned processes (numpy + PIL only)."""
     from functools import partial
 
+    from modules.images import map_photos
+
     n = len(paths)
     feats = np.zeros((n, color_feature_dim(params)), dtype=np.float32)
     names, ok = [""] * n, np.zeros(n, dtype=bool)
     job = partial(path_color_features, params=params, seed=seed, max_pixels=max_pixels, min_side=min_side)
-    it: Any
-    pool = None
-    if workers > 1 and n >= 64 * workers:
-        import multiprocessing
-
-        pool = multiprocessing.get_context("spawn").Pool(workers)  # spawn: never fork a process running TF
-        it = pool.imap(job, [str(p) for p in paths], chunksize=64)
-    else:
-        it = (job(p) for p in paths)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, total=n, desc="colour features", unit="img")
-    try:
-        for i, res in enumerate(it):
-            if res is not None:
-                feats[i], names[i] = res
-                ok[i] = True
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    for i, res in enumerate(map_photos(job, paths, workers, chunksize=64, progress=progress, desc="colour features")):
+        if res is not None:
+            feats[i], names[i] = res
+            ok[i] = True
     return feats, names, ok
 
 

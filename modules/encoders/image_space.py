@@ -43,11 +43,13 @@ def image_kind(params: Mapping[str, Any]) -> str:
 
 def embed_catalog_images(paths: Sequence[Path | None], readable: np.ndarray, text_emb: np.ndarray,
                          color_feats: np.ndarray, params: Mapping[str, Any], seed: int,
-                         progress: bool = True) -> CatalogImages:
-    """Embed every readable photo (``readable[i]``: photo ``i`` decoded in the colour pass) in the configured space."""
+                         progress: bool = True, backbone_feats: np.ndarray | None = None) -> CatalogImages:
+    """Embed every readable photo (``readable[i]``: photo ``i`` decoded in the colour pass) in the configured space.
+    ``backbone_feats``: the frozen features the photo pass computed from the same decode (kind ``backbone``;
+    without them the photos are decoded again here)."""
     kind = image_kind(params)
     if kind == "backbone":
-        return _backbone(paths, readable, text_emb, params, seed, progress)
+        return _backbone(paths, readable, text_emb, params, seed, progress, backbone_feats)
     rows = np.flatnonzero(readable)
     t0 = time.perf_counter()
     if kind == "tower":
@@ -76,7 +78,7 @@ def embed_catalog_images(paths: Sequence[Path | None], readable: np.ndarray, tex
 
 
 def _backbone(paths: Sequence[Path | None], readable: np.ndarray, text_emb: np.ndarray, params: Mapping[str, Any],
-              seed: int, progress: bool) -> CatalogImages:
+              seed: int, progress: bool, precomputed: np.ndarray | None = None) -> CatalogImages:
     from modules.encoders.backbone import Backbone, features_for_paths
     from modules.encoders.lit import LitEncoder
 
@@ -86,9 +88,12 @@ def _backbone(paths: Sequence[Path | None], readable: np.ndarray, text_emb: np.n
         raise ValueError(f"{len(rows)} readable item photo(s); LiT needs at least 2 (text, photo) pairs")
     t0 = time.perf_counter()
     serving = params["serving"]
-    feats_rows, ok = features_for_paths([paths[i] for i in rows], cfg["model"], workers=int(cfg["workers"]),
-                                        max_pixels=int(serving["max_image_pixels"]),
-                                        min_side=int(serving["min_image_side"]), progress=progress)
+    if precomputed is not None:  # the photo pass: same decode, same limits, so the same readable rows
+        feats_rows, ok = precomputed[rows], np.ones(len(rows), bool)
+    else:
+        feats_rows, ok = features_for_paths([paths[i] for i in rows], cfg["model"], workers=int(cfg["workers"]),
+                                            max_pixels=int(serving["max_image_pixels"]),
+                                            min_side=int(serving["min_image_side"]), progress=progress)
     t_feat = time.perf_counter() - t0
     rows, feats_rows = rows[ok], feats_rows[ok]
     has_image = np.zeros(len(paths), bool)
@@ -99,8 +104,10 @@ def _backbone(paths: Sequence[Path | None], readable: np.ndarray, text_emb: np.n
     enc = LitEncoder.train(text_emb[rows], feats_rows, info, params, seed, progress)
     vecs = np.zeros((len(paths), enc.dim), np.float32)
     vecs[rows] = enc.image_vectors(feats_rows)
-    return CatalogImages(enc, vecs, has_image, feats,
-                         {"backbone_features": t_feat, "lit_training": time.perf_counter() - t0 - t_feat})
+    seconds = {"lit_training": time.perf_counter() - t0 - t_feat}
+    if precomputed is None:
+        seconds["backbone_features"] = t_feat
+    return CatalogImages(enc, vecs, has_image, feats, seconds)
 
 
 def save_image_encoder(encoder: Any, directory: str | Path, kind: str) -> Path:

@@ -12,7 +12,7 @@ Both towers end in an L2-normalised ``embedding_dim`` vector; the score is the c
 
 Training: in-batch sampled softmax (``tfrs.tasks.Retrieval``) with logQ correction
 (``candidate_sampling_probability`` = the item's share of training interactions), accidental in-batch hits
-removed, event-weighted examples. Only training-window interactions (``ts < cutoff_ts``) are ever used; the
+removed (compared on int catalog rows, not on the id strings), event-weighted examples. Only training-window interactions (``ts < cutoff_ts``) are ever used; the
 latest ``eval_fraction`` of that window is held out for early stopping on Recall@k.
 Every example's query features are point-in-time: built from that user's *earlier* interactions only.
 
@@ -152,7 +152,7 @@ class _TwoTowerNet(tfrs.Model):
             c,
             sample_weight=features["weight"],
             candidate_sampling_probability=features["sampling_prob"] if self.logq else None,
-            candidate_ids=features["item_id"],
+            candidate_ids=features["item_idx"],  # int catalog rows: the same mask as the (unique) string ids, cheaper
             compute_metrics=False,
             compute_batch_metrics=False,
         )
@@ -263,6 +263,7 @@ def _make_dataset(
             "history_emb": hist,
             "taste": b["taste"],
             "item_id": tf.gather(tables["item_id"], idx),
+            "item_idx": idx,
             "content": tf.gather(tables["content"], idx),
             "category": tf.gather(tables["category"], idx),
             "brand": tf.gather(tables["brand"], idx),
