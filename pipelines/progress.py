@@ -204,6 +204,10 @@ def _route_logging(stream: TextIO, consoles: tuple[Any, ...]) -> dict[str, Any]:
             # without this, the first run in a process closed pytest's capture file for every later test.
             saved["streams"].append((inner, inner.stream))
             inner.stream = stream
+    absl_logger = logging.getLogger("absl")  # an earlier run or library may have left absl at WARNING
+    saved["absl_level"] = absl_logger.level
+    if absl_logger.level > logging.INFO:
+        absl_logger.setLevel(logging.INFO)  # the log keeps TFX's INFO lines ("Component X is finished")
     saved["ours"] = logging.StreamHandler(stream)
     saved["ours"].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(saved["ours"])
@@ -231,6 +235,7 @@ def _restore_logging(saved: dict[str, Any]) -> None:
     for handler, stream in saved["streams"]:
         handler.stream = stream
     root.setLevel(saved["level"])
+    logging.getLogger("absl").setLevel(saved["absl_level"])
 
 
 # ------------------------------------------------------------------------------------------------

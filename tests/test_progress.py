@@ -124,9 +124,15 @@ def test_real_local_dag_runner_two_nodes_then_cached(tmp_path: Path, capfd: pyte
                 str(tmp_path / "root" / "metadata.sqlite")))
 
     capfd.readouterr()
-    for _ in range(2):
-        with OutputRouter(tmp_path / "run.log"), track_components(2) as seconds:
-            tfx.orchestration.LocalDagRunner().run(pipeline())
+    absl_logger, level = logging.getLogger("absl"), logging.getLogger("absl").level
+    absl_logger.setLevel(logging.WARNING)  # as an earlier full pipeline run in the process leaves it
+    try:
+        for _ in range(2):
+            with OutputRouter(tmp_path / "run.log"), track_components(2) as seconds:
+                tfx.orchestration.LocalDagRunner().run(pipeline())
+        assert absl_logger.level == logging.WARNING  # restored after each run
+    finally:
+        absl_logger.setLevel(level)
     lines = capfd.readouterr().out.splitlines()
     assert [ln.split(" in ")[0] for ln in lines] == [
         "[pixelmatch] 1/2 Count started", "[pixelmatch] 1/2 Count done", "[pixelmatch] 2/2 Shout started",
