@@ -14,6 +14,7 @@ At start-up and after every bundle swap the log is replayed onto the fresh engin
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -82,12 +83,19 @@ class DeltaLog:
             self.serving_dir.mkdir(parents=True, exist_ok=True)
             created = not self.path.exists()
             with self.path.open("ab") as f:
+                # `serve --workers N`: other processes append too. Without this lock, one worker's tail repair
+                # could cut another's half-written (not yet acknowledged) line. Released when f closes.
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
                 self._repair_tail(f)
-                f.write(lines.encode("utf-8"))
+                self._write(f, lines.encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
             if created:
                 _fsync_dir(self.serving_dir)
+
+    @staticmethod
+    def _write(f: Any, data: bytes) -> None:
+        f.write(data)
 
     def _repair_tail(self, f: Any) -> None:
         """Cut an unterminated last line (a write torn by a crash; it was never acknowledged)."""

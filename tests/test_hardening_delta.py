@@ -105,3 +105,28 @@ def test_refused_latest_is_not_rehashed_and_start_falls_back(tmp_path: Path, mon
         assert calls and calls[0] == "v2" and manager.bundle.version == "v1"
     finally:
         manager.stop_watcher()
+
+
+def test_two_workers_appending_at_once_lose_nothing(tmp_path: Path) -> None:
+    """`serve --workers N`: two processes' DeltaLogs append to one file. While one worker is mid-write, the other's
+    torn-tail repair must wait (file lock), not cut the half-written line."""
+    import threading
+
+    midway = threading.Event()
+
+    class SlowWorker(DeltaLog):
+        @staticmethod
+        def _write(f, data: bytes) -> None:
+            f.write(data[:10])
+            f.flush()
+            midway.set()
+            time.sleep(0.5)
+            f.write(data[10:])
+
+    first = threading.Thread(target=SlowWorker(tmp_path).append, args=([{"op": "delete", "item_id": "from-a"}],))
+    first.start()
+    assert midway.wait(5)
+    DeltaLog(tmp_path).append([{"op": "delete", "item_id": "from-b"}])  # another instance: its own thread lock
+    first.join()
+    parsed = read_delta_log(tmp_path / "delta.jsonl")
+    assert [r["item_id"] for r in parsed.records] == ["from-a", "from-b"] and not parsed.problems and not parsed.torn
