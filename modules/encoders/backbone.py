@@ -163,18 +163,23 @@ class Backbone:
 _WORKER: dict[str, Any] = {}
 
 
+def process_backbone(name: str) -> Backbone:
+    """This process's one Backbone called ``name`` (a pool worker loads the model once, on its first photo)."""
+    if name not in _WORKER:
+        _WORKER[name] = Backbone(name)
+    return _WORKER[name]
+
+
 def _worker_features(path: str, name: str, max_pixels: int, min_side: int) -> np.ndarray | None:
     """One photo's features in a pool worker (one Backbone per process), or None when it cannot be read."""
     from modules.images import ImageError, load_image
 
-    if name not in _WORKER:
-        _WORKER[name] = Backbone(name)
     try:
         img = load_image(path, max_pixels=max_pixels, min_side=min_side)
     except (ImageError, OSError) as exc:
         log.warning("backbone features: %s unusable (%s)", path, exc)
         return None
-    return _WORKER[name].features([img])[0]
+    return process_backbone(name).features([img])[0]
 
 
 def features_for_paths(paths: Sequence[str | Path], name: str = "efficientnet_lite3", workers: int = 1,

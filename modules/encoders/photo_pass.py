@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
-_BACKBONES: dict[str, Any] = {}  # one Backbone per process (a pool worker or this process)
 
 
 @dataclass
@@ -50,11 +49,9 @@ def photo_features(path: str, params: Mapping[str, Any], seed: int, max_pixels: 
     t2 = time.perf_counter()
     bb = None
     if backbone:
-        if backbone not in _BACKBONES:
-            from modules.encoders.backbone import Backbone
+        from modules.encoders.backbone import process_backbone
 
-            _BACKBONES[backbone] = Backbone(backbone)
-        bb = _BACKBONES[backbone].features([img])[0]
+        bb = process_backbone(backbone).features([img])[0]
     return feats, name, bb, (t1 - t0, t2 - t1, time.perf_counter() - t2)
 
 
