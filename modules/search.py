@@ -359,7 +359,6 @@ class SearchEngine:
         retrieval_text = (intents.residual_text or text) if text else ""
         allowed = self._allowed(filters, intents if hard_intents else None)
         pool = int(self.hp.get("candidates", 200))
-        overfetch = int(self.hp.get("filter_overfetch", 4))
 
         q_text = np.asarray(self.text_encoder.encode_query(retrieval_text), np.float32) if text else None
         q_photo = self._encode_photo(img) if img is not None else None
@@ -390,16 +389,16 @@ class SearchEngine:
         bm25 = self.bm25.scores(retrieval_text, n) if text else np.zeros(n, np.float32)
         if text and img is None:
             lists["bm25"] = self._top_from_scores(bm25, allowed, pool)
-            lists["text"] = self.text_index.search(q_text, pool, allowed, overfetch)[1]
+            lists["text"] = self.text_index.search(q_text, pool, allowed)[1]
         if q_image is not None:
-            lists["image"] = self.image_index.search(q_image, pool, allowed, overfetch)[1]
+            lists["image"] = self.image_index.search(q_image, pool, allowed)[1]
         if photo_sim is not None and text is None:
             lists["photo"] = self._top_from_scores(photo_sim, allowed, pool, positive_only=False)
-        lists["fusion"] = self.fused_index.search(q_fused, pool, allowed, overfetch)[1]
+        lists["fusion"] = self.fused_index.search(q_fused, pool, allowed)[1]
         if q_photo is not None and text and intents.color:
             # "like this but in navy": the items nearest to the photo among those of the requested colour.
             in_color = allowed & self._color_mask(intents.color)
-            lists["image_in_color"] = self.image_index.search(q_photo, pool, in_color, overfetch)[1]
+            lists["image_in_color"] = self.image_index.search(q_photo, pool, in_color)[1]
         # each query kind has its own list weights (tuned on TRAIN queries of that kind)
         weights_key = "rrf_weights" if img is None else ("photo_rrf_weights" if text is None else "composed_rrf_weights")
         weights = dict(self.hp.get(weights_key) or {})
@@ -520,7 +519,6 @@ class SearchEngine:
         intents = self.parser.parse(q)
         allowed = self._allowed(filters, intents if hard_intents else None)
         text = intents.residual_text or q
-        overfetch = int(self.hp.get("filter_overfetch", 4))
         explain_key = "lexical" if retriever in ("bm25", "tfidf") else "dense"
         confidence = None
         if retriever in ("bm25", "tfidf"):
@@ -530,17 +528,16 @@ class SearchEngine:
         else:
             q_text = np.asarray(self.text_encoder.encode_query(text), np.float32)
             if retriever == "text":
-                vals, rows = self.text_index.search(q_text, top_k, allowed, overfetch)
+                vals, rows = self.text_index.search(q_text, top_k, allowed)
             elif retriever == "image":
                 q_img = self._image_space_text(text, q_text)
                 if q_img is None:
                     raise ValueError("retriever 'image' needs a text-aligned image encoder (image tower or CLIP)")
-                vals, rows = self.image_index.search(q_img, top_k, allowed, overfetch)
+                vals, rows = self.image_index.search(q_img, top_k, allowed)
             else:
                 img_q = self._image_space_text(text, q_text) if hasattr(self.image_encoder, "encode_texts") else None
-                vals, rows = self.fused_index.search(self.fusion.query_vector(q_text, img_q), top_k, allowed,
-                                                     overfetch)
-            confidence = float(self.text_index.search(q_text, 1, self.alive, overfetch)[0].max(initial=-1.0))
+                vals, rows = self.fused_index.search(self.fusion.query_vector(q_text, img_q), top_k, allowed)
+            confidence = float(self.text_index.search(q_text, 1, self.alive)[0].max(initial=-1.0))
         results = [Result(str(self.row_ids[r]), float(v),
                           {"lexical": None, "dense": None, "two_tower": None, "reranker": None} | {explain_key: float(v)})
                    for v, r in zip(vals, rows, strict=True)]
@@ -581,8 +578,7 @@ class SearchEngine:
             raise UnknownItemError(f"unknown item_id {item_id!r}")
         allowed = self._allowed(filters)
         allowed[row] = False
-        vals, rows = self.fused_index.search(self.fused_index.vectors[row], top_k, allowed,
-                                             int(self.hp.get("filter_overfetch", 4)))
+        vals, rows = self.fused_index.search(self.fused_index.vectors[row], top_k, allowed)
         results = [Result(str(self.row_ids[r]), float(v), {"lexical": None, "dense": float(v), "two_tower": None,
                                                            "reranker": None})
                    for v, r in zip(vals, rows, strict=True)]
@@ -619,7 +615,7 @@ class SearchEngine:
         """Best dense (text) cosine of the query: the signal behind ``low_confidence``."""
         q = self._clean_query(query)
         vec = np.asarray(self.text_encoder.encode_query(self.parser.parse(q).residual_text or q), np.float32)
-        vals, _ = self.text_index.search(vec, 1, self.alive, int(self.hp.get("filter_overfetch", 4)))
+        vals, _ = self.text_index.search(vec, 1, self.alive)
         return float(vals.max(initial=-1.0))
 
     # ------------------------------------------------------------------------------------------------ live updates

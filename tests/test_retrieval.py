@@ -59,7 +59,7 @@ def test_filtered_dense_search_returns_k_even_for_a_rare_subset():
     idx = DenseIndex.build(x, {"hnsw": {"M": 16, "ef_construction": 100, "ef_search": 32}})
     allowed = np.zeros(2000, bool)
     allowed[rng.choice(2000, 12, replace=False)] = True  # 0.6 % of the rows
-    scores, rows = idx.search(rng.standard_normal(32), 10, allowed, overfetch=2)
+    scores, rows = idx.search(rng.standard_normal(32), 10, allowed)
     assert len(rows) == 10 and allowed[rows].all()
     ex_scores, ex_rows = idx.exact_search(x[0], 10, allowed)
     assert set(rows) <= set(np.flatnonzero(allowed)) and len(ex_rows) == 10

@@ -79,14 +79,13 @@ class DenseIndex:
         top = top[np.argsort(-s[top], kind="stable")]
         return s[top].astype(np.float32), rows[top].astype(np.int64)
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None, overfetch: int = 1
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, rows) in descending score order, restricted to ``allowed`` rows when given.
 
         Never returns fewer than ``min(k, allowed.sum())`` hits: HNSW searches only the allowed rows (ID selector)
         with ``efSearch = max(ef_search, k)``, and an exact search over the allowed subset takes over when the
         graph walk finds too few. A filter that allows at most ``exact_below`` rows is searched exactly (cheap,
-        and a sparse selector cuts the graph into pieces HNSW walks badly). ``overfetch`` is no longer used.
+        and a sparse selector cuts the graph into pieces HNSW walks badly).
         """
         n = self.ntotal
         if n == 0 or k <= 0:
