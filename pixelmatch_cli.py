@@ -41,7 +41,7 @@ def generate(
     looks: int = typer.Option(0, help="also write this many shop-the-look photos (looks/ + looks.jsonl)"),
 ) -> None:
     """Generate the synthetic catalog, images, interactions and judged queries."""
-    from modules.catalog.generate import generate_catalog
+    from modules.data.catalog.generate import generate_catalog
 
     params = _params(params_path)
     try:
@@ -50,7 +50,7 @@ def generate(
         _fail(str(exc), 2)
     counts = manifest.get("counts", {})
     if looks > 0:
-        from modules.catalog.looks import generate_looks
+        from modules.data.catalog.looks import generate_looks
 
         counts = {**counts, "looks": len(generate_looks(out, n_looks=looks, seed=seed, params=params))}
     typer.echo(f"wrote {out}/ : " + ", ".join(f"{k}={v}" for k, v in counts.items()))
@@ -65,7 +65,7 @@ def ingest(
     seed: int = typer.Option(42),
 ) -> None:
     """Ingest your own catalog (CSV + photos) into the DATA_DIR format the pipeline reads."""
-    from modules.ingest import IngestError, ingest_catalog
+    from modules.data.ingest import IngestError, ingest_catalog
 
     mapping: dict[str, str] = {}
     for entry in map_:
@@ -89,8 +89,8 @@ def encode(
     """Print embeddings as JSON lines: {"encoder", "dim", "vector"} per input."""
     if not text and not image:
         _fail("give at least one --text or --image", 2)
+    from modules.data.images import ImageError
     from modules.encoders.cli_support import encode_json_lines
-    from modules.images import ImageError
 
     try:
         for line in encode_json_lines(list(text), [str(p) for p in image], image_encoder=image_encoder, model_dir=model_dir):
@@ -147,7 +147,7 @@ def benchmark(
     params_path: str = typer.Option(None, "--params"),
 ) -> None:
     """Evaluate every retriever against the judged eval queries and write docs/benchmark_results.md."""
-    from modules.evaluation import run_benchmark_cli
+    from modules.evaluation.search_eval import run_benchmark_cli
 
     run_benchmark_cli(scale, data_dir=str(data) if data else None, out_md=str(out), params_path=params_path)
 

@@ -34,7 +34,7 @@ def latest_bundle_or_exit(serving_dir: str | Path) -> tuple[str, Path]:
 def eval_text_queries(data_dir: str | Path, limit: int | None = None) -> list[str]:
     """The non-empty EVAL text queries of ``DATA_DIR/queries.jsonl`` in file order (at most ``limit``); exit 2 if
     there are none."""
-    from modules.data_io import load_queries
+    from modules.data.data_io import load_queries
 
     texts = [q["text"] for q in load_queries(data_dir, split="eval") if q["kind"] == "text" and q.get("text")]
     if not texts:

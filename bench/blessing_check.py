@@ -2,10 +2,10 @@
 
     python bench/blessing_check.py --catalog tiny|fashion [--rows 300] [--text-encoder real|random] [--out m.json]
 
-Builds the engine the benchmark way (``modules.evaluation.build_benchmark_engines``) on a catalog whose queries
-are self-supervised known-item queries (``modules.selfsup``; for the tiny synthetic catalog the judged queries are
+Builds the engine the benchmark way (``modules.evaluation.search_eval.build_benchmark_engines``) on a catalog whose queries
+are self-supervised known-item queries (``modules.data.selfsup``; for the tiny synthetic catalog the judged queries are
 replaced by them), trains LambdaMART on the train queries, evaluates the EVAL queries and prints the blessing
-decision of ``modules.blessing``. ``--text-encoder random`` swaps the MiniLM encoder for one that returns a seeded
+decision of ``modules.evaluation.blessing``. ``--text-encoder random`` swaps the MiniLM encoder for one that returns a seeded
 random unit vector per text (the broken encoder the blessing must refuse).
 """
 from __future__ import annotations
@@ -38,12 +38,12 @@ class RandomTextEncoder:
 
 
 def make_catalog(kind: str, rows: int, root: Path, params: dict) -> Path:
-    from modules.data_io import load_items
-    from modules.selfsup import make_selfsupervised_queries
+    from modules.data.data_io import load_items
+    from modules.data.selfsup import make_selfsupervised_queries
 
     data = root / "data"
     if kind == "tiny":
-        from modules.catalog.generate import generate_catalog
+        from modules.data.catalog.generate import generate_catalog
 
         generate_catalog("tiny", data, seed=42, params=params, progress=False)
         queries = make_selfsupervised_queries(load_items(data), data, seed=42, params=params)
@@ -51,7 +51,7 @@ def make_catalog(kind: str, rows: int, root: Path, params: dict) -> Path:
             f.writelines(json.dumps(q) + "\n" for q in queries)
         return data
     from modules.config import shared_dir
-    from modules.ingest import ingest_catalog
+    from modules.data.ingest import ingest_catalog
 
     fashion = shared_dir() / "datasets" / "fashion-sample"
     with (fashion / "catalog.csv").open(newline="", encoding="utf-8") as f:
@@ -73,8 +73,8 @@ def make_catalog(kind: str, rows: int, root: Path, params: dict) -> Path:
 
 def measure(data: Path, params: dict, random_text: bool) -> dict:
     import modules.encoders.text as text_mod
-    from modules.data_io import load_queries
-    from modules.evaluation import build_benchmark_engines, evaluate_engine
+    from modules.data.data_io import load_queries
+    from modules.evaluation.search_eval import build_benchmark_engines, evaluate_engine
     from modules.ranking import build_training_frame, train_ranker
 
     if random_text:
@@ -96,8 +96,8 @@ def main() -> None:
     ap.add_argument("--text-encoder", choices=("real", "random"), default="real")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
-    from modules.blessing import bless_selfsupervised
     from modules.config import load_params
+    from modules.evaluation.blessing import bless_selfsupervised
 
     params = load_params()
     with tempfile.TemporaryDirectory() as tmp:

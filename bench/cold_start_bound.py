@@ -2,11 +2,11 @@
 
     python -m bench.cold_start_bound --data /tmp/pm_full --max-users 5000
 
-The generator (``modules.catalog.interactions``) draws each event's item from a Zipf popularity over a random
+The generator (``modules.data.catalog.interactions``) draws each event's item from a Zipf popularity over a random
 permutation of ranks, then its user by fit to hidden tastes (category, colour, style, price band, gender). A new SKU
 has no events before the cutoff, so its popularity is unobservable to every model; only the taste fit is. This
 script ranks the new SKUs for each held-out user with the generator's hidden truth (``truth_items.csv``,
-``truth_users.csv``), under the evaluation protocol of ``modules.recommend.evaluation`` (temporal split at the
+``truth_users.csv``), under the evaluation protocol of ``modules.evaluation.recommend`` (temporal split at the
 manifest's ``cutoff_ts``, users with training history and held-out new-SKU events, the same seeded user sample):
 
 - **taste oracle**: the user's true favourite categories, colours and styles, gender and price band (what a perfect

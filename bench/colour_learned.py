@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 def main(argv: list[str] | None = None) -> int:
     from modules.attributes import attribute_features
     from modules.config import load_params, shared_dir
-    from modules.data_io import EMB_COLOR_FILE, EMB_IDS_FILE, EMB_IMAGE_FILE
+    from modules.data.data_io import EMB_COLOR_FILE, EMB_IDS_FILE, EMB_IMAGE_FILE
     from modules.encoders.color import normalize_color_name
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -48,8 +48,8 @@ def name_accuracy(catalog_csv: Path, images_dir: Path, rows: int | None = None, 
                   half: str = "all", seed: int = 15, sample: int | None = None) -> dict:
     """{label: {"n", "correct", "top2", "names"}} plus "overall" and "overall_top2", over the rows whose label
     maps onto the 16 basic colour names."""
+    from modules.data.images import load_image
     from modules.encoders.color import named_colors, normalize_color_name
-    from modules.images import load_image
 
     with catalog_csv.open(newline="", encoding="utf-8") as f:
         data = [r for i, r in enumerate(csv.DictReader(f)) if rows is None or i < rows]

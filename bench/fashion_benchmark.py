@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from modules.config import load_params, shared_dir  # noqa: E402
-from modules.ingest import ingest_catalog  # noqa: E402
+from modules.data.ingest import ingest_catalog  # noqa: E402
 
 FASHION = shared_dir() / "datasets" / "fashion-sample"
 OUT_ROOT = REPO / "bench" / "out"

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 def main(argv: list[str] | None = None) -> int:
     from modules.config import load_params
-    from modules.data_io import EMB_TEXT_FILE
+    from modules.data.data_io import EMB_TEXT_FILE
     from modules.encoders.image_space import BACKBONE_FEATS_FILE
     from modules.encoders.lit import LitEncoder
 

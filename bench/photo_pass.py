@@ -42,11 +42,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", type=int, default=0, help="also time the whole pass over this many processes")
     args = ap.parse_args(argv)
     from modules.config import load_params
+    from modules.data.images import load_image
     from modules.encoders import color
     from modules.encoders.backbone import Backbone
     from modules.encoders.color import color_features_and_name
     from modules.encoders.photo_pass import photo_pass
-    from modules.images import load_image
 
     params = load_params()
     name = str(params["encoders"]["backbone"]["model"])

@@ -23,8 +23,8 @@ def params_from(params_json: str) -> dict[str, Any]:
 
 
 def load_items(data_dir: str | Path) -> pd.DataFrame:
-    """The catalog through modules.data_io (the one reader every part uses)."""
-    from modules.data_io import load_items as _load
+    """The catalog through modules.data.data_io (the one reader every part uses)."""
+    from modules.data.data_io import load_items as _load
 
     return _load(data_dir)
 

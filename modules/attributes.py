@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modules.data_io import extra_attribute_columns
+from modules.data.data_io import extra_attribute_columns
 
 log = logging.getLogger(__name__)
 

@@ -331,7 +331,7 @@ def validation_by_kind(X: pd.DataFrame, y: np.ndarray, qids: np.ndarray, pred: n
                        k: int = 10) -> dict[str, dict[str, float]]:
     """Per query kind, mean NDCG@k on the validation queries of the hybrid order (``pre_rerank``) and of the
     ranker's order. Empty when the features lack ``pre_rerank``/``has_text``/``has_image``."""
-    from modules.metrics import ndcg_at_k
+    from modules.evaluation.metrics import ndcg_at_k
 
     if not {"pre_rerank", "has_text", "has_image"} <= set(X.columns):
         return {}

@@ -95,10 +95,10 @@ class SearchResponse:
 
 
 def document_text(items: pd.DataFrame) -> list[str]:
-    """The text of each item that is indexed and embedded: ``modules.data_io.item_text`` when available
+    """The text of each item that is indexed and embedded: ``modules.data.data_io.item_text`` when available
     (title + description + attribute values), else the same composition done here."""
     try:
-        from modules.data_io import item_text
+        from modules.data.data_io import item_text
     except ImportError:
         item_text = None
     if item_text is not None:
@@ -597,7 +597,7 @@ class SearchEngine:
             if query.get("image_path"):
                 if data_dir is None:
                     raise ValueError("an image query needs data_dir to resolve image_path")
-                from modules.images import load_image
+                from modules.data.images import load_image
 
                 img = load_image(Path(data_dir) / str(query["image_path"]))
         else:

@@ -2,7 +2,7 @@
 
     python -m pipelines.local_runner --data data --serving-dir serving_dir      # or: pixelmatch run
 
-Steps: fold the serving delta log (items added/deleted live, modules/delta_ingest.py) into DATA_DIR, a fast
+Steps: fold the serving delta log (items added/deleted live, modules/data/delta_ingest.py) into DATA_DIR, a fast
 pre-flight data check (same rules as the in-pipeline gate), a lock on the pipeline root so two overlapping runs
 cannot happen, an MLflow parent run, then the TFX run (cached steps are reused).
 Exit codes: 0 ok (a bundle was pushed, or the one served is this model), 1 pipeline failure, 2 bad input data,
@@ -130,8 +130,8 @@ def run_pipeline(
     ``<pipeline root>/logs/run-<time>.log`` (``verbose`` echoes it to the terminal too).
     """
     from components.data_check.rules import DataCheckError, check_data_dir
-    from modules.delta_ingest import DELTA_FILE, DeltaIngestError, apply_delta
-    from modules.delta_ingest import format_summary as format_delta_summary
+    from modules.data.delta_ingest import DELTA_FILE, DeltaIngestError, apply_delta
+    from modules.data.delta_ingest import format_summary as format_delta_summary
     from pipelines.configs import pipeline_settings
 
     settings = pipeline_settings(params_path)

@@ -9,7 +9,7 @@ uvicorn. The API reads SERVING_DIR only (plus the optional Feast online store). 
 
 Untrusted input never reaches a file path or a 500: `serving.guard.RequestGuard` checks the admin
 token and caps every body (bytes counted as received) before anything is parsed; images are decoded by
-`modules.images.load_image` behind a semaphore (pixel cap checked from the header); engine
+`modules.data.images.load_image` behind a semaphore (pixel cap checked from the header); engine
 ValueError/KeyError become 422/404 and TF Serving failures 503. Threat model: docs/security.md.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modules.bundle import BundleError
 from modules.config import load_params
-from modules.images import ImageError
+from modules.data.images import ImageError
 from serving.bundle_manager import BundleLoader, BundleManager, ServingBundle, load_components
 from serving.feature_store import FeatureStoreAdapter
 from serving.guard import RequestGuard, admin_problem

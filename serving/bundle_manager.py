@@ -30,7 +30,7 @@ import pandas as pd
 
 from modules.bundle import BundleError, read_latest, verify_bundle
 from modules.config import load_params
-from modules.images import ImageError, load_image
+from modules.data.images import ImageError, load_image
 from serving.delta import DeltaLog
 from serving.rwlock import RWLock
 

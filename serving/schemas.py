@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, confloat, conint, constr, root_validator, validator
 
-# One item id rule for the API, the delta log, its replay and its ingestion (modules/delta_ingest.py).
-from modules.delta_ingest import ITEM_ID_PATTERN as _ITEM_ID_RE
+# One item id rule for the API, the delta log, its replay and its ingestion (modules/data/delta_ingest.py).
+from modules.data.delta_ingest import ITEM_ID_PATTERN as _ITEM_ID_RE
 
 RETRIEVERS = ("hybrid", "bm25", "tfidf", "text", "image", "fusion")
 Retriever = Literal["hybrid", "bm25", "tfidf", "text", "image", "fusion"]

@@ -11,9 +11,9 @@ from PIL import Image
 
 def generated_looks(root: Path, n_items: int = 120, n_looks: int = 16, seed: int = 42) -> tuple[Path, list[dict]]:
     """(DATA_DIR, look records) of a generated catalog with `n_looks` looks."""
-    from modules.catalog.generate import generate_catalog
-    from modules.catalog.looks import generate_looks
     from modules.config import load_params
+    from modules.data.catalog.generate import generate_catalog
+    from modules.data.catalog.looks import generate_looks
 
     params = copy.deepcopy(load_params())
     scales = params["generate"]["scales"]

@@ -272,14 +272,14 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     """Build and push a real bundle from a generated catalog; returns SERVING_DIR. Takes ~30-60 s on 2 cores."""
     import copy
 
-    from modules.catalog.generate import generate_catalog
     from modules.config import load_params
-    from modules.data_io import item_text, load_interactions, load_items, load_manifest, split_interactions
+    from modules.data.catalog.generate import generate_catalog
+    from modules.data.data_io import item_text, load_interactions, load_items, load_manifest, split_interactions
+    from modules.data.images import load_image
     from modules.encoders.color import color_features, dominant_color_name
     from modules.encoders.image_space import embed_catalog_images, save_image_encoder
     from modules.encoders.text import text_encoder_from_params
     from modules.encoders.text_runtime import cached_export, copy_runtime, runtime_params
-    from modules.images import load_image
     from modules.recommend.hybrid import build_recommender
     from modules.search import SearchEngine
 
@@ -307,7 +307,7 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     # The pushed LambdaMART re-ranker, trained on the catalog's TRAIN queries as RankerTrainer does. Its
     # per-kind validation gate is dropped: with a handful of queries it is noise, and the serving tests check
     # that the re-ranker the bundle ships is the one that orders the results.
-    from modules.data_io import load_queries
+    from modules.data.data_io import load_queries
     from modules.ranking import build_training_frame, train_ranker
 
     X, y, groups, qids = build_training_frame(engine, load_queries(data, split="train"), params=params,
@@ -336,7 +336,7 @@ def _real_bundle_key() -> str:
     repo = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for rel in ["params.yaml", "tests/serving_fixtures.py", "modules/search.py", "modules/bundle.py", "modules/ranking.py",
-                *sorted(str(p.relative_to(repo)) for d in ("modules/catalog", "modules/encoders", "modules/recommend",
+                *sorted(str(p.relative_to(repo)) for d in ("modules/data/catalog", "modules/encoders", "modules/recommend",
                                                             "modules/retrieval") for p in (repo / d).glob("*.py"))]:
         p = repo / rel
         if p.is_file():

@@ -36,7 +36,7 @@ def test_refusals_exit_2_with_a_reason(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_eval_text_queries_are_eval_text_only(real: Path) -> None:
-    from modules.data_io import load_queries
+    from modules.data.data_io import load_queries
 
     texts = eval_text_queries(real / "data")
     every = load_queries(real / "data")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from modules import blessing as B
-from modules import evaluation as E
+from modules.evaluation import blessing as B
+from modules.evaluation import search_eval as E
 
 SELFSUP = {"text_margin_over_bm25": -0.15, "dense_min_share_of_bm25": 0.5, "photo_min_mrr": 0.5,
            "photo_min_recall": 0.7}

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modules.blessing import bless_selfsupervised
 from modules.config import load_params
-from modules.evaluation import evaluate_engine
+from modules.data.selfsup import make_selfsupervised_queries
+from modules.evaluation.blessing import bless_selfsupervised
+from modules.evaluation.search_eval import evaluate_engine
 from modules.retrieval.lexical import tokenize
 from modules.search import SearchEngine, document_text
-from modules.selfsup import make_selfsupervised_queries
 
 DIM = 64
 WORDS = {

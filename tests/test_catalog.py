@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from modules import data_io
-from modules.catalog import generate_catalog, vocab
-from modules.catalog.interactions import sample_interactions, sample_users
-from modules.catalog.items import sample_items
 from modules.config import load_params
+from modules.data import data_io
+from modules.data.catalog import generate_catalog, vocab
+from modules.data.catalog.interactions import sample_interactions, sample_users
+from modules.data.catalog.items import sample_items
 
 SEED = 42
 DAY = 86_400

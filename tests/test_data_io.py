@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modules import data_io
+from modules.data import data_io
 
 HEADER = "item_id,title,description,category,brand,price,gender,image_path,created_at"
 
@@ -20,8 +20,8 @@ def _write(tmp: Path, name: str, text: str) -> Path:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from modules.catalog import generate_catalog
     from modules.config import load_params
+    from modules.data.catalog import generate_catalog
 
     params = load_params()
     params["generate"]["workers"] = 1  # a 120-item catalog does not pay for a process pool

@@ -1,4 +1,4 @@
-"""modules/delta_ingest.py: the serving delta log folded back into DATA_DIR (fast, no TFX run)."""
+"""modules/data/delta_ingest.py: the serving delta log folded back into DATA_DIR (fast, no TFX run)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from components.data_check.rules import check_data_dir
-from modules.delta_ingest import DeltaIngestError, apply_delta, fold_delta, parse_delta_lines, read_delta_log
+from modules.data.delta_ingest import DeltaIngestError, apply_delta, fold_delta, parse_delta_lines, read_delta_log
 from serving.delta import DeltaLog
 
 CUTOFF = 1_700_000_000

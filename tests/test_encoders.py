@@ -261,8 +261,8 @@ def test_tower_is_deterministic_and_save_load_round_trip(trained_tower, shapes_d
 
 
 def test_tower_trains_from_streamed_paths_and_skips_bad_files(shapes_data, tmp_path: Path) -> None:
+    from modules.data.images import ImageError
     from modules.encoders.tower import ImageTower
-    from modules.images import ImageError
 
     images, _, text_emb = shapes_data
     paths = []
@@ -452,8 +452,8 @@ def test_street_photo_colour_uses_the_centred_subject_and_normalised_exposure() 
 
 
 def test_photo_augment_is_deterministic_in_range_and_sometimes_swaps_the_background() -> None:
+    from modules.data.images import image_to_array
     from modules.encoders.tower import photo_augment, tower_params
-    from modules.images import image_to_array
 
     arr = image_to_array(_product_photo(COLOR_TABLE["red"]), 48)
     a = photo_augment(arr, np.random.default_rng(1))
@@ -483,8 +483,8 @@ def test_factory_kinds_and_errors() -> None:
 
 def test_cli_json_lines(text_encoder, trained_tower, tmp_path: Path) -> None:
     from modules.config import load_params
+    from modules.data.images import ImageError
     from modules.encoders.cli_support import encode_json_lines
-    from modules.images import ImageError
 
     params = load_params()
     img_path = tmp_path / "red.png"

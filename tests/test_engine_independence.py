@@ -1,7 +1,7 @@
 """The engine never knows the generator (docs: DESIGN.md "quality rules"): no engine module imports
-``modules.catalog``, and no engine table is a copy of a generator table (colour palette, synonyms, photo recipe).
+``modules.data.catalog``, and no engine table is a copy of a generator table (colour palette, synonyms, photo recipe).
 
-Engine = every .py file under modules/ (except modules/catalog/), components/, serving/, pipelines/ and
+Engine = every .py file under modules/ (except modules/data/catalog/), components/, serving/, pipelines/ and
 pixelmatch_cli.py. The generator is run only by ``pixelmatch generate``, the benchmark's data step and tests; the
 two places that call it are listed in :data:`ALLOWED_IMPORTS` with the reason.
 """
@@ -14,12 +14,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINE_ROOTS = ("modules", "components", "serving", "pipelines")
-GENERATOR = "modules.catalog"
+GENERATOR = "modules.data.catalog"
 
 # (file, enclosing function) -> why it may import the generator. Both are the benchmark's / CLI's data step.
 ALLOWED_IMPORTS: dict[tuple[str, str], str] = {
     ("pixelmatch_cli.py", "generate"): "`pixelmatch generate`: the CLI command that writes the synthetic catalog",
-    ("modules/evaluation.py", "run_benchmark_cli"): "`pixelmatch benchmark`: generates its catalog when the "
+    ("modules/evaluation/search_eval.py", "run_benchmark_cli"): "`pixelmatch benchmark`: generates its catalog when the "
                                                     "benchmark's DATA_DIR holds none (the benchmark's data step)",
 }
 # An engine synonym map may hold at most this share of generator pairs. Why a share of the engine's map and not of
@@ -33,7 +33,7 @@ MAX_GENERATOR_SHARE = 0.25
 def _engine_files() -> list[Path]:
     files = [REPO / "pixelmatch_cli.py"]
     for root in ENGINE_ROOTS:
-        files += [p for p in sorted((REPO / root).rglob("*.py")) if "catalog" not in p.relative_to(REPO).parts[1:2]]
+        files += [p for p in sorted((REPO / root).rglob("*.py")) if p.relative_to(REPO).parts[1:3] != ("data", "catalog")]
     return files
 
 
@@ -60,7 +60,7 @@ def _imported_modules(node: ast.AST, module: str, is_package: bool) -> list[str]
 
 
 def _generator_imports(path: Path) -> list[tuple[str, str, int]]:
-    """(enclosing function or "<module>", imported name, line) for each import of modules.catalog in ``path``."""
+    """(enclosing function or "<module>", imported name, line) for each import of modules.data.catalog in ``path``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     module, is_package = _module_name(path), path.name == "__init__.py"
     hits: list[tuple[str, str, int]] = []
@@ -79,16 +79,16 @@ def _generator_imports(path: Path) -> list[tuple[str, str, int]]:
 
 
 def test_the_import_walker_sees_every_form() -> None:
-    src = ("import modules.catalog.vocab\nfrom modules.catalog import vocab\nfrom modules import catalog\n"
-           "def f():\n    from ..catalog.images import render_item\n")
+    src = ("import modules.data.catalog.vocab\nfrom modules.data.catalog import vocab\nfrom modules.data import catalog\n"
+           "def f():\n    from ..data.catalog.images import render_item\n")
     tree = ast.parse(src)
     names = [n for node in ast.walk(tree) for n in _imported_modules(node, "modules.retrieval.zero_shot", False)]
-    assert {"modules.catalog.vocab", "modules.catalog", "modules.catalog.images"} <= set(names)
+    assert {"modules.data.catalog.vocab", "modules.data.catalog", "modules.data.catalog.images"} <= set(names)
 
 
 def test_no_engine_module_imports_the_generator() -> None:
     files = _engine_files()
-    assert len(files) > 40 and not any("modules/catalog/" in str(p) for p in files)
+    assert len(files) > 40 and not any("modules/data/catalog/" in str(p) for p in files)
     found = {(str(p.relative_to(REPO)), func): (name, line) for p in files for func, name, line in _generator_imports(p)}
     unexpected = {k: v for k, v in found.items() if k not in ALLOWED_IMPORTS}
     assert not unexpected, f"engine files import the generator: {unexpected}"
@@ -96,7 +96,7 @@ def test_no_engine_module_imports_the_generator() -> None:
 
 
 def test_colour_prototypes_are_not_the_generator_palette() -> None:
-    from modules.catalog.vocab import COLORS
+    from modules.data.catalog.vocab import COLORS
     from modules.encoders import color
     from modules.encoders.color_vocab import survey_terms
 
@@ -124,7 +124,7 @@ def _engine_pairs(table: dict[str, str]) -> set[tuple[str, str]]:
 
 
 def test_query_synonyms_are_not_the_generator_tables() -> None:
-    from modules.catalog import vocab
+    from modules.data.catalog import vocab
     from modules.query_understanding import DEFAULT_SYNONYMS
 
     generator = {
@@ -141,7 +141,7 @@ def test_query_synonyms_are_not_the_generator_tables() -> None:
 
 
 def test_zero_shot_labels_are_not_the_generator_lists() -> None:
-    from modules.catalog import vocab
+    from modules.data.catalog import vocab
     from modules.retrieval import zero_shot
 
     assert list(zero_shot.DEFAULT_PATTERNS) != list(vocab.PATTERNS)
@@ -166,7 +166,7 @@ def test_photo_augmentation_has_none_of_the_generators_street_photo_constants() 
     from modules.encoders import tower
 
     assert not hasattr(tower, "street_augment") and not hasattr(tower, "_clutter_background")
-    recipe = {r for r in _uniform_ranges(REPO / "modules" / "catalog" / "images.py") if r != (0.0, 0.0)}
+    recipe = {r for r in _uniform_ranges(REPO / "modules" / "data" / "catalog" / "images.py") if r != (0.0, 0.0)}
     assert len(recipe) > 15
     engine = set(_uniform_ranges(REPO / "modules" / "encoders" / "tower.py"))
     engine |= {tuple(float(x) for x in v) for k, v in vars(tower).items()

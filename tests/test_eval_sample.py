@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modules.eval_sample import bootstrap_ci, sample_eval_queries
+from modules.evaluation.eval_sample import bootstrap_ci, sample_eval_queries
 
 
 def _queries(n_text: int, n_image: int) -> list[dict]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from modules import evaluation as E
+from modules.evaluation import search_eval as E
 
 PARAMS = {"evaluation": {"k": 10, "bless_margin_over_bm25": 0.05, "regression_tolerance": 0.02}}
 

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from modules.config import load_params
-from modules.delta_ingest import apply_delta
-from modules.ingest import ingest_catalog
+from modules.data.delta_ingest import apply_delta
+from modules.data.ingest import ingest_catalog
 from modules.retrieval.lexical import TfidfIndex
 from serving.delta import DeltaLog
 

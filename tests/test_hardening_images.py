@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from modules.config import load_params
-from modules.images import ImageError, load_image
+from modules.data.images import ImageError, load_image
 
 SERVING = load_params()["serving"]
 

@@ -1,4 +1,4 @@
-"""modules.images: safe decoding of untrusted images."""
+"""modules.data.images: safe decoding of untrusted images."""
 from __future__ import annotations
 
 import io
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.images import ImageError, image_to_array, load_image
+from modules.data.images import ImageError, image_to_array, load_image
 
 
 def _png_bytes(img: Image.Image) -> bytes:

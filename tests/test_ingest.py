@@ -1,4 +1,4 @@
-"""Bring-your-own-catalog ingest (modules/ingest.py, modules/selfsup.py): fast tests, tmp dirs only.
+"""Bring-your-own-catalog ingest (modules/data/ingest.py, modules/data/selfsup.py): fast tests, tmp dirs only.
 
 The fashion sample is read in place from ../shared/datasets/fashion-sample/ and never copied into the repo.
 """
@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from modules.config import load_params, shared_dir
-from modules.ingest import CORE_COLUMNS, IngestError, ingest_catalog, normalise_gender, parse_price
-from modules.selfsup import make_selfsupervised_queries, tokenize
+from modules.data.ingest import CORE_COLUMNS, IngestError, ingest_catalog, normalise_gender, parse_price
+from modules.data.selfsup import make_selfsupervised_queries, tokenize
 
 FASHION = shared_dir() / "datasets" / "fashion-sample"
 FASHION_MAP = {"item_id": "id", "category": "articleType", "color": "baseColour"}
@@ -243,8 +243,8 @@ def test_unusable_catalogs_raise_ingest_error(tmp_path: Path) -> None:
 
 
 def test_output_loads_like_a_generated_catalog(tmp_path: Path, fashion300: tuple[Path, dict]) -> None:
-    from modules.catalog.generate import generate_catalog
-    from modules.data_io import item_text, load_interactions, load_items, load_queries, new_item_ids
+    from modules.data.catalog.generate import generate_catalog
+    from modules.data.data_io import item_text, load_interactions, load_items, load_queries, new_item_ids
 
     data, _ = fashion300
     items = load_items(data)

@@ -1,4 +1,4 @@
-"""modules.metrics must agree with ranx (the reference implementation) on random graded data."""
+"""modules.evaluation.metrics must agree with ranx (the reference implementation) on random graded data."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ranx import Qrels, Run, evaluate
 
-from modules import metrics
+from modules.evaluation import metrics
 
 
 def _random_case(seed: int, n_queries: int = 60, n_docs: int = 40) -> tuple[dict, dict]:

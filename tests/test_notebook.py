@@ -17,7 +17,7 @@ def test_explore_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     root = Path(os.environ.get("PIXELMATCH_PIPELINE_ROOT", REPO / "pipeline_root"))
     mlflow_dir = Path(os.environ.get("PIXELMATCH_MLFLOW_DIR", REPO / "mlflow"))
     if not (root / "metadata.sqlite").is_file():  # no run here yet: make one on the tiny catalog
-        from modules.catalog.generate import generate_catalog
+        from modules.data.catalog.generate import generate_catalog
         from pipelines.local_runner import EXIT_OK, run_pipeline
 
         root, mlflow_dir = tmp_path / "root", tmp_path / "mlflow"

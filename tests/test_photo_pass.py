@@ -9,10 +9,10 @@ import numpy as np
 from PIL import Image
 
 from modules.config import load_params
+from modules.data.images import map_photos
 from modules.encoders.backbone import features_for_paths
 from modules.encoders.color import color_features_for_paths
 from modules.encoders.photo_pass import photo_pass
-from modules.images import map_photos
 
 
 def _photos(d: Path, n: int = 10) -> list[Path | None]:

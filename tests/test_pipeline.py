@@ -45,7 +45,7 @@ def _executions_by_node(metadata_path: Path) -> tuple[dict[str, list[str]], Any]
 
 
 def test_second_run_on_same_root_is_refused(tmp_path: Path, capsys) -> None:
-    from modules.catalog.generate import generate_catalog
+    from modules.data.catalog.generate import generate_catalog
 
     data = tmp_path / "data"
     generate_catalog("tiny", data, seed=42)
@@ -58,7 +58,7 @@ def test_second_run_on_same_root_is_refused(tmp_path: Path, capsys) -> None:
 
 def test_catalog_without_history_skips_recommendation_steps(tmp_path: Path) -> None:
     """Bring-your-own catalog with a header-only interactions.csv: no two-tower, no interaction validation."""
-    from modules.catalog.generate import generate_catalog
+    from modules.data.catalog.generate import generate_catalog
     from pipelines.local_runner import build
 
     data = tmp_path / "data"
@@ -90,7 +90,7 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     from feast import FeatureStore
 
     from modules.bundle import read_latest, verify_bundle
-    from modules.catalog.generate import generate_catalog
+    from modules.data.catalog.generate import generate_catalog
 
     data, serving, root = tmp_path / "data", tmp_path / "serving", tmp_path / "root"
     generate_catalog("tiny", data, seed=42)

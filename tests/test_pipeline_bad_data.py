@@ -17,7 +17,7 @@ from pipelines.local_runner import EXIT_BAD_DATA, run_pipeline
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from modules.catalog.generate import generate_catalog
+    from modules.data.catalog.generate import generate_catalog
 
     out = tmp_path_factory.mktemp("tiny") / "data"
     generate_catalog("tiny", out, seed=42)

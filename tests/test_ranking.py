@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modules import metrics
+from modules.evaluation import metrics
 from modules.ranking import (
     LambdaMARTRanker,
     MissingFeatureError,
@@ -228,10 +228,10 @@ class _MeanColourImageEncoder:
 
 @pytest.fixture(scope="module")
 def tiny_engine_and_queries(tmp_path_factory):
-    from modules.catalog.generate import generate_catalog
     from modules.config import load_params
-    from modules.data_io import item_text, load_items, load_queries
-    from modules.images import load_image
+    from modules.data.catalog.generate import generate_catalog
+    from modules.data.data_io import item_text, load_items, load_queries
+    from modules.data.images import load_image
     from modules.search import SearchEngine
 
     root = tmp_path_factory.mktemp("tiny") / "data"
@@ -246,7 +246,7 @@ def tiny_engine_and_queries(tmp_path_factory):
 
 
 def test_real_engine_ranker_never_sees_eval_queries(tiny_engine_and_queries) -> None:
-    from modules import evaluation
+    from modules.evaluation import search_eval as evaluation
     from modules.search import RANK_FEATURES
 
     engine, queries, root, params = tiny_engine_and_queries

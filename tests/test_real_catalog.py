@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from modules.config import load_params, shared_dir
-from modules.ingest import ingest_catalog
+from modules.data.ingest import ingest_catalog
 
 pytestmark = pytest.mark.integration
 

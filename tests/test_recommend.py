@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modules.catalog.generate import generate_catalog
 from modules.config import load_params
-from modules.data_io import item_text, load_interactions, load_items, load_manifest, new_item_ids
+from modules.data.catalog.generate import generate_catalog
+from modules.data.data_io import item_text, load_interactions, load_items, load_manifest, new_item_ids
+from modules.evaluation.recommend import evaluate_recommenders, write_recommend_section
 from modules.recommend.als import ALSRecommender
 from modules.recommend.content import ContentRecommender
-from modules.recommend.evaluation import evaluate_recommenders, write_recommend_section
 from modules.recommend.features import temporal_split
 from modules.recommend.hybrid import FEATURE_STORE_UNAVAILABLE, HybridRecommender, build_recommender
 
@@ -215,7 +215,7 @@ def test_evaluation_user_sample_is_seeded_and_reported(tiny: SimpleNamespace) ->
 
 
 def test_evaluation_cli_rejects_an_embedding_artifact_of_another_catalog(tiny: SimpleNamespace, tmp_path: Path) -> None:
-    from modules.recommend.evaluation import main
+    from modules.evaluation.recommend import main
 
     ids = tiny.items["item_id"].astype(str).tolist()[:-1]  # the artifact lacks the catalog's last item
     (tmp_path / "item_ids.json").write_text(json.dumps(ids))

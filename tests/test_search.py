@@ -292,7 +292,7 @@ def test_calibration_from_train_queries(engine):
 
 
 def test_low_confidence_report_on_held_out_queries(engine):
-    from modules.evaluation import describe_low_confidence, low_confidence_report
+    from modules.evaluation.search_eval import describe_low_confidence, low_confidence_report
 
     saved = engine.low_conf_threshold
     try:
@@ -347,11 +347,11 @@ def test_zero_shot_attributes(engine):
 # A tiny generated catalog with the real SBERT text encoder and the model-free colour image encoder.
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    from modules.catalog.generate import generate_catalog
-    from modules.data_io import item_text, load_items
+    from modules.data.catalog.generate import generate_catalog
+    from modules.data.data_io import item_text, load_items
+    from modules.data.images import load_image
     from modules.encoders.color import ColorEncoder
     from modules.encoders.text import text_encoder_from_params
-    from modules.images import load_image
 
     params = load_params()
     data = tmp_path_factory.mktemp("tiny")
@@ -383,7 +383,7 @@ def test_generated_catalog_colour_and_composed_queries(generated):
     assert len(set(photo_only) & set(hybrid)) > len(set(photo_only) & set(unboosted))
     assert all(engine.cat[engine.id_to_row[i]] == "sneakers" for i in hybrid[:5])
 
-    from modules.images import load_image
+    from modules.data.images import load_image
 
     row = int(np.flatnonzero(np.array(engine.item_colors) == "red")[0])
     photo = load_image(data / engine.items.image_path[row])

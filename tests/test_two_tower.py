@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from modules.catalog.generate import generate_catalog
 from modules.config import load_params
-from modules.data_io import item_text, load_interactions, load_items, load_manifest, new_item_ids
+from modules.data.catalog.generate import generate_catalog
+from modules.data.data_io import item_text, load_interactions, load_items, load_manifest, new_item_ids
 from modules.recommend.features import temporal_split
 from modules.recommend.two_tower import INPUTS_JSON, SavedTwoTower, export_two_tower, run_fn, train_two_tower
 

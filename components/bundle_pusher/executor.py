@@ -112,7 +112,7 @@ def build_recommender_dir(
 
     from components.common import load_items
     from components.example_gen.executor import read_cutoff
-    from modules.data_io import load_embedding_rows, load_interactions
+    from modules.data.data_io import load_embedding_rows, load_interactions
     from modules.recommend.hybrid import build_recommender
 
     items = load_items(data_dir)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from components.common import load_items
-from modules.data_io import (
+from modules.data.data_io import (
     EMB_ATTRIBUTES_FILE,
     EMB_COLOR_FILE,
     EMB_COLOR_NAMES_FILE,
@@ -47,7 +47,7 @@ def _photo_pass(items: Any, paths: list[Path | None], params: dict[str, Any], se
 def generate(data_dir: str, out_dir: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
     """Write text.npy, image.npy, color.npy, item_ids.json, attributes.json and image_tower/; return stats."""
     from modules.attributes import attribute_features, fill_attributes
-    from modules.data_io import item_text
+    from modules.data.data_io import item_text
     from modules.encoders.image_space import BACKBONE_FEATS_FILE, embed_catalog_images, image_kind, save_image_encoder
     from modules.encoders.text import text_encoder_from_params
     from modules.tracking import child_run, emissions

@@ -11,8 +11,8 @@ import pandas as pd
 from PIL import Image
 
 from components.embedding_gen import executor
-from modules import data_io
 from modules.config import load_params
+from modules.data import data_io
 from modules.encoders.color import color_features_and_name
 from modules.encoders.image_space import load_image_encoder
 

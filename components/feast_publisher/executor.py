@@ -13,9 +13,9 @@ import pandas as pd
 
 from components.common import load_items
 from components.example_gen.executor import read_cutoff
-from modules.data_io import EMB_IDS_FILE as IDS_FILE
-from modules.data_io import EMB_IMAGE_FILE as IMAGE_FILE
-from modules.data_io import EMB_TEXT_FILE as TEXT_FILE
+from modules.data.data_io import EMB_IDS_FILE as IDS_FILE
+from modules.data.data_io import EMB_IMAGE_FILE as IMAGE_FILE
+from modules.data.data_io import EMB_TEXT_FILE as TEXT_FILE
 
 log = logging.getLogger(__name__)
 ITEM_TABLE, USER_TABLE = "item_features.parquet", "user_features.parquet"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from components.feast_publisher import executor
-from modules import data_io
+from modules.data import data_io
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from components.common import load_items
 from components.example_gen.executor import read_cutoff
-from modules.data_io import (
+from modules.data.data_io import (
     EMB_ATTRIBUTES_FILE,
     EMB_COLOR_NAMES_FILE,
     EMB_IDS_FILE,

@@ -3,7 +3,7 @@
 Judged queries: blessed only if the served method (hybrid + LambdaMART) beats BM25 NDCG@k by
 ``evaluation.bless_margin_over_bm25`` and does not regress more than ``evaluation.regression_tolerance``
 against the baseline. Self-supervised known-item queries (an ingested catalog): text and photo queries are
-judged on their own (``modules.blessing``). The baseline is the last blessed run on the same data: the
+judged on their own (``modules.evaluation.blessing``). The baseline is the last blessed run on the same data: the
 ``blessed_by_data.json`` ledger (``baseline_ledger``) keyed by ``data_hash``, else the Resolver's latest
 blessing when it carries the same ``data_hash``; the first run on new data has none.
 The blessing carries ``current_model_id`` (the search engine), as the strategy expects, and ``data_hash``.

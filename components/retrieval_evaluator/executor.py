@@ -1,8 +1,8 @@
 """RetrievalEvaluator logic: the search benchmark on the EVAL queries, blessing against BM25 and the baseline.
 
-The blessing rule follows the queries' source (``modules.blessing.rule_for``): judged queries use
-``modules.evaluation.bless`` (NDCG@k); self-supervised known-item queries (an ingested catalog) use
-``modules.blessing.bless_selfsupervised`` (text and photo queries judged on their own). The regression
+The blessing rule follows the queries' source (``modules.evaluation.blessing.rule_for``): judged queries use
+``modules.evaluation.search_eval.bless`` (NDCG@k); self-supervised known-item queries (an ingested catalog) use
+``modules.evaluation.blessing.bless_selfsupervised`` (text and photo queries judged on their own). The regression
 baseline is the last blessed run on the same data (``baseline_metrics``, the ``blessed_by_data.json`` ledger).
 """
 from __future__ import annotations
@@ -91,9 +91,9 @@ def evaluate(
     Returns ``{"results", "blessed", "reasons", "k", "rule", "summary"}``; ``summary`` holds the
     known-item aggregates (served vs BM25 MRR / Recall@k) when the rule is self-supervised.
     """
-    from modules.blessing import SELF_SUPERVISED, bless_for, summary
-    from modules.eval_sample import sample_eval_queries
-    from modules.evaluation import (
+    from modules.evaluation.blessing import SELF_SUPERVISED, bless_for, summary
+    from modules.evaluation.eval_sample import sample_eval_queries
+    from modules.evaluation.search_eval import (
         describe_low_confidence,
         evaluate_engine,
         low_confidence_report,
@@ -135,7 +135,7 @@ def evaluate(
 
 def headline(results: dict[str, Any], k: int, n_sampled: int, n_all: int) -> str:
     """'hybrid+ltr NDCG@10 0.712 [0.680, 0.741], 500 of 750 eval queries' for the progress line."""
-    from modules.evaluation import served_method
+    from modules.evaluation.search_eval import served_method
 
     try:
         key = served_method(results)

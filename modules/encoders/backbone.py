@@ -172,7 +172,7 @@ def process_backbone(name: str) -> Backbone:
 
 def _worker_features(path: str, name: str, max_pixels: int, min_side: int) -> np.ndarray | None:
     """One photo's features in a pool worker (one Backbone per process), or None when it cannot be read."""
-    from modules.images import ImageError, load_image
+    from modules.data.images import ImageError, load_image
 
     try:
         img = load_image(path, max_pixels=max_pixels, min_side=min_side)
@@ -188,7 +188,7 @@ def features_for_paths(paths: Sequence[str | Path], name: str = "efficientnet_li
     """(features (n, dim), readable mask) of image files, decoded one at a time, over ``workers`` processes."""
     from functools import partial
 
-    from modules.images import map_photos
+    from modules.data.images import map_photos
 
     spec = backbone_spec(name)
     model_path(spec)  # fail fast, in this process, when the package is missing

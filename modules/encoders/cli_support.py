@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from modules.images import ImageError, load_image
+from modules.data.images import ImageError, load_image
 
 CLI_IMAGE_ENCODERS = ("color", "tower", "clip")
 

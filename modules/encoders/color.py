@@ -436,7 +436,7 @@ def path_color_features(
     min_side: int = 1,
 ) -> tuple[np.ndarray, str] | None:
     """:func:`color_features_and_name` of an image file, or None (logged) when it cannot be read."""
-    from modules.images import ImageError, load_image
+    from modules.data.images import ImageError, load_image
 
     try:
         img = load_image(path, max_pixels=max_pixels, min_side=min_side)
@@ -454,7 +454,7 @@ def color_features_for_paths(
     all in memory). ``workers`` > 1 spreads the files over that many spawned processes (numpy + PIL only)."""
     from functools import partial
 
-    from modules.images import map_photos
+    from modules.data.images import map_photos
 
     n = len(paths)
     feats = np.zeros((n, color_feature_dim(params)), dtype=np.float32)

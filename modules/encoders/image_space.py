@@ -65,8 +65,8 @@ def embed_catalog_images(paths: Sequence[Path | None], readable: np.ndarray, tex
                                       color_feats=color_feats[rows])
         return CatalogImages(enc, vecs, readable.copy(), None,
                              {"train": t_train, "encode": time.perf_counter() - t0 - t_train})
+    from modules.data.images import load_image
     from modules.encoders.base import make_image_encoder
-    from modules.images import load_image
 
     enc = make_image_encoder(dict(params), kind=kind)
     vecs = np.zeros((len(paths), enc.dim), np.float32)

@@ -1,9 +1,9 @@
 """EmbeddingGen's photo pass: each catalog photo is decoded ONCE, and its colour features, its named colour and (for
 the ``backbone`` image kind) its frozen backbone features are all computed from that one decode.
 
-The pass runs over :func:`modules.images.map_photos` (the one home of parallel photo iteration). A photo that
+The pass runs over :func:`modules.data.images.map_photos` (the one home of parallel photo iteration). A photo that
 cannot be decoded is unreadable for both (its item becomes text-only), exactly as when the colour and backbone
-passes each decoded it on their own: both used :func:`modules.images.load_image` with the same limits.
+passes each decoded it on their own: both used :func:`modules.data.images.load_image` with the same limits.
 """
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def photo_features(path: str, params: Mapping[str, Any], seed: int, max_pixels: 
                    backbone: str | None) -> tuple[np.ndarray, str, np.ndarray | None, tuple[float, float, float]] | None:
     """(colour features, colour name, backbone features or None, (decode, colour, backbone) seconds) of one photo
     from one decode, or None (logged) when it cannot be read."""
+    from modules.data.images import ImageError, load_image
     from modules.encoders.color import color_features_and_name
-    from modules.images import ImageError, load_image
 
     t0 = time.perf_counter()
     try:
@@ -59,8 +59,8 @@ def photo_pass(paths: Sequence[str | Path | None], params: Mapping[str, Any], se
                workers: int = 1, progress: bool = True, chunksize: int = 32) -> PhotoPass:
     """Colour features + names (+ backbone features when ``backbone`` names one) of every photo, one decode each,
     with the server's decode limits (``serving.max_image_pixels``, ``serving.min_image_side``)."""
+    from modules.data.images import map_photos
     from modules.encoders.color import color_feature_dim
-    from modules.images import map_photos
 
     n = len(paths)
     color = np.zeros((n, color_feature_dim(dict(params))), dtype=np.float32)

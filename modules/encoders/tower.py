@@ -30,8 +30,8 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from modules.data.images import ImageError, image_to_array, load_image  # noqa: E402
 from modules.encoders.color import color_feature_dim, color_features  # noqa: E402
-from modules.images import ImageError, image_to_array, load_image  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@
 Two query sets reach the evaluator:
 
 * **judged** queries (the synthetic catalog): graded relevance lists. Their rule is
-  ``modules.evaluation.bless``: the served text method must beat BM25 NDCG@k by
+  ``modules.evaluation.search_eval.bless``: the served text method must beat BM25 NDCG@k by
   ``evaluation.bless_margin_over_bm25`` and must not regress against the baseline.
 * **self-supervised** known-item queries (an ingested catalog, ``source == "self_supervised"``, made by
-  ``modules.selfsup``): title-word text queries and augmented product photos whose answer is the item
+  ``modules.data.selfsup``): title-word text queries and augmented product photos whose answer is the item
   they were made from. Each kind is judged **on its own** (``evaluation.selfsup`` in params.yaml):
 
   - **text**: the served text path (hybrid [+ LambdaMART]) must reach BM25's MRR and Recall@k plus
@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from modules.evaluation import SERVED_TEXT_METHODS, bless
+from modules.evaluation.search_eval import SERVED_TEXT_METHODS, bless
 
 JUDGED = "judged"
 SELF_SUPERVISED = "self_supervised"
@@ -38,7 +38,7 @@ SERVED_METHODS: dict[str, tuple[str, ...]] = {
     "image": ("photo+ltr", "photo"),
     "composed": ("composed+ltr", "composed"),
 }
-DENSE_TEXT = "text"  # the text encoder alone (modules.evaluation.METHODS)
+DENSE_TEXT = "text"  # the text encoder alone (modules.evaluation.search_eval.METHODS)
 SELFSUP_DEFAULTS = {"text_margin_over_bm25": -0.15, "dense_min_share_of_bm25": 0.5,
                     "photo_min_mrr": 0.5, "photo_min_recall": 0.7}
 

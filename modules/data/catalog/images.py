@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from modules.catalog.vocab import CATEGORIES, COLORS
+from modules.data.catalog.vocab import CATEGORIES, COLORS
 
 Part = tuple[str, np.ndarray]  # (kind, points (n, 2) in unit coords); kind in PART_KINDS
 PART_KINDS = ("body", "body_line", "light", "dark", "metal", "detail")

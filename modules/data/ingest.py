@@ -5,7 +5,7 @@ The output is exactly the format `pixelmatch generate` writes (docs/architecture
 
 - ``items.csv``        the core columns, then every other input column kept as an attribute (used as text);
 - ``interactions.csv`` header only (a catalog brings no history: the pipeline skips the recommenders);
-- ``queries.jsonl``    self-supervised known-item queries (modules/selfsup.py) for evaluation, blessing, ranking;
+- ``queries.jsonl``    self-supervised known-item queries (modules/data/selfsup.py) for evaluation, blessing, ranking;
 - ``images/``          normalised copies (RGB JPEG, longest side <= ``ingest.max_image_side``), one per item;
 - ``manifest.json``    ``source="ingested"``, seed, counts, ``cutoff_ts`` (every item counts as old), checksums;
 - ``ingest_report.json`` every rejected or flagged row with its reason.
@@ -43,9 +43,9 @@ from typing import Any
 from tqdm import tqdm
 
 from modules.config import DEFAULT_SEED, load_params
-from modules.delta_ingest import ITEM_ID_PATTERN, csv_safe
-from modules.images import ImageError, load_image
-from modules.selfsup import make_selfsupervised_queries
+from modules.data.delta_ingest import ITEM_ID_PATTERN, csv_safe
+from modules.data.images import ImageError, load_image
+from modules.data.selfsup import make_selfsupervised_queries
 
 CORE_COLUMNS: list[str] = [
     "item_id", "title", "description", "category", "brand", "price", "gender", "image_path", "created_at",

@@ -10,7 +10,7 @@ Protocol (per user who has both training history and held-out interactions):
   catalog (can the model surface new items at all) and Recall@k among new SKUs only (does it pick the right one).
 
 Run at small scale (writes the ``recommend`` section of docs/benchmark_results.md):
-    python -m modules.recommend.evaluation --data-dir /tmp/pm_small --out docs/benchmark_results.md
+    python -m modules.evaluation.recommend --data-dir /tmp/pm_small --out docs/benchmark_results.md
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modules.metrics import mrr, ndcg_at_k, recall_at_k
+from modules.evaluation.metrics import mrr, ndcg_at_k, recall_at_k
 from modules.recommend.content import ContentRecommender
 from modules.recommend.features import (
     item_interaction_counts,
@@ -242,7 +242,7 @@ def write_recommend_section(
     title: str = "Recommendations (temporal split)",
 ) -> Path:
     """Rewrite only the ``<!-- BEGIN <section> --> ... <!-- END <section> -->`` section of ``out_md``."""
-    from modules.evaluation import machine_info, replace_section
+    from modules.evaluation.search_eval import machine_info, replace_section
 
     out = Path(out_md)
     body = render_recommend_section(
@@ -256,10 +256,10 @@ def write_recommend_section(
 
 def _content_inputs(data_dir: Path, items: pd.DataFrame, params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """SBERT text embeddings and model-free colour/texture features of the item photos."""
-    from modules.data_io import item_text
+    from modules.data.data_io import item_text
+    from modules.data.images import load_image
     from modules.encoders.color import color_features
     from modules.encoders.text import TextEncoder
-    from modules.images import load_image
 
     enc_p = params.get("encoders", {})
     text_p = enc_p.get("text", {})
@@ -275,7 +275,7 @@ def _content_inputs(data_dir: Path, items: pd.DataFrame, params: dict[str, Any],
 
 def main(argv: list[str] | None = None) -> None:
     from modules.config import load_params
-    from modules.data_io import load_embedding_rows, load_interactions, load_items, load_manifest, new_item_ids
+    from modules.data.data_io import load_embedding_rows, load_interactions, load_items, load_manifest, new_item_ids
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True)
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(results, indent=2, default=float))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=float))
-    command = "python -m modules.recommend.evaluation " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    command = "python -m modules.evaluation.recommend " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     write_recommend_section(results, args.out, command=command, section=args.section, title=args.title)
 
 

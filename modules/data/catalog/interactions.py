@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from modules.catalog import vocab
+from modules.data.catalog import vocab
 
 EVENTS = ["view", "click", "add_to_cart", "purchase"]
 _WOMEN_ONLY = {"dresses": 0.03, "handbags": 0.08}  # relative interest of male users in these categories

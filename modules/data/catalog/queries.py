@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from modules.catalog import vocab
+from modules.data.catalog import vocab
 
 _FACET_ORDER = ("color", "pattern", "style", "material", "gender", "price")
 

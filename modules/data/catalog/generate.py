@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from modules.catalog import vocab
-from modules.catalog.images import render_item
-from modules.catalog.interactions import sample_interactions, sample_users, users_frame
-from modules.catalog.items import PUBLIC_COLUMNS, TRUTH_COLUMNS, sample_items
-from modules.catalog.queries import build_queries
+from modules.data.catalog import vocab
+from modules.data.catalog.images import render_item
+from modules.data.catalog.interactions import sample_interactions, sample_users, users_frame
+from modules.data.catalog.items import PUBLIC_COLUMNS, TRUTH_COLUMNS, sample_items
+from modules.data.catalog.queries import build_queries
 
 log = logging.getLogger(__name__)
 

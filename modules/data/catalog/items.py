@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from modules.catalog import vocab
+from modules.data.catalog import vocab
 
 DAY = 86_400
 PUBLIC_COLUMNS = ["item_id", "title", "description", "category", "brand", "price", "gender", "image_path",

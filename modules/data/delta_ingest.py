@@ -16,7 +16,7 @@ This module owns the format: :func:`parse_delta_lines` / :func:`read_delta_log` 
   brand "", price 0.0, gender "unisex"). ``created_at`` is the item's existing value when it is already in
   the catalogue, else the timestamp of its first add in the log. ``attributes`` fill a column only when
   ``items.csv`` already has it; any other attribute is folded into the description as ``key: value``.
-  The stored image is checked (:func:`modules.images.load_image`) and copied to
+  The stored image is checked (:func:`modules.data.images.load_image`) and copied to
   ``images/delta/<item_id>.<ext>``; an item whose update carries no image gets an empty ``image_path``;
 - a delete removes the item row, its interactions (so the data check's unknown-item rule holds) and its
   entries in every query's ``relevance``; a query left with no relevant item is dropped;
@@ -50,7 +50,7 @@ from typing import Any
 
 import pandas as pd
 
-from modules.images import ImageError, load_image
+from modules.data.images import ImageError, load_image
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def _sha256_file(path: Path) -> str:
 
 
 def _images_digest(images_dir: Path) -> str:
-    """One sha256 over (relative path, file sha256) of every photo: the algorithm modules/ingest.py records."""
+    """One sha256 over (relative path, file sha256) of every photo: the algorithm modules/data/ingest.py records."""
     h = hashlib.sha256()
     for p in sorted(images_dir.rglob("*")):
         if p.is_file():

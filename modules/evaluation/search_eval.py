@@ -1,7 +1,7 @@
 """Offline search evaluation: every retriever on the judged EVAL queries, blessing, benchmark report.
 
 * ``evaluate_engine`` runs each method on the eval-split queries it can serve and returns, per
-  method, NDCG@10, MRR@10, Recall@10, Precision@10, MAP@10 (``modules.metrics``, checked against
+  method, NDCG@10, MRR@10, Recall@10, Precision@10, MAP@10 (``modules.evaluation.metrics``, checked against
   ranx), Cold-Start Recall@10 (queries whose relevant items are new SKUs) and per-query latency.
 * ``bless`` decides whether a run may be pushed.
 * ``write_benchmark`` rewrites one marked section of ``docs/benchmark_results.md`` (other code owns
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from modules import metrics as M
+from modules.evaluation import metrics as M
 
 WARMUP_QUERIES = 3
 
@@ -99,7 +99,7 @@ def _ranked_pairs(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
 
 
 def _load_query_image(query: Mapping[str, Any], data_dir: str | Path | None) -> Any:
-    from modules.images import load_image
+    from modules.data.images import load_image
 
     rel = str(query.get("image_path") or "")
     if not rel:
@@ -149,7 +149,7 @@ def _method_metrics(
 def _intervals(run: dict[str, list[tuple[str, float]]], queries: Sequence[Mapping[str, Any]], k: int,
                ci: Mapping[str, Any]) -> dict[str, float]:
     """Bootstrap intervals of the mean NDCG@k and Recall@k over these queries."""
-    from modules.eval_sample import bootstrap_ci
+    from modules.evaluation.eval_sample import bootstrap_ci
 
     rows = [M.per_query_metrics(M.rank_by_score(run.get(q["qid"], [])), q["relevance"], k)
             for q in queries if any(float(g) >= 1 for g in q["relevance"].values())]
@@ -491,8 +491,8 @@ def _item_images(items: Any, data_dir: Path, max_pixels: int, params: Mapping[st
 
     Images are decoded one at a time, so the catalog's photos never sit in memory together.
     """
+    from modules.data.images import ImageError, load_image
     from modules.encoders.color import color_feature_dim, color_features_and_name
-    from modules.images import ImageError, load_image
 
     paths: list[Path | None] = []
     colours = np.zeros((len(items), color_feature_dim(params)), dtype=np.float32)
@@ -516,7 +516,7 @@ def _item_images(items: Any, data_dir: Path, max_pixels: int, params: Mapping[st
 
 def _popularity(data_dir: Path, items: Any) -> np.ndarray:
     """Training-window (ts < cutoff_ts) interaction count of each item; new SKUs have none."""
-    from modules.data_io import load_interactions, load_manifest, split_interactions
+    from modules.data.data_io import load_interactions, load_manifest, split_interactions
 
     inter = load_interactions(data_dir)
     if len(inter) == 0:
@@ -537,7 +537,7 @@ def build_benchmark_engines(
 
     Only ``train_queries`` are used for anything learned from queries (the learned fusion's pairs).
     """
-    from modules.data_io import item_text, load_items
+    from modules.data.data_io import item_text, load_items
     from modules.encoders.text import text_encoder_from_params
     from modules.fusion import Fusion, build_train_pairs
     from modules.search import SearchEngine, calibrate_from_train_queries
@@ -652,9 +652,9 @@ def run_benchmark_cli(
     the TRAIN queries only (``source == judged`` when there are any) and evaluated on the EVAL ones.
     Returns ``{"results", "blessed", "reasons", "ranker", "timings_s", "section", "paths"}``.
     """
-    from modules.catalog.generate import generate_catalog
     from modules.config import load_params
-    from modules.data_io import load_manifest, load_queries
+    from modules.data.catalog.generate import generate_catalog
+    from modules.data.data_io import load_manifest, load_queries
     from modules.ranking import build_training_frame, split_queries, train_ranker
 
     params = load_params(params_path)

@@ -27,7 +27,7 @@ from PIL import Image, ImageEnhance
 from tqdm import tqdm
 
 from modules.config import DEFAULT_SEED
-from modules.images import ImageError, load_image
+from modules.data.images import ImageError, load_image
 
 DEFAULTS: dict[str, Any] = {
     "n_text_queries": 600,
