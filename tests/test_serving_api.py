@@ -1,4 +1,4 @@
-"""API behaviour of serving/app.py against a tiny checksummed bundle (tests/serving_fixtures.py)."""
+"""API behaviour of the serving app (serving/app.py, serving/routes/) on a tiny checksummed bundle (serving_fixtures)."""
 from __future__ import annotations
 
 import base64
