@@ -2,7 +2,8 @@
 
 `create_app(serving_dir)` loads the bundle `SERVING_DIR/LATEST` names and serves it; `serve()` runs
 uvicorn. The routes live in `serving/routes/` (one APIRouter per resource: search, look, recommend, items,
-admin, ops), their dependencies (the current bundle, settings, metrics, the admin token) in `serving/deps.py`. The API reads SERVING_DIR only (plus the optional Feast online store). Environment:
+admin, ops), their dependencies (the current bundle, settings, metrics, the admin token) in `serving/deps.py`.
+The API reads SERVING_DIR only (plus the optional Feast online store). Environment:
 
   PIXELMATCH_ADMIN_TOKEN      bearer token for /admin/*; unset -> admin endpoints answer 403
   PIXELMATCH_TF_SERVING_URL   e.g. http://tf-serving:8501: query embeddings come from TF Serving

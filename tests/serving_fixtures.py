@@ -313,7 +313,8 @@ def _real_bundle_key() -> str:
     h = hashlib.sha256()
     for rel in ["params.yaml", "tests/serving_fixtures.py", "modules/search.py", "modules/bundle.py", "modules/ranking.py",
                 *sorted(str(p.relative_to(repo)) for d in ("modules/data/catalog", "modules/encoders", "modules/recommend",
-                                                            "modules/retrieval") for p in (repo / d).glob("*.py"))]:
+                                                            "modules/retrieval", "modules/search")  # the package, once split
+                        for p in (repo / d).glob("*.py"))]:
         p = repo / rel
         if p.is_file():
             h.update(rel.encode() + p.read_bytes())
