@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench._common import latest_bundle_or_exit
     from modules.config import load_params
     from modules.data.data_io import load_queries
-    from modules.evaluation.search_eval import describe_low_confidence, low_confidence_report
+    from modules.evaluation.benchmark import describe_low_confidence, low_confidence_report
     from modules.ranking import split_queries
     from modules.search import SearchEngine, calibrate_from_train_queries
 

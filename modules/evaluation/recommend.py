@@ -242,7 +242,7 @@ def write_recommend_section(
     title: str = "Recommendations (temporal split)",
 ) -> Path:
     """Rewrite only the ``<!-- BEGIN <section> --> ... <!-- END <section> -->`` section of ``out_md``."""
-    from modules.evaluation.search_eval import machine_info, replace_section
+    from modules.evaluation.report import machine_info, replace_section
 
     out = Path(out_md)
     body = render_recommend_section(
