@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from modules.config import param_seed
 from modules.look import LookProposer, look_config, search_regions
 from serving.schemas import LookRegionOut, LookResponseOut
 
@@ -33,7 +34,7 @@ def register_look_route(app: FastAPI, *, params: dict, current: Callable, check_
     def proposer() -> LookProposer:
         with lock:
             if "p" not in holder:
-                holder["p"] = LookProposer(cfg, seed=int(params.get("seed", 42)))
+                holder["p"] = LookProposer(cfg, seed=param_seed(params))
             return holder["p"]
 
     def warm_up() -> None:

@@ -13,6 +13,7 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
 from components.common import params_from, read_queries
+from modules.config import param_seed
 
 log = logging.getLogger(__name__)
 InputArtifact = tfx.dsl.components.InputArtifact
@@ -36,7 +37,7 @@ def RankerTrainer(  # noqa: N802
     from modules.tracking import child_run, emissions
 
     params = params_from(params_json)
-    seed = int(params.get("seed", 42))
+    seed = param_seed(params)
     train_queries = [q for q in read_queries(queries, "train") if q.get("source", "judged") == "judged"] or read_queries(
         queries, "train"
     )

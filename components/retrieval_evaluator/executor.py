@@ -118,7 +118,7 @@ def evaluate(
                    f"{ev['sample_queries_per_kind']} per kind); intervals: {ci['level']:.0%} bootstrap over queries"]
     if any(q.get("kind", "text") == "text" and q.get("text") for q in eval_queries):
         extra_lines.append(describe_low_confidence(
-            low_confidence_report(engine, eval_queries, seed=int(params.get("seed", 42)))))
+            low_confidence_report(engine, eval_queries, seed=seed)))
     (out / "benchmark.md").write_text(
         render_section(results, section="pipeline", command=command, machine=machine_info(), k=k,
                        extra_lines=extra_lines, plot_name="plot.png")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modules.config import param_seed
 from modules.evaluation.metrics import mrr, ndcg_at_k, recall_at_k
 from modules.recommend.content import ContentRecommender
 from modules.recommend.features import (
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     params = load_params(args.params)
-    seed = int(params.get("seed", 42))
+    seed = param_seed(params)
     data_dir = Path(args.data_dir)
     items, interactions, manifest = load_items(data_dir), load_interactions(data_dir), load_manifest(data_dir)
     image = None

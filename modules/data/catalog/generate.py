@@ -23,6 +23,7 @@ from modules.data.catalog.images import render_item
 from modules.data.catalog.interactions import sample_interactions, sample_users, users_frame
 from modules.data.catalog.items import PUBLIC_COLUMNS, TRUTH_COLUMNS, sample_items
 from modules.data.catalog.queries import build_queries
+from modules.checksums import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +134,6 @@ def _render_all(out: Path, seed: int, stream: int, jobs: list[tuple[int, str, st
 
 
 # --- writing ----------------------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, lineterminator="\n")  # floats are pre-rounded; repr is deterministic
 
@@ -230,7 +223,7 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
         "categories": categories,
         "colors": vocab.COLOR_NAMES,
         "params": {k: v for k, v in gen.items() if k not in _NOT_OUTPUT_AFFECTING} | {"counts": counts},
-        "checksums": {name: _sha256(out / name) for name in OUTPUT_FILES if name != "manifest.json"},
+        "checksums": {name: sha256_file(out / name) for name in OUTPUT_FILES if name != "manifest.json"},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     return manifest
