@@ -76,3 +76,14 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
         raise ValueError(f"{p}: expected a mapping at the top level")
     data.setdefault("seed", DEFAULT_SEED)
     return copy.deepcopy(data)
+
+
+def defaults(*path: str) -> dict[str, Any]:
+    """params.yaml's section at ``path`` (e.g. ``defaults("encoders", "tower")``): what a caller's params lack is
+    filled from here, so params.yaml stays the only source of default values (no inline copies to drift apart)."""
+    node: Any = load_params()
+    for key in path:
+        node = node[key]
+    if not isinstance(node, dict):
+        raise ValueError(f"params.yaml: {'.'.join(path)} is not a section")
+    return node

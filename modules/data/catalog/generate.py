@@ -81,7 +81,7 @@ def resolve_config(scale: str, params: dict | None) -> tuple[dict, dict, list[st
     size = gen.get("image_size", 128)
     if not isinstance(size, int) or not 32 <= size <= 1024:
         raise ValueError(f"generate.image_size must be an integer in [32, 1024], got {size!r}")
-    workers = gen.get("workers", 1)
+    workers = gen.get("workers")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"generate.workers must be a positive integer, got {workers!r}")
     hist, hold = gen.get("history_days", 180), gen.get("holdout_days", 28)
@@ -173,7 +173,7 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
                items.at[j.item_index, "pattern"], j.image_path) for j in street_jobs]
     # street photos are seeded by query index, not item index (an item may be photographed twice)
     street = [(q, *job[1:]) for q, job in enumerate(street)]
-    workers = int(gen.get("workers", 1))
+    workers = int(gen["workers"])
     # fork: workers inherit the loaded modules and never re-run the caller's __main__ (spawn would, and break
     # unguarded scripts). Workers only run numpy/PIL, so forking a process that has loaded TensorFlow is safe.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
