@@ -1,7 +1,7 @@
 """List inline numeric defaults (``x.get("key", 3)``, ``*_DEFAULTS = {"key": 3}``) in production code next to the
 value params.yaml gives the same key, so a default that disagrees with params.yaml can be found.
 
-    python scripts/inline_defaults.py [--all] [DIR ...]     (default DIRs: modules components serving pipelines)
+    python scripts/inline_defaults.py [--all] [DIR|FILE ...]     (default DIRs: modules components serving pipelines)
 
 A key is matched by its section chain when the call chains ``.get("section", {})``; otherwise by its name alone,
 against every place the name stands in params.yaml. Rows: ``file:line  key  inline  params.yaml  verdict`` where the
@@ -108,7 +108,8 @@ def rows(dirs: tuple[str, ...] = DEFAULT_DIRS) -> list[dict[str, Any]]:
     flat = _flatten(yaml.safe_load((REPO / "params.yaml").read_text()))
     out = []
     for d in dirs:
-        for path in sorted((REPO / d).rglob("*.py")):
+        base = REPO / d
+        for path in [base] if base.is_file() else sorted(base.rglob("*.py")):
             if "__pycache__" in path.parts:
                 continue
             for line, chain, key, value in _found(path):

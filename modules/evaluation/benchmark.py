@@ -136,6 +136,17 @@ def _benchmark_lines(scale: str, manifest: Mapping[str, Any], info: Mapping[str,
 
 
 
+def _evaluate_built(built: Any, eval_queries: Sequence[Mapping[str, Any]], k: int, root: Path, seed: int
+                    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Every method on the built engines (late fusion on its own engine), in METHODS order, and the
+    low-confidence report."""
+    results = evaluate_engine(built.engine, eval_queries, k=k, data_dir=root, progress=True)
+    if built.late_engine is not None:
+        results.update(evaluate_engine(built.late_engine, eval_queries, k=k, methods=("late",), data_dir=root))
+    results = {key: results[key] for key in METHODS if key in results}
+    return results, low_confidence_report(built.engine, eval_queries, seed=seed)
+
+
 def run_benchmark_cli(
     scale: str,
     data_dir: str | None = None,
@@ -175,11 +186,7 @@ def run_benchmark_cli(
 
     print("[benchmark] evaluating", flush=True)
     t = time.perf_counter()
-    results = evaluate_engine(built.engine, eval_queries, k=k, data_dir=root, progress=True)
-    if built.late_engine is not None:
-        results.update(evaluate_engine(built.late_engine, eval_queries, k=k, methods=("late",), data_dir=root))
-    results = {key: results[key] for key in METHODS if key in results}
-    low_conf = low_confidence_report(built.engine, eval_queries, seed=seed)
+    results, low_conf = _evaluate_built(built, eval_queries, k, root, seed)
     timings["evaluation"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - wall
 
