@@ -42,7 +42,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from modules.config import DEFAULT_SEED, load_params
+from modules.config import DEFAULT_SEED, defaults, load_params
 from modules.data.delta_ingest import ITEM_ID_PATTERN, csv_safe
 from modules.data.images import ImageError, load_image
 from modules.data.selfsup import make_selfsupervised_queries
@@ -67,17 +67,6 @@ GENDER_SYNONYMS: dict[str, str] = {
 }
 CURRENCY_CHARS = "$€£¥₹"
 _PRICE_RE = re.compile(r"^[+]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?$")
-DEFAULTS: dict[str, Any] = {
-    "max_image_side": 512,
-    "jpeg_quality": 90,
-    "max_image_pixels": 40_000_000,
-    "created_at": 1_600_000_000,
-    "default_category": "other",
-    "max_report_rows": 10_000,
-    "summary_reasons": 5,
-}
-
-
 class IngestError(RuntimeError):
     """The catalog cannot be ingested at all (unreadable CSV, missing required columns, zero usable rows)."""
 
@@ -119,8 +108,10 @@ def _safe_stem(item_id: str, used: set[str]) -> str:
 
 
 def _ingest_params(params: dict | None) -> dict[str, Any]:
+    """The ``ingest`` settings of ``params`` over params.yaml's (the only source of defaults)."""
+    base = {k: v for k, v in defaults("ingest").items() if k != "selfsup"}
     section = (params or {}).get("ingest") or {}
-    return {**DEFAULTS, **{k: v for k, v in section.items() if k in DEFAULTS}}
+    return {**base, **{k: v for k, v in section.items() if k in base}}
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from modules.config import defaults
 from modules.evaluation.search_eval import SERVED_TEXT_METHODS, served_method
 
 JUDGED = "judged"
@@ -39,8 +40,6 @@ SERVED_METHODS: dict[str, tuple[str, ...]] = {
     "composed": ("composed+ltr", "composed"),
 }
 DENSE_TEXT = "text"  # the text encoder alone (modules.evaluation.search_eval.METHODS)
-SELFSUP_DEFAULTS = {"text_margin_over_bm25": -0.15, "dense_min_share_of_bm25": 0.5,
-                    "photo_min_mrr": 0.5, "photo_min_recall": 0.7}
 
 
 def rule_for(queries: Iterable[Mapping[str, Any]]) -> str:
@@ -120,7 +119,7 @@ def _settings(params: Mapping[str, Any] | None) -> tuple[dict[str, float], float
 
         params = load_params()
     ev = params.get("evaluation", params)
-    cfg = {k: float(v) for k, v in {**SELFSUP_DEFAULTS, **(ev.get("selfsup") or {})}.items()}
+    cfg = {k: float(v) for k, v in {**defaults("evaluation", "selfsup"), **(ev.get("selfsup") or {})}.items()}
     return cfg, float(ev.get("regression_tolerance", 0.02)), int(ev.get("k", 10))
 
 
