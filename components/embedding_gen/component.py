@@ -9,12 +9,10 @@ from tfx import v1 as tfx
 from components.artifacts import DataReport, Embeddings
 from components.common import params_from
 from components.embedding_gen import executor
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 from modules.config import param_seed
 
 log = logging.getLogger(__name__)
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 
 
 @tfx.dsl.components.component

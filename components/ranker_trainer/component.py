@@ -13,12 +13,10 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
 from components.common import params_from, read_queries
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 from modules.config import param_seed
 
 log = logging.getLogger(__name__)
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 SERVING_SUBDIR = "Format-Serving"
 
 
