@@ -25,3 +25,13 @@ def real_bundle() -> Path:
     from serving_fixtures import real_bundle_cache
 
     return real_bundle_cache()
+
+
+@pytest.fixture(scope="session")
+def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated tiny catalog (seed 42), built once per session. Read-only: a test that writes takes a copy."""
+    from modules.data.catalog import generate_catalog
+
+    data_dir = tmp_path_factory.mktemp("tiny_catalog")
+    generate_catalog("tiny", data_dir, seed=42, progress=False)
+    return data_dir
