@@ -150,13 +150,14 @@ def benchmark(
 ) -> None:
     """Evaluate every retriever against the judged eval queries and write docs/benchmark_results.md."""
     if serving_dir is not None:
+        from modules.bundle import BundleError
         from modules.evaluation.benchmark import NoBundleError, run_serving_benchmark
 
         if data is None:
             _fail("--serving-dir needs --data: the catalog whose EVAL queries to measure the bundle on", 2)
         try:
             run_serving_benchmark(str(serving_dir), str(data), out_md=str(out), params_path=params_path)
-        except NoBundleError as exc:
+        except (NoBundleError, BundleError) as exc:   # nothing pushed, or a bundle the server would refuse
             _fail(str(exc), 2)
         return
     from modules.evaluation.benchmark import run_benchmark_cli

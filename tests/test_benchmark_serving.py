@@ -26,6 +26,11 @@ def test_no_bundle_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "b.md").exists()
     result = runner.invoke(app, ["benchmark", "--serving-dir", str(tmp_path / "serving")])
     assert result.exit_code == 2 and "--serving-dir needs --data" in result.output, result.output
+    (tmp_path / "serving" / "LATEST").write_text("v1\n")
+    (tmp_path / "serving" / "v1").mkdir()
+    (tmp_path / "serving" / "v1" / "manifest.json").write_text('{"files": {"search/x.npy": "00"}}')
+    result = runner.invoke(app, ["benchmark", "--serving-dir", str(tmp_path / "serving"), "--data", str(tmp_path)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output   # refused, 1 line
 
 
 def test_measures_the_pushed_bundle(real_bundle: Path, tmp_path: Path) -> None:
