@@ -145,9 +145,22 @@ def benchmark(
     data: Path = typer.Option(None, help="existing DATA_DIR (default: generate one for --scale)"),
     out: Path = typer.Option(Path("docs/benchmark_results.md")),
     params_path: str = typer.Option(None, "--params"),
+    serving_dir: Path = typer.Option(None, "--serving-dir",
+                                     help="measure the pushed bundle SERVING_DIR/LATEST names on --data's EVAL queries"),
 ) -> None:
     """Evaluate every retriever against the judged eval queries and write docs/benchmark_results.md."""
-    from modules.evaluation.search_eval import run_benchmark_cli
+    if serving_dir is not None:
+        from modules.bundle import BundleError
+        from modules.evaluation.benchmark import NoBundleError, run_serving_benchmark
+
+        if data is None:
+            _fail("--serving-dir needs --data: the catalog whose EVAL queries to measure the bundle on", 2)
+        try:
+            run_serving_benchmark(str(serving_dir), str(data), out_md=str(out), params_path=params_path)
+        except (NoBundleError, BundleError) as exc:   # nothing pushed, or a bundle the server would refuse
+            _fail(str(exc), 2)
+        return
+    from modules.evaluation.benchmark import run_benchmark_cli
 
     run_benchmark_cli(scale, data_dir=str(data) if data else None, out_md=str(out), params_path=params_path)
 

@@ -50,10 +50,11 @@ def hit(engine, img, box, item_id: str, margin: float, k: int = 10) -> bool:
 def evaluate(engine, data: Path, looks: list[dict], mode: str, params: dict) -> dict:
     from PIL import Image
 
+    from modules.config import param_seed
     from modules.look import LookProposer, iou, look_config
 
     cfg = look_config({"look": {**params.get("look", {}), "mode": mode}})
-    proposer = LookProposer(cfg, seed=int(params.get("seed", 42)))
+    proposer = LookProposer(cfg, seed=param_seed(params))
     if proposer.models is not None:
         proposer.models.warm_up()
     n = matched = region_hits = 0

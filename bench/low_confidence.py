@@ -19,9 +19,9 @@ EXAMPLES = ("qzxv blorptang fnord", "asdfgh", "minimalist white sneakers", "red 
 
 def main(argv: list[str] | None = None) -> None:
     from bench._common import latest_bundle_or_exit
-    from modules.config import load_params
+    from modules.config import load_params, param_seed
     from modules.data.data_io import load_queries
-    from modules.evaluation.search_eval import describe_low_confidence, low_confidence_report
+    from modules.evaluation.benchmark import describe_low_confidence, low_confidence_report
     from modules.ranking import split_queries
     from modules.search import SearchEngine, calibrate_from_train_queries
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--params", default=None)
     a = ap.parse_args(argv)
     params = load_params(a.params)
-    seed = int(params.get("seed", 42))
+    seed = param_seed(params)
     version, version_dir = latest_bundle_or_exit(a.serving_dir)
     manifest = json.loads((version_dir / "manifest.json").read_text())
     engine = SearchEngine.load(version_dir / manifest["components"]["index"], params=params)

@@ -8,7 +8,6 @@ A reader that follows ``LATEST`` therefore never sees a half-written version.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -17,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from modules.checksums import sha256_file
+
 MANIFEST_NAME = "manifest.json"
 LATEST_NAME = "LATEST"
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -24,15 +25,6 @@ _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 class BundleError(RuntimeError):
     """A bundle is incomplete, corrupted or cannot be pushed; the message says which file and why."""
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of one file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _bundle_files(version_dir: Path) -> dict[str, str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,17 @@ DEFAULT_SEED = 42
 CODE_DIRS = ("modules", "components")
 
 
+def param_seed(params: Mapping[str, Any] | None) -> int:
+    """The run's seed: ``params["seed"]`` (``load_params`` always sets it), ``DEFAULT_SEED`` when a caller's params
+    (a test's trimmed copy, a component's sub-dict) lack it."""
+    return int((params or {}).get("seed", DEFAULT_SEED))
+
+
+def _is_test_file(path: Path) -> bool:
+    """A pytest file by either naming convention (tests live in tests/; one left beside the code is still not code)."""
+    return path.name.startswith("test_") or path.name.endswith("_test.py") or path.name == "conftest.py"
+
+
 def code_fingerprint(root: str | Path = REPO_ROOT, dirs: tuple[str, ...] = CODE_DIRS) -> str:
     """sha256 over the model and component source (``*.py`` under ``dirs``, tests excluded), path and content.
 
@@ -36,8 +48,7 @@ def code_fingerprint(root: str | Path = REPO_ROOT, dirs: tuple[str, ...] = CODE_
 
     digest = hashlib.sha256()
     base = Path(root)
-    files = sorted(f for d in dirs for f in (base / d).rglob("*.py")
-                   if not f.name.endswith("_test.py") and "__pycache__" not in f.parts)
+    files = sorted(f for d in dirs for f in (base / d).rglob("*.py") if not _is_test_file(f) and "__pycache__" not in f.parts)
     for f in files:
         digest.update(f.relative_to(base).as_posix().encode())
         digest.update(b"\0")
@@ -65,3 +76,14 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
         raise ValueError(f"{p}: expected a mapping at the top level")
     data.setdefault("seed", DEFAULT_SEED)
     return copy.deepcopy(data)
+
+
+def defaults(*path: str) -> dict[str, Any]:
+    """params.yaml's section at ``path`` (e.g. ``defaults("encoders", "tower")``): what a caller's params lack is
+    filled from here, so params.yaml stays the only source of default values (no inline copies to drift apart)."""
+    node: Any = load_params()
+    for key in path:
+        node = node[key]
+    if not isinstance(node, dict):
+        raise ValueError(f"params.yaml: {'.'.join(path)} is not a section")
+    return node

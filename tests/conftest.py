@@ -7,3 +7,31 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+# Fixture modules the tests share (import their helpers directly; the fixtures below wrap the cached builds):
+#   serving_fixtures.py  - tiny bundles in SERVING_DIR layout, and the cached real tiny build (real_bundle_cache)
+#   look_fixtures.py     - shop-the-look photos
+#   progress_components.py - TFX components that report progress, for the pipeline-progress tests
+
+
+@pytest.fixture(scope="session")
+def real_bundle() -> Path:
+    """The cached real tiny build: ``serving_dir/`` (a pushed bundle) and ``data/`` (its catalog). Read-only; tests
+    that write into the serving dir take a copy (``serving_fixtures.real_serving_dir``)."""
+    from serving_fixtures import real_bundle_cache
+
+    return real_bundle_cache()
+
+
+@pytest.fixture(scope="session")
+def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated tiny catalog (seed 42), built once per session. Read-only: a test that writes takes a copy."""
+    from modules.data.catalog import generate_catalog
+
+    data_dir = tmp_path_factory.mktemp("tiny_catalog")
+    generate_catalog("tiny", data_dir, seed=42, progress=False)
+    return data_dir

@@ -6,14 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
-from serving_fixtures import real_bundle_cache
 
 from bench._common import eval_text_queries, latest_bundle_or_exit
 
 
 @pytest.fixture(scope="module")
-def real() -> Path:
-    return real_bundle_cache()
+def real(real_bundle: Path) -> Path:
+    return real_bundle
 
 
 def _table(out: str) -> dict[str, list[str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from modules.evaluation import blessing as B
-from modules.evaluation import search_eval as E
 
 SELFSUP = {"text_margin_over_bm25": -0.15, "dense_min_share_of_bm25": 0.5, "photo_min_mrr": 0.5,
            "photo_min_recall": 0.7}
@@ -87,6 +86,6 @@ def test_bless_for_dispatches_and_keeps_the_judged_rule() -> None:
     ss = [{"source": "self_supervised"}]
     assert B.bless_for(ss, res, None, PARAMS)[:2] == (B.SELF_SUPERVISED, True)
     rule, ok, why = B.bless_for([{"source": "judged"}], res, None, PARAMS)
-    assert (rule, ok, why) == (B.JUDGED, *E.bless(res, None, PARAMS))
+    assert (rule, ok, why) == (B.JUDGED, *B.bless(res, None, PARAMS))
     summary = B.summary(res, 10)
     assert summary["text.mrr"] == 0.697 and summary["bm25.mrr"] == 0.773 and summary["encoder_only.mrr"] == 0.60

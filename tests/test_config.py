@@ -9,7 +9,8 @@ from modules.config import code_fingerprint, load_params
 
 def _tree(root: Path) -> None:
     for rel, text in {"modules/a.py": "x = 1\n", "components/c/executor.py": "y = 2\n",
-                      "components/c/executor_test.py": "def test(): pass\n", "tests/t.py": "z = 3\n"}.items():
+                      "components/c/executor_test.py": "def test(): pass\n", "components/c/test_executor.py": "t = 1\n",
+                      "tests/t.py": "z = 3\n"}.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
 
@@ -19,6 +20,7 @@ def test_code_fingerprint_follows_source_not_tests(tmp_path: Path) -> None:
     first = code_fingerprint(tmp_path)
     assert first == code_fingerprint(tmp_path) and len(first) == 16
     (tmp_path / "components/c/executor_test.py").write_text("def test(): assert 1\n")
+    (tmp_path / "components/c/test_executor.py").write_text("t = 2\n")
     (tmp_path / "tests/t.py").write_text("z = 4\n")
     (tmp_path / "modules/__pycache__").mkdir()
     (tmp_path / "modules/__pycache__/a.cpython-310.py").write_text("junk")
@@ -38,3 +40,12 @@ def test_components_receive_params_with_the_code_version(tmp_path: Path) -> None
     seen = [json.loads(c.exec_properties["params_json"]) for c in pipe.components if "params_json" in c.exec_properties]
     assert seen and all(p["code_version"] == code_fingerprint() for p in seen)
     assert all({k: v for k, v in p.items() if k != "code_version"} == load_params() for p in seen)
+
+
+def test_tests_live_in_tests() -> None:
+    """One convention (pytest.ini: testpaths = tests, python_files = test_*.py): no test file beside the code."""
+    from modules.config import REPO_ROOT, _is_test_file
+
+    stray = [p.relative_to(REPO_ROOT).as_posix() for d in ("modules", "components", "serving", "pipelines")
+             for p in (REPO_ROOT / d).rglob("*.py") if _is_test_file(p)]
+    assert stray == [], f"move these into tests/ as tests/test_<component>_<what>.py: {stray}"

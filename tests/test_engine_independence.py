@@ -19,7 +19,7 @@ GENERATOR = "modules.data.catalog"
 # (file, enclosing function) -> why it may import the generator. Both are the benchmark's / CLI's data step.
 ALLOWED_IMPORTS: dict[tuple[str, str], str] = {
     ("pixelmatch_cli.py", "generate"): "`pixelmatch generate`: the CLI command that writes the synthetic catalog",
-    ("modules/evaluation/search_eval.py", "run_benchmark_cli"): "`pixelmatch benchmark`: generates its catalog when the "
+    ("modules/evaluation/benchmark.py", "_prepare_catalog"): "`pixelmatch benchmark`: generates its catalog when the "
                                                     "benchmark's DATA_DIR holds none (the benchmark's data step)",
 }
 # An engine synonym map may hold at most this share of generator pairs. Why a share of the engine's map and not of

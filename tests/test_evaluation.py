@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from modules.evaluation import benchmark as BM
+from modules.evaluation import blessing as B
+from modules.evaluation import report as R
 from modules.evaluation import search_eval as E
 
 PARAMS = {"evaluation": {"k": 10, "bless_margin_over_bm25": 0.05, "regression_tolerance": 0.02}}
@@ -106,19 +109,19 @@ def _res(**ndcg: float) -> dict:
 
 
 def test_bless_cases() -> None:
-    ok, why = E.bless(_res(bm25=0.40, hybrid=0.50), None, PARAMS)
+    ok, why = B.bless(_res(bm25=0.40, hybrid=0.50), None, PARAMS)
     assert ok and any("no blessed baseline" in r for r in why)
-    ok, why = E.bless(_res(bm25=0.40, hybrid=0.44), None, PARAMS)
+    ok, why = B.bless(_res(bm25=0.40, hybrid=0.44), None, PARAMS)
     assert not ok and "does not beat BM25" in why[0]
     # The served method (hybrid + LambdaMART) is what is judged when present.
-    ok, _ = E.bless(_res(bm25=0.40, hybrid=0.41, **{"hybrid+ltr": 0.47}), None, PARAMS)
+    ok, _ = B.bless(_res(bm25=0.40, hybrid=0.41, **{"hybrid+ltr": 0.47}), None, PARAMS)
     assert ok
-    ok, why = E.bless(_res(bm25=0.40, hybrid=0.50), _res(bm25=0.4, hybrid=0.53), PARAMS)
+    ok, why = B.bless(_res(bm25=0.40, hybrid=0.50), _res(bm25=0.4, hybrid=0.53), PARAMS)
     assert not ok and "regression" in why[-1]
-    ok, why = E.bless(_res(bm25=0.40, hybrid=0.50), _res(bm25=0.4, hybrid=0.515), PARAMS)
+    ok, why = B.bless(_res(bm25=0.40, hybrid=0.50), _res(bm25=0.4, hybrid=0.515), PARAMS)
     assert ok and "no regression" in why[-1]
-    assert E.bless(_res(hybrid=0.9), None, PARAMS)[0] is False
-    assert E.bless(_res(bm25=0.1), None, PARAMS)[0] is False
+    assert B.bless(_res(hybrid=0.9), None, PARAMS)[0] is False
+    assert B.bless(_res(bm25=0.1), None, PARAMS)[0] is False
 
 
 def _fake_results() -> dict:
@@ -135,7 +138,7 @@ def test_write_benchmark_replaces_only_its_section(tmp_path) -> None:
         "<!-- BEGIN search -->\nold search\n<!-- END search -->\n\ntrailer kept\n"
     )
     (tmp_path / "bench.json").write_text(json.dumps({"recommend": {"x": 1}}))
-    paths = E.write_benchmark(_fake_results(), md, section="search", command="pixelmatch benchmark --scale tiny",
+    paths = R.write_benchmark(_fake_results(), md, section="search", command="pixelmatch benchmark --scale tiny",
                               machine="test box")
     text = md.read_text()
     assert "REC TABLE v1" in text and "intro kept" in text and "trailer kept" in text
@@ -148,32 +151,32 @@ def test_write_benchmark_replaces_only_its_section(tmp_path) -> None:
     assert paths["png"].is_file() and paths["png"].stat().st_size > 1000
 
     # A second write updates in place; a new section is appended without touching the rest.
-    E.write_benchmark(_fake_results(), md, section="search", command="cmd2", machine="m")
-    E.write_benchmark(_fake_results(), md, section="extra", command="cmd3", machine="m")
+    R.write_benchmark(_fake_results(), md, section="search", command="cmd2", machine="m")
+    R.write_benchmark(_fake_results(), md, section="extra", command="cmd3", machine="m")
     text = md.read_text()
     assert text.count("<!-- BEGIN search -->") == 1 and "cmd2" in text and "REC TABLE v1" in text
     assert text.index("<!-- END search -->") < text.index("<!-- BEGIN extra -->")
 
     with pytest.raises(ValueError, match="command"):
-        E.write_benchmark(_fake_results(), md, command="")
+        R.write_benchmark(_fake_results(), md, command="")
     with pytest.raises(ValueError, match="section name"):
-        E.write_benchmark(_fake_results(), md, section="bad name -->", command="c")
+        R.write_benchmark(_fake_results(), md, section="bad name -->", command="c")
 
 
 def test_machine_info_names_cores() -> None:
-    assert "cores" in E.machine_info()
+    assert "cores" in R.machine_info()
 
 
 def test_run_benchmark_cli_rejects_unknown_scale(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown scale"):
-        E.run_benchmark_cli("huge", data_dir=str(tmp_path / "d"), out_md=str(tmp_path / "b.md"))
+        BM.run_benchmark_cli("huge", data_dir=str(tmp_path / "d"), out_md=str(tmp_path / "b.md"))
     assert not (tmp_path / "d").exists()
 
 
 @pytest.mark.slow
 def test_run_benchmark_cli_tiny_end_to_end(tmp_path) -> None:
     """The whole `pixelmatch benchmark --scale tiny` path (several minutes on 2 cores: real SBERT + tower)."""
-    out = E.run_benchmark_cli("tiny", data_dir=str(tmp_path / "data"), out_md=str(tmp_path / "docs" / "bench.md"))
+    out = BM.run_benchmark_cli("tiny", data_dir=str(tmp_path / "data"), out_md=str(tmp_path / "docs" / "bench.md"))
     res = out["results"]
     assert {"bm25", "tfidf", "text", "hybrid", "hybrid+ltr", "photo", "composed"} <= set(res)
     assert res["hybrid"]["ndcg@10"] > res["bm25"]["ndcg@10"]

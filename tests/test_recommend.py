@@ -8,39 +8,20 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from recommend_fixtures import tiny_split
 
 from modules.config import load_params
-from modules.data.catalog.generate import generate_catalog
-from modules.data.data_io import item_text, load_interactions, load_items, load_manifest, new_item_ids
 from modules.evaluation.recommend import evaluate_recommenders, write_recommend_section
 from modules.recommend.als import ALSRecommender
 from modules.recommend.content import ContentRecommender
-from modules.recommend.features import temporal_split
 from modules.recommend.hybrid import FEATURE_STORE_UNAVAILABLE, HybridRecommender, build_recommender
 
 
-def tfidf_content(items: pd.DataFrame, dim: int = 48, seed: int = 42) -> np.ndarray:
-    """Cheap deterministic text embeddings (TF-IDF + SVD) so the tests need no language model."""
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    x = TfidfVectorizer(min_df=1).fit_transform(item_text(items))
-    emb = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(x).astype(np.float32)
-    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    data_dir = tmp_path_factory.mktemp("rec_tiny")
-    generate_catalog("tiny", data_dir, seed=42, progress=False)
-    items = load_items(data_dir)
+def tiny(tiny_catalog: Path) -> SimpleNamespace:
     params = load_params()
     params["recommend"]["hybrid"]["collaborative"] = "als"
-    cutoff = int(load_manifest(data_dir)["cutoff_ts"])
-    inter = load_interactions(data_dir)
-    train, test = temporal_split(inter, cutoff)
-    return SimpleNamespace(data_dir=data_dir, items=items, inter=inter, train=train, test=test, cutoff=cutoff,
-                           params=params, text=tfidf_content(items), new_ids=new_item_ids(data_dir, items))
+    return tiny_split(tiny_catalog, params)
 
 
 @pytest.fixture(scope="module")

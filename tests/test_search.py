@@ -292,7 +292,7 @@ def test_calibration_from_train_queries(engine):
 
 
 def test_low_confidence_report_on_held_out_queries(engine):
-    from modules.evaluation.search_eval import describe_low_confidence, low_confidence_report
+    from modules.evaluation.benchmark import describe_low_confidence, low_confidence_report
 
     saved = engine.low_conf_threshold
     try:

@@ -10,42 +10,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from recommend_fixtures import tiny_split
 
 from modules.config import load_params
-from modules.data.catalog.generate import generate_catalog
-from modules.data.data_io import item_text, load_interactions, load_items, load_manifest, new_item_ids
-from modules.recommend.features import temporal_split
 from modules.recommend.two_tower import INPUTS_JSON, SavedTwoTower, export_two_tower, run_fn, train_two_tower
 
 
-def tfidf_content(items: pd.DataFrame, dim: int = 48, seed: int = 42) -> np.ndarray:
-    """Cheap deterministic text embeddings (TF-IDF + SVD) so the tests need no language model."""
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    x = TfidfVectorizer(min_df=1).fit_transform(item_text(items))
-    emb = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(x).astype(np.float32)
-    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    data_dir = tmp_path_factory.mktemp("tt_tiny")
-    generate_catalog("tiny", data_dir, seed=42, progress=False)
-    items = load_items(data_dir)
+def tiny(tiny_catalog: Path) -> SimpleNamespace:
     params = load_params()
     params["recommend"]["two_tower"]["epochs"] = 6
     params["recommend"]["two_tower"]["batch_size"] = 256
-    cutoff = int(load_manifest(data_dir)["cutoff_ts"])
-    inter = load_interactions(data_dir)
-    train, test = temporal_split(inter, cutoff)
-    return SimpleNamespace(data_dir=data_dir, items=items, train=train, test=test, cutoff=cutoff, params=params,
-                           content=tfidf_content(items), new_ids=new_item_ids(data_dir, items))
+    return tiny_split(tiny_catalog, params)
 
 
 @pytest.fixture(scope="module")
 def model(tiny: SimpleNamespace):
-    return train_two_tower(tiny.train, tiny.items, tiny.content, tiny.params, seed=42)
+    return train_two_tower(tiny.train, tiny.items, tiny.text, tiny.params, seed=42)
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +43,12 @@ def test_training_uses_training_window_only(model, tiny: SimpleNamespace) -> Non
 
 def test_training_rejects_post_cutoff_rows_when_cutoff_given(tiny: SimpleNamespace) -> None:
     with pytest.raises(ValueError, match="no training interactions"):
-        train_two_tower(tiny.test, tiny.items, tiny.content, tiny.params, cutoff_ts=int(tiny.test["ts"].min()))
+        train_two_tower(tiny.test, tiny.items, tiny.text, tiny.params, cutoff_ts=int(tiny.test["ts"].min()))
 
 
 def test_bad_content_shape_is_a_clear_error(tiny: SimpleNamespace) -> None:
     with pytest.raises(ValueError, match="content_emb must be"):
-        train_two_tower(tiny.train, tiny.items, tiny.content[:10], tiny.params)
+        train_two_tower(tiny.train, tiny.items, tiny.text[:10], tiny.params)
 
 
 def test_exported_signatures_load_and_embed(exported: Path, model) -> None:
@@ -132,7 +113,7 @@ def test_run_fn_contract(tiny: SimpleNamespace, tmp_path: Path) -> None:
     emb_dir = tmp_path / "emb"
     emb_dir.mkdir()
     order = np.random.default_rng(0).permutation(len(tiny.items))  # stored order differs from items.csv
-    np.save(emb_dir / "text.npy", tiny.content[order])
+    np.save(emb_dir / "text.npy", tiny.text[order])
     (emb_dir / "item_ids.json").write_text(json.dumps(tiny.items["item_id"].iloc[order].tolist()))
     params = json.loads(json.dumps(tiny.params))
     params["recommend"]["two_tower"]["epochs"] = 1

@@ -14,11 +14,9 @@ from tfx.types.standard_artifacts import Model, ModelBlessing, PushedModel, Tran
 from components.artifacts import Embeddings, RetrievalMetrics
 from components.bundle_pusher import executor
 from components.common import params_from
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
 log = logging.getLogger(__name__)
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 
 
 @tfx.dsl.components.component

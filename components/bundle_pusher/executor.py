@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from modules.bundle import push_atomic, read_latest, write_manifest
+from modules.config import param_seed
 
 log = logging.getLogger(__name__)
 SERVING_SUBDIR = "Format-Serving"
@@ -121,7 +122,7 @@ def build_recommender_dir(
     cutoff = read_cutoff(data_dir)
     train = inter[inter["ts"] < cutoff] if cutoff is not None and len(inter) else inter
     rec = build_recommender(items, pd.DataFrame(train), text, image, color, params,
-                            seed=int(params.get("seed", 42)), two_tower_dir=two_tower_dir)
+                            seed=param_seed(params), two_tower_dir=two_tower_dir)
     rec.save(out)
     config_path = out / "config.json"
     config = json.loads(config_path.read_text())

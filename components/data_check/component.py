@@ -14,11 +14,9 @@ from tfx.types.standard_artifacts import ExampleAnomalies
 
 from components.artifacts import DataReport
 from components.data_check import executor
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
 log = logging.getLogger(__name__)
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 
 
 @tfx.dsl.components.component

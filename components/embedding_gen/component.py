@@ -9,11 +9,10 @@ from tfx import v1 as tfx
 from components.artifacts import DataReport, Embeddings
 from components.common import params_from
 from components.embedding_gen import executor
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from modules.config import param_seed
 
 log = logging.getLogger(__name__)
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 
 
 @tfx.dsl.components.component
@@ -26,7 +25,7 @@ def EmbeddingGen(  # noqa: N802
 ) -> None:
     """Embed every item of the checked catalog (data_report proves DataCheck passed on this data)."""
     params = params_from(params_json)
-    stats = executor.generate(data_dir, embeddings.uri, params, seed=int(params.get("seed", 42)))
+    stats = executor.generate(data_dir, embeddings.uri, params, seed=param_seed(params))
     with open(os.path.join(embeddings.uri, "stats.json"), "w") as f:
         json.dump(stats, f, indent=2)
     for key in ("n_items", "n_with_image", "text_dim", "image_dim"):

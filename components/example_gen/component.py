@@ -15,10 +15,9 @@ from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
 
 from components.example_gen import executor
+from components.tfx_types import OutputArtifact, Parameter
 
 log = logging.getLogger(__name__)
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 
 
 def _finish(artifact: Examples, counts: dict[str, int]) -> None:

@@ -10,11 +10,9 @@ from tfx.types.standard_artifacts import PushedModel
 from components.artifacts import Embeddings, FeatureStoreState
 from components.common import params_from
 from components.feast_publisher import executor
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
 log = logging.getLogger(__name__)
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 
 
 @tfx.dsl.components.component

@@ -14,11 +14,10 @@ from tfx.types.standard_artifacts import Examples, Model
 from components.artifacts import Embeddings
 from components.common import params_from, read_queries
 from components.index_builder import executor
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from modules.config import param_seed
 
 log = logging.getLogger(__name__)
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 SERVING_SUBDIR = "Format-Serving"
 
 
@@ -34,7 +33,7 @@ def IndexBuilder(  # noqa: N802
     params = params_from(params_json)
     out = os.path.join(search_engine.uri, SERVING_SUBDIR)
     info = executor.build(
-        data_dir, embeddings.uri, out, params, read_queries(queries, "train"), seed=int(params.get("seed", 42))
+        data_dir, embeddings.uri, out, params, read_queries(queries, "train"), seed=param_seed(params)
     )
     with open(os.path.join(search_engine.uri, "build_info.json"), "w") as f:
         json.dump(info, f, indent=2)

@@ -13,11 +13,10 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
 from components.common import params_from, read_queries
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from modules.config import param_seed
 
 log = logging.getLogger(__name__)
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 SERVING_SUBDIR = "Format-Serving"
 
 
@@ -36,7 +35,7 @@ def RankerTrainer(  # noqa: N802
     from modules.tracking import child_run, emissions
 
     params = params_from(params_json)
-    seed = int(params.get("seed", 42))
+    seed = param_seed(params)
     train_queries = [q for q in read_queries(queries, "train") if q.get("source", "judged") == "judged"] or read_queries(
         queries, "train"
     )

@@ -20,11 +20,9 @@ from tfx.types.standard_artifacts import Examples, Model, ModelBlessing
 from components.artifacts import RetrievalMetrics
 from components.common import params_from, read_queries
 from components.retrieval_evaluator import executor
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
 log = logging.getLogger(__name__)
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 
 
 def _metric_name(name: str) -> str:

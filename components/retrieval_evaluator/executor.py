@@ -1,7 +1,7 @@
 """RetrievalEvaluator logic: the search benchmark on the EVAL queries, blessing against BM25 and the baseline.
 
 The blessing rule follows the queries' source (``modules.evaluation.blessing.rule_for``): judged queries use
-``modules.evaluation.search_eval.bless`` (NDCG@k); self-supervised known-item queries (an ingested catalog) use
+``modules.evaluation.blessing.bless`` (NDCG@k); self-supervised known-item queries (an ingested catalog) use
 ``modules.evaluation.blessing.bless_selfsupervised`` (text and photo queries judged on their own). The regression
 baseline is the last blessed run on the same data (``baseline_metrics``, the ``blessed_by_data.json`` ledger).
 """
@@ -91,16 +91,11 @@ def evaluate(
     Returns ``{"results", "blessed", "reasons", "k", "rule", "summary"}``; ``summary`` holds the
     known-item aggregates (served vs BM25 MRR / Recall@k) when the rule is self-supervised.
     """
+    from modules.evaluation.benchmark import describe_low_confidence, low_confidence_report
     from modules.evaluation.blessing import SELF_SUPERVISED, bless_for, summary
     from modules.evaluation.eval_sample import sample_eval_queries
-    from modules.evaluation.search_eval import (
-        describe_low_confidence,
-        evaluate_engine,
-        low_confidence_report,
-        machine_info,
-        plot_results,
-        render_section,
-    )
+    from modules.evaluation.report import machine_info, plot_results, render_section
+    from modules.evaluation.search_eval import evaluate_engine
     from modules.ranking import LambdaMARTRanker
     from modules.search import SearchEngine
 
@@ -123,7 +118,7 @@ def evaluate(
                    f"{ev['sample_queries_per_kind']} per kind); intervals: {ci['level']:.0%} bootstrap over queries"]
     if any(q.get("kind", "text") == "text" and q.get("text") for q in eval_queries):
         extra_lines.append(describe_low_confidence(
-            low_confidence_report(engine, eval_queries, seed=int(params.get("seed", 42)))))
+            low_confidence_report(engine, eval_queries, seed=seed)))
     (out / "benchmark.md").write_text(
         render_section(results, section="pipeline", command=command, machine=machine_info(), k=k,
                        extra_lines=extra_lines, plot_name="plot.png")

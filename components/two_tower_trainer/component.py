@@ -18,11 +18,9 @@ from tfx.types.standard_artifacts import Examples, Model
 from components.artifacts import Embeddings
 from components.common import params_from
 from components.example_gen.executor import read_cutoff
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
 log = logging.getLogger(__name__)
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
 MODULE = "modules.recommend.two_tower"
 
 

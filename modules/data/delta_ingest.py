@@ -51,6 +51,7 @@ from typing import Any
 import pandas as pd
 
 from modules.data.images import ImageError, load_image
+from modules.checksums import sha256_file, tree_digest
 
 log = logging.getLogger(__name__)
 
@@ -195,24 +196,6 @@ def fold_delta(records: Iterable[dict[str, Any]]) -> DeltaState:
 # ------------------------------------------------------------------------------------------------ file helpers
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _images_digest(images_dir: Path) -> str:
-    """One sha256 over (relative path, file sha256) of every photo: the algorithm modules/data/ingest.py records."""
-    h = hashlib.sha256()
-    for p in sorted(images_dir.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(images_dir).as_posix().encode("utf-8"))
-            h.update(_sha256_file(p).encode("ascii"))
-    return h.hexdigest()
 
 
 def _write_atomic(path: Path, data: bytes) -> bool:
@@ -475,9 +458,9 @@ def apply_delta(data_dir: str | Path, serving_dir: str | Path, default_category:
             for name in list(checksums):
                 if name == "images":
                     if images_changed or "images" in written:
-                        checksums["images"] = _images_digest(data_dir / "images")
+                        checksums["images"] = tree_digest(data_dir / "images")
                 elif (data_dir / name).is_file() and "/" not in name:
-                    checksums[name] = _sha256_file(data_dir / name)
+                    checksums[name] = sha256_file(data_dir / name)
         text = json.dumps(manifest, indent=2) + "\n"    # keeps the writer's key order
         if _write_atomic(manifest_path, text.encode("utf-8")):
             written.append("manifest.json")

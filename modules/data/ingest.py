@@ -42,10 +42,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from modules.config import DEFAULT_SEED, load_params
+from modules.config import DEFAULT_SEED, defaults, load_params
 from modules.data.delta_ingest import ITEM_ID_PATTERN, csv_safe
 from modules.data.images import ImageError, load_image
 from modules.data.selfsup import make_selfsupervised_queries
+from modules.checksums import sha256_file, tree_digest
 
 CORE_COLUMNS: list[str] = [
     "item_id", "title", "description", "category", "brand", "price", "gender", "image_path", "created_at",
@@ -66,17 +67,6 @@ GENDER_SYNONYMS: dict[str, str] = {
 }
 CURRENCY_CHARS = "$€£¥₹"
 _PRICE_RE = re.compile(r"^[+]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?$")
-DEFAULTS: dict[str, Any] = {
-    "max_image_side": 512,
-    "jpeg_quality": 90,
-    "max_image_pixels": 40_000_000,
-    "created_at": 1_600_000_000,
-    "default_category": "other",
-    "max_report_rows": 10_000,
-    "summary_reasons": 5,
-}
-
-
 class IngestError(RuntimeError):
     """The catalog cannot be ingested at all (unreadable CSV, missing required columns, zero usable rows)."""
 
@@ -117,17 +107,11 @@ def _safe_stem(item_id: str, used: set[str]) -> str:
     return stem
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _ingest_params(params: dict | None) -> dict[str, Any]:
+    """The ``ingest`` settings of ``params`` over params.yaml's (the only source of defaults)."""
+    base = {k: v for k, v in defaults("ingest").items() if k != "selfsup"}
     section = (params or {}).get("ingest") or {}
-    return {**DEFAULTS, **{k: v for k, v in section.items() if k in DEFAULTS}}
+    return {**base, **{k: v for k, v in section.items() if k in base}}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -473,9 +457,9 @@ def ingest_catalog(
         "queries_eval": sum(q["split"] == "eval" for q in queries),
         "images": n_images,
     }
-    checksums = {name: _sha256_file(out / name)
+    checksums = {name: sha256_file(out / name)
                  for name in ("items.csv", "interactions.csv", "queries.jsonl", "new_items.txt")}
-    checksums["images"] = _images_digest(images_out)
+    checksums["images"] = tree_digest(images_out)
     manifest = {
         "source": "ingested",
         "seed": seed,
@@ -506,16 +490,6 @@ def ingest_catalog(
 
 
 _REJECT_KINDS = frozenset({"malformed_row", "empty_id", "bad_id", "duplicate_id", "empty_title", "bad_price"})
-
-
-def _images_digest(images_dir: Path) -> str:
-    """One sha256 over (relative path, file sha256) of every photo, in sorted order."""
-    h = hashlib.sha256()
-    for p in sorted(images_dir.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(images_dir).as_posix().encode("utf-8"))
-            h.update(_sha256_file(p).encode("ascii"))
-    return h.hexdigest()
 
 
 def format_summary(report: dict[str, Any], n_reasons: int = 5) -> str:

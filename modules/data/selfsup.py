@@ -26,22 +26,9 @@ import numpy as np
 from PIL import Image, ImageEnhance
 from tqdm import tqdm
 
-from modules.config import DEFAULT_SEED
+from modules.config import DEFAULT_SEED, defaults
 from modules.data.images import ImageError, load_image
 
-DEFAULTS: dict[str, Any] = {
-    "n_text_queries": 600,
-    "n_image_queries": 300,
-    "eval_fraction": 0.5,
-    "title_words_min": 2,
-    "title_words_max": 3,
-    "crop_min": 0.65,          # side of the crop box as a fraction of the photo's side
-    "crop_max": 0.9,
-    "brightness_min": 0.7,
-    "brightness_max": 1.3,
-    "rotation_deg": 15.0,
-    "jpeg_quality": 90,
-}
 STOPWORDS: frozenset[str] = frozenset(
     "a an and the of for with in on to by from at or as is it its this that".split()
 )
@@ -54,9 +41,10 @@ def tokenize(title: str) -> list[str]:
 
 
 def selfsup_params(params: dict | None) -> dict[str, Any]:
-    """The ``ingest.selfsup`` section of params.yaml over the defaults above."""
+    """The ``ingest.selfsup`` section of ``params`` over params.yaml's (the only source of defaults)."""
+    base = defaults("ingest", "selfsup")
     section = ((params or {}).get("ingest") or {}).get("selfsup") or {}
-    return {**DEFAULTS, **{k: v for k, v in section.items() if k in DEFAULTS}}
+    return {**base, **{k: v for k, v in section.items() if k in base}}
 
 
 def _as_records(items: Any) -> list[dict[str, Any]]:

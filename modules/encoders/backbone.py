@@ -15,7 +15,6 @@ Interpreters are not thread-safe, so each thread gets its own (``threading.local
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -27,6 +26,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from modules.checksums import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,6 @@ def model_path(spec: BackboneSpec) -> Path:
     return path
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _features_model_bytes(path: Path, tensor_suffix: str) -> bytes:
     """The TFLite flatbuffer with the pooled-features tensor as its only output."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -125,7 +118,7 @@ class Backbone:
     def __init__(self, name: str = "efficientnet_lite3", threads: int = 1) -> None:
         self.spec = backbone_spec(name)
         self.path = model_path(self.spec)
-        self.sha256 = file_sha256(self.path)
+        self.sha256 = sha256_file(self.path)
         self.threads = int(threads)
         self._model = _features_model_bytes(self.path, self.spec.feature_tensor_suffix)
         self._local = threading.local()

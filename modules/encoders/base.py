@@ -8,6 +8,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from modules.config import param_seed
+
 IMAGE_ENCODER_KINDS = ("backbone", "tower", "clip", "color")
 
 
@@ -55,5 +57,5 @@ def make_image_encoder(
     if kind == "color":
         from modules.encoders.color import ColorEncoder
 
-        return ColorEncoder(params, seed=int(params.get("seed", 42)))
+        return ColorEncoder(params, seed=param_seed(params))
     raise ValueError(f"unknown image encoder kind {kind!r}; choose one of {', '.join(IMAGE_ENCODER_KINDS)}")

@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from modules.config import defaults  # noqa: E402
 from modules.data.images import ImageError, image_to_array, load_image  # noqa: E402
 from modules.encoders.color import color_feature_dim, color_features  # noqa: E402
 
@@ -39,30 +40,14 @@ ImageSource = Image.Image | str | Path
 CONFIG_NAME = "tower_config.json"
 WEIGHTS_NAME = "tower_weights.h5"
 
-DEFAULTS: dict[str, Any] = {
-    "input_size": 96,
-    "embedding_dim": 384,
-    "epochs": 8,
-    "batch_size": 128,
-    "learning_rate": 0.002,
-    "temperature": 0.05,
-    "conv_filters": [32, 64, 128, 192],
-    "hidden_dim": 512,
-    "use_color_features": True,
-    "augment_flip": True,
-    "augment_photo": 0.0,
-    "max_train_items": None,
-    "max_image_pixels": 40_000_000,
-}
-
 
 def tower_params(params: dict[str, Any] | None) -> dict[str, Any]:
-    """Tower hyperparameters: ``params["encoders"]["tower"]`` (or a bare tower dict) over :data:`DEFAULTS`,
-    plus the colour-feature settings from ``params["encoders"]["color"]``. ``augment_street`` (the former name of
+    """Tower hyperparameters: ``params["encoders"]["tower"]`` (or a bare tower dict) over params.yaml's
+    ``encoders.tower`` (the only source of defaults), plus the colour-feature settings from ``params["encoders"]["color"]``. ``augment_street`` (the former name of
     ``augment_photo``) still sets it when ``augment_photo`` is absent."""
     params = dict(params or {})
     enc = params.get("encoders")
-    cfg = dict(DEFAULTS)
+    cfg = defaults("encoders", "tower")
     given = dict(enc.get("tower", {})) if isinstance(enc, dict) else params
     cfg.update(given)
     cfg["color"] = dict(enc.get("color", {})) if isinstance(enc, dict) else dict(given.get("color", {}))
@@ -378,7 +363,7 @@ class ImageTower:
         photo, and its colour features are recomputed from the augmented pixels (what a query photo would give)."""
         size = int(self.cfg["input_size"])
         flip = bool(self.cfg["augment_flip"])
-        p_photo = float(self.cfg.get("augment_photo", 0.0))
+        p_photo = float(self.cfg["augment_photo"])
         use_colour = bool(self.cfg["use_color_features"])
 
         def load_batch(b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

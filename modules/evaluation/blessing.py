@@ -3,7 +3,7 @@
 Two query sets reach the evaluator:
 
 * **judged** queries (the synthetic catalog): graded relevance lists. Their rule is
-  ``modules.evaluation.search_eval.bless``: the served text method must beat BM25 NDCG@k by
+  ``bless`` (below): the served text method must beat BM25 NDCG@k by
   ``evaluation.bless_margin_over_bm25`` and must not regress against the baseline.
 * **self-supervised** known-item queries (an ingested catalog, ``source == "self_supervised"``, made by
   ``modules.data.selfsup``): title-word text queries and augmented product photos whose answer is the item
@@ -27,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from modules.evaluation.search_eval import SERVED_TEXT_METHODS, bless
+from modules.config import defaults
+from modules.evaluation.search_eval import SERVED_TEXT_METHODS, served_method
 
 JUDGED = "judged"
 SELF_SUPERVISED = "self_supervised"
@@ -39,8 +40,6 @@ SERVED_METHODS: dict[str, tuple[str, ...]] = {
     "composed": ("composed+ltr", "composed"),
 }
 DENSE_TEXT = "text"  # the text encoder alone (modules.evaluation.search_eval.METHODS)
-SELFSUP_DEFAULTS = {"text_margin_over_bm25": -0.15, "dense_min_share_of_bm25": 0.5,
-                    "photo_min_mrr": 0.5, "photo_min_recall": 0.7}
 
 
 def rule_for(queries: Iterable[Mapping[str, Any]]) -> str:
@@ -58,13 +57,69 @@ def served(metrics: Mapping[str, Any], kind: str) -> str | None:
     return next((m for m in SERVED_METHODS[kind] if m in metrics), None)
 
 
+def _ndcg(results: Mapping[str, Any], key: str, k: int) -> float:
+    return float(results[key][f"ndcg@{k}"])
+
+
+def bless(
+    metrics: Mapping[str, Any],
+    baseline_metrics: Mapping[str, Any] | None,
+    params: Mapping[str, Any] | None = None,
+) -> tuple[bool, list[str]]:
+    """Bless a run only if the served text method beats BM25 and does not regress.
+
+    * the served method (hybrid + LambdaMART when evaluated, else hybrid) must beat BM25 NDCG@k
+      by at least ``evaluation.bless_margin_over_bm25`` (absolute);
+    * with a baseline (the latest blessed run's metrics, same shape), its NDCG@k must not fall
+      more than ``evaluation.regression_tolerance`` below the baseline's served method.
+    Returns ``(blessed, reasons)``; the reasons state each check with its numbers.
+    """
+    if params is None:
+        from modules.config import load_params
+
+        params = load_params()
+    ev = params.get("evaluation", params)
+    margin = float(ev.get("bless_margin_over_bm25", 0.05))
+    tolerance = float(ev.get("regression_tolerance", 0.02))
+    k = int(ev.get("k", 10))
+    reasons: list[str] = []
+    ok = True
+    try:
+        served = served_method(metrics)
+    except KeyError:
+        return False, ["no hybrid result: nothing to bless"]
+    if "bm25" not in metrics:
+        return False, ["no BM25 result to compare against"]
+    cur, bm25 = _ndcg(metrics, served, k), _ndcg(metrics, "bm25", k)
+    if cur >= bm25 + margin:
+        reasons.append(f"{served} NDCG@{k} {cur:.4f} beats BM25 {bm25:.4f} by {cur - bm25:+.4f} (>= {margin})")
+    else:
+        ok = False
+        reasons.append(f"{served} NDCG@{k} {cur:.4f} does not beat BM25 {bm25:.4f} by {margin} (diff {cur - bm25:+.4f})")
+    if baseline_metrics:
+        try:
+            base_key = served_method(baseline_metrics)
+            base = _ndcg(baseline_metrics, base_key, k)
+        except KeyError:
+            reasons.append("baseline has no hybrid result: regression check skipped")
+        else:
+            if cur >= base - tolerance:
+                reasons.append(f"no regression: {cur:.4f} vs blessed {base:.4f} ({base_key}), tolerance {tolerance}")
+            else:
+                ok = False
+                reasons.append(f"regression: {cur:.4f} vs blessed {base:.4f} ({base_key}) is below the tolerance {tolerance}")
+    else:
+        reasons.append("no blessed baseline yet: regression check skipped")
+    return ok, reasons
+
+
 def _settings(params: Mapping[str, Any] | None) -> tuple[dict[str, float], float, int]:
     if params is None:
         from modules.config import load_params
 
         params = load_params()
     ev = params.get("evaluation", params)
-    cfg = {k: float(v) for k, v in {**SELFSUP_DEFAULTS, **(ev.get("selfsup") or {})}.items()}
+    cfg = {k: float(v) for k, v in {**defaults("evaluation", "selfsup"), **(ev.get("selfsup") or {})}.items()}
     return cfg, float(ev.get("regression_tolerance", 0.02)), int(ev.get("k", 10))
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modules.config import param_seed
 from modules.evaluation.metrics import mrr, ndcg_at_k, recall_at_k
 from modules.recommend.content import ContentRecommender
 from modules.recommend.features import (
@@ -63,6 +64,81 @@ def _rank(scores: np.ndarray, exclude: np.ndarray, k: int, candidates: np.ndarra
     return top[np.argsort(-s[top], kind="stable")]
 
 
+def _new_item_index(items: pd.DataFrame, counts: np.ndarray, cutoff_ts: int, new_item_ids: set[str] | None
+                    ) -> np.ndarray:
+    """Row indices of the new items: ``new_item_ids``, or items with no training interactions and
+    ``created_at >= cutoff_ts`` (no training interactions at all when ``created_at`` is absent)."""
+    if new_item_ids is None:
+        created = pd.to_numeric(items.get("created_at", pd.Series(np.full(len(items), cutoff_ts))), errors="coerce")
+        new_mask = (counts == 0) & (created.fillna(cutoff_ts).to_numpy() >= cutoff_ts)
+    else:
+        new_mask = np.isin(np.asarray(items["item_id"].tolist(), dtype=object), list(new_item_ids))
+    return np.flatnonzero(new_mask)
+
+
+def _fit_collabs(models: tuple[str, ...], items: pd.DataFrame, train: pd.DataFrame, text_emb: np.ndarray,
+                 image_emb: np.ndarray | None, content: Any, params: dict[str, Any], seed: int
+                 ) -> tuple[dict[str, CollabVectors], dict[str, Any]]:
+    """The collaborative models ``models`` need (ALS, two-tower), each with its training metrics and fit time."""
+    collabs: dict[str, CollabVectors] = {}
+    train_metrics: dict[str, Any] = {}
+    for kind in ("als", "two_tower"):
+        if kind in models or f"hybrid_{kind}" in models:
+            start = time.perf_counter()
+            collabs[kind], m = build_collab(kind, items, train, text_emb, image_emb, content.vectors, params, seed)
+            train_metrics[kind] = {**{a: b for a, b in m.items() if a != "history"},
+                                   "fit_seconds": time.perf_counter() - start}
+    return collabs, train_metrics
+
+
+def _score_user(acc: dict[str, list[float]], scores: np.ndarray, seen: np.ndarray, targets: tuple[set[int], set[int]],
+                item_ids: list[str], new_idx: np.ndarray, k: int) -> None:
+    """Append one user's warm-target and cold-target metrics of one model to ``acc``."""
+    warm_t, cold_t = targets
+    ranked = [item_ids[i] for i in _rank(scores, seen, k)]
+    if warm_t:
+        rel = {item_ids[i]: 1 for i in warm_t}
+        acc.setdefault(f"recall@{k}", []).append(recall_at_k(ranked, rel, k))
+        acc.setdefault(f"ndcg@{k}", []).append(ndcg_at_k(ranked, rel, k))
+        acc.setdefault(f"mrr@{k}", []).append(mrr(ranked, rel, k))
+    if cold_t:
+        rel = {item_ids[i]: 1 for i in cold_t}
+        acc.setdefault(f"cold_recall@{k}", []).append(recall_at_k(ranked, rel, k))
+        ranked_new = [item_ids[i] for i in _rank(scores, seen, k, candidates=new_idx)]
+        acc.setdefault(f"cold_recall@{k}_among_new", []).append(recall_at_k(ranked_new, rel, k))
+
+
+def _sample_users(users: list[str], max_users: int | None, seed: int) -> list[str]:
+    if max_users is not None and len(users) > max_users:
+        pick = np.random.default_rng(seed).choice(len(users), size=max_users, replace=False)
+        return [users[i] for i in sorted(pick)]
+    return users
+
+
+def _evaluate_users(models: tuple[str, ...], scorer: Any, users: list[str], test_items: pd.Series, histories: Any,
+                    new_idx: np.ndarray, item_ids: list[str], k: int
+                    ) -> tuple[dict[str, dict[str, list[float]]], int, int]:
+    """Per model, the per-user metric lists over ``users``; plus how many users had warm / cold targets."""
+    per_model: dict[str, dict[str, list[float]]] = {m: {} for m in models}
+    new_set = set(new_idx.tolist())
+    n_warm_users = n_cold_users = 0
+    for user in users:
+        seen = histories.interacted(user)
+        targets = test_items[user] - set(seen.tolist())
+        warm_t = {i for i in targets if i not in new_set}
+        cold_t = {i for i in targets if i in new_set}
+        if not warm_t and not cold_t:
+            continue
+        n_warm_users += bool(warm_t)
+        n_cold_users += bool(cold_t)
+        for name in models:
+            scores = scorer(name, user)
+            if scores is None:  # model has no vector for this user: an empty ranking scores 0
+                scores = np.full(len(item_ids), -np.inf)
+            _score_user(per_model[name], scores, seen, (warm_t, cold_t), item_ids, new_idx, k)
+    return per_model, n_warm_users, n_cold_users
+
+
 def evaluate_recommenders(
     items: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -98,22 +174,10 @@ def evaluate_recommenders(
         raise AssertionError("leak: a training history contains a held-out interaction")
     counts = item_interaction_counts(train, index, len(items))
     popularity = weighted_popularity(train, index, len(items), rec["event_weights"])
-
-    if new_item_ids is None:
-        created = pd.to_numeric(items.get("created_at", pd.Series(np.full(len(items), cutoff_ts))), errors="coerce")
-        new_mask = (counts == 0) & (created.fillna(cutoff_ts).to_numpy() >= cutoff_ts)
-    else:
-        new_mask = np.isin(np.asarray(item_ids, dtype=object), list(new_item_ids))
-    new_idx = np.flatnonzero(new_mask)
+    new_idx = _new_item_index(items, counts, cutoff_ts, new_item_ids)
 
     t0 = time.perf_counter()
-    collabs: dict[str, CollabVectors] = {}
-    train_metrics: dict[str, Any] = {}
-    for kind in ("als", "two_tower"):
-        if kind in models or f"hybrid_{kind}" in models:
-            start = time.perf_counter()
-            collabs[kind], m = build_collab(kind, items, train, text_emb, image_emb, content.vectors, params, seed)
-            train_metrics[kind] = {**{a: b for a, b in m.items() if a != "history"}, "fit_seconds": time.perf_counter() - start}
+    collabs, train_metrics = _fit_collabs(models, items, train, text_emb, image_emb, content, params, seed)
     hybrids = {
         f"hybrid_{kind}": HybridRecommender(items, content, collabs[kind], counts, popularity, params)
         for kind in collabs
@@ -130,41 +194,11 @@ def evaluate_recommenders(
         scored = hybrids[name].score_user(user)
         return None if scored is None else scored[0]
 
-    per_model: dict[str, dict[str, list[float]]] = {m: {} for m in models}
-    new_set = set(new_idx.tolist())
-    users = sorted(set(test["user_id"]) & set(histories.user_ids))
-    n_eligible_users = len(users)
-    if max_users is not None and len(users) > max_users:
-        pick = np.random.default_rng(seed).choice(len(users), size=max_users, replace=False)
-        users = [users[i] for i in sorted(pick)]
+    eligible = sorted(set(test["user_id"]) & set(histories.user_ids))
+    users = _sample_users(eligible, max_users, seed)
     test_items = test.assign(idx=test["item_id"].map(index)).groupby("user_id")["idx"].agg(lambda s: set(s.tolist()))
-    n_warm_users = n_cold_users = 0
-    for user in users:
-        seen = histories.interacted(user)
-        targets = test_items[user] - set(seen.tolist())
-        warm_t = {i for i in targets if i not in new_set}
-        cold_t = {i for i in targets if i in new_set}
-        if not warm_t and not cold_t:
-            continue
-        n_warm_users += bool(warm_t)
-        n_cold_users += bool(cold_t)
-        for name in models:
-            scores = scorer(name, user)
-            if scores is None:  # model has no vector for this user: an empty ranking scores 0
-                scores = np.full(len(items), -np.inf)
-            acc = per_model[name]
-            if warm_t:
-                ranked = [item_ids[i] for i in _rank(scores, seen, k)]
-                rel = {item_ids[i]: 1 for i in warm_t}
-                acc.setdefault(f"recall@{k}", []).append(recall_at_k(ranked, rel, k))
-                acc.setdefault(f"ndcg@{k}", []).append(ndcg_at_k(ranked, rel, k))
-                acc.setdefault(f"mrr@{k}", []).append(mrr(ranked, rel, k))
-            if cold_t:
-                rel = {item_ids[i]: 1 for i in cold_t}
-                ranked = [item_ids[i] for i in _rank(scores, seen, k)]
-                acc.setdefault(f"cold_recall@{k}", []).append(recall_at_k(ranked, rel, k))
-                ranked_new = [item_ids[i] for i in _rank(scores, seen, k, candidates=new_idx)]
-                acc.setdefault(f"cold_recall@{k}_among_new", []).append(recall_at_k(ranked_new, rel, k))
+    per_model, n_warm_users, n_cold_users = _evaluate_users(models, scorer, users, test_items, histories, new_idx,
+                                                            item_ids, k)
 
     results: dict[str, Any] = {
         "k": k,
@@ -176,7 +210,7 @@ def evaluate_recommenders(
         "max_train_ts": histories.max_ts,
         "n_users_warm": n_warm_users,
         "n_users_cold_items": n_cold_users,
-        "n_users_eligible": n_eligible_users,
+        "n_users_eligible": len(eligible),
         "n_users_sampled": len(users),
         "fit_seconds": time.perf_counter() - t0,
         "training": train_metrics,
@@ -242,7 +276,7 @@ def write_recommend_section(
     title: str = "Recommendations (temporal split)",
 ) -> Path:
     """Rewrite only the ``<!-- BEGIN <section> --> ... <!-- END <section> -->`` section of ``out_md``."""
-    from modules.evaluation.search_eval import machine_info, replace_section
+    from modules.evaluation.report import machine_info, replace_section
 
     out = Path(out_md)
     body = render_recommend_section(
@@ -291,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     params = load_params(args.params)
-    seed = int(params.get("seed", 42))
+    seed = param_seed(params)
     data_dir = Path(args.data_dir)
     items, interactions, manifest = load_items(data_dir), load_interactions(data_dir), load_manifest(data_dir)
     image = None

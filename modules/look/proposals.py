@@ -14,6 +14,7 @@ from typing import Any
 
 from PIL import Image
 
+from modules.config import param_seed
 from modules.look.regions import Region, clip_box, nms, overlap, scale_region
 from modules.look.salient import salient_regions
 
@@ -117,5 +118,5 @@ def search_look(engine: Any, img: Image.Image, top_k: int = 10, proposer: LookPr
                 params: Mapping[str, Any] | None = None) -> list[LookRegionResult]:
     """Propose regions in `img` and search each one; [] when the photo shows nothing to shop."""
     cfg = proposer.cfg if proposer is not None else look_config(params)
-    proposer = proposer or LookProposer(cfg, seed=int((params or {}).get("seed", 42)))
+    proposer = proposer or LookProposer(cfg, seed=param_seed(params))
     return search_regions(engine, img, proposer.propose(img), top_k, cfg)

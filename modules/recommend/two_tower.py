@@ -39,6 +39,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
+from modules.config import param_seed  # noqa: E402
 from modules.recommend.features import (  # noqa: E402
     ItemFeatures,
     UserHistories,
@@ -588,14 +589,14 @@ def run_fn(fn_args: Any) -> None:
             ``item_ids.json`` (list of the n item ids, in row order)
         cutoff_ts: int, the temporal split
         params: params.yaml dict (or its ``recommend`` section)
-        seed: optional int (default params["seed"] or 42)
+        seed: optional int (default: params["seed"], see modules.config.param_seed)
     """
     cfg = dict(fn_args.custom_config or {})
     for key in ("items_csv", "embeddings_dir", "cutoff_ts"):
         if key not in cfg:
             raise ValueError(f"custom_config is missing {key!r}")
     params = cfg.get("params") or {}
-    seed = int(cfg.get("seed", params.get("seed", 42)))
+    seed = int(cfg.get("seed", param_seed(params)))
     cutoff_ts = int(cfg["cutoff_ts"])
     items = pd.read_csv(cfg["items_csv"], dtype={"item_id": str, "category": str, "brand": str}, keep_default_na=False)
     interactions = pd.concat(

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from modules.config import param_seed
 from modules.look import LookProposer, look_config, search_regions
 from serving.deps import BundleDep, ManagerDep, MetricsDep, Settings
 from serving.monitoring import Metrics
@@ -37,7 +38,7 @@ class LookService:
     def proposer(self) -> LookProposer:
         with self._lock:
             if self._proposer is None:
-                self._proposer = LookProposer(self.cfg, seed=int(self.params.get("seed", 42)))
+                self._proposer = LookProposer(self.cfg, seed=param_seed(self.params))
             return self._proposer
 
     def start_warm_up(self) -> None:

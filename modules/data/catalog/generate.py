@@ -23,6 +23,7 @@ from modules.data.catalog.images import render_item
 from modules.data.catalog.interactions import sample_interactions, sample_users, users_frame
 from modules.data.catalog.items import PUBLIC_COLUMNS, TRUTH_COLUMNS, sample_items
 from modules.data.catalog.queries import build_queries
+from modules.checksums import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def resolve_config(scale: str, params: dict | None) -> tuple[dict, dict, list[st
     size = gen.get("image_size", 128)
     if not isinstance(size, int) or not 32 <= size <= 1024:
         raise ValueError(f"generate.image_size must be an integer in [32, 1024], got {size!r}")
-    workers = gen.get("workers", 1)
+    workers = gen.get("workers")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"generate.workers must be a positive integer, got {workers!r}")
     hist, hold = gen.get("history_days", 180), gen.get("holdout_days", 28)
@@ -133,14 +134,6 @@ def _render_all(out: Path, seed: int, stream: int, jobs: list[tuple[int, str, st
 
 
 # --- writing ----------------------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, lineterminator="\n")  # floats are pre-rounded; repr is deterministic
 
@@ -180,7 +173,7 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
                items.at[j.item_index, "pattern"], j.image_path) for j in street_jobs]
     # street photos are seeded by query index, not item index (an item may be photographed twice)
     street = [(q, *job[1:]) for q, job in enumerate(street)]
-    workers = int(gen.get("workers", 1))
+    workers = int(gen["workers"])
     # fork: workers inherit the loaded modules and never re-run the caller's __main__ (spawn would, and break
     # unguarded scripts). Workers only run numpy/PIL, so forking a process that has loaded TensorFlow is safe.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
@@ -230,7 +223,7 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
         "categories": categories,
         "colors": vocab.COLOR_NAMES,
         "params": {k: v for k, v in gen.items() if k not in _NOT_OUTPUT_AFFECTING} | {"counts": counts},
-        "checksums": {name: _sha256(out / name) for name in OUTPUT_FILES if name != "manifest.json"},
+        "checksums": {name: sha256_file(out / name) for name in OUTPUT_FILES if name != "manifest.json"},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     return manifest
