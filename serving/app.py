@@ -144,7 +144,7 @@ def serve(serving_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, wo
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn's 5 s default let an overloaded worker close a keep-alive connection the client was reusing
-    keep_alive = float(load_params().get("serving", {}).get("keep_alive_s", 5))
+    keep_alive = float(load_params()["serving"]["keep_alive_s"])
     opts = {"host": host, "port": port, "log_level": "info", "access_log": False, "timeout_keep_alive": keep_alive}
     if workers <= 1:
         uvicorn.run(create_app(serving_dir), **opts)
