@@ -16,7 +16,7 @@ from PIL import Image
 from modules.config import load_params
 from modules.data.delta_ingest import apply_delta
 from modules.data.ingest import ingest_catalog
-from modules.retrieval.lexical import TfidfIndex
+from modules.search.lexical import TfidfIndex
 from serving.delta import DeltaLog
 
 DOCS = ["red cotton dress", "blue leather sneakers", "green backpack with red straps", "black dresses"]

@@ -41,8 +41,8 @@ def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], tra
     from modules.attributes import apply_fills
     from modules.encoders.image_space import load_image_encoder
     from modules.encoders.text import text_encoder_from_params
-    from modules.fusion import Fusion, build_train_pairs
     from modules.search import SearchEngine, calibrate_from_train_queries
+    from modules.search.fusion import Fusion, build_train_pairs
 
     items = load_items(data_dir)
     item_ids = items["item_id"].astype(str).tolist()

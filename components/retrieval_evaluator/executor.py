@@ -101,8 +101,8 @@ def evaluate(
         plot_results,
         render_section,
     )
-    from modules.ranking import LambdaMARTRanker
     from modules.search import SearchEngine
+    from modules.search.rerank import LambdaMARTRanker
 
     engine = SearchEngine.load(engine_dir, params=params)
     attach_ranker(engine, LambdaMARTRanker.load(ranker_dir))

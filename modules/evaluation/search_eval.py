@@ -539,8 +539,8 @@ def build_benchmark_engines(
     """
     from modules.data.data_io import item_text, load_items
     from modules.encoders.text import text_encoder_from_params
-    from modules.fusion import Fusion, build_train_pairs
     from modules.search import SearchEngine, calibrate_from_train_queries
+    from modules.search.fusion import Fusion, build_train_pairs
 
     root = Path(data_dir)
     timings: dict[str, float] = {}
@@ -655,7 +655,7 @@ def run_benchmark_cli(
     from modules.config import load_params
     from modules.data.catalog.generate import generate_catalog
     from modules.data.data_io import load_manifest, load_queries
-    from modules.ranking import build_training_frame, split_queries, train_ranker
+    from modules.search.rerank_train import build_training_frame, split_queries, train_ranker
 
     params = load_params(params_path)
     seed = int(params.get("seed", 42))
