@@ -147,6 +147,54 @@ def _groups_from_qids(qids: np.ndarray) -> np.ndarray:
     return np.diff(bounds).astype(np.int64)
 
 
+def _check_training_rows(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, qids: np.ndarray | None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, qids)`` as arrays after checking that X, y, groups and qids agree (synthetic qids when none)."""
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError("X must be a pandas DataFrame of features")
+    y = np.asarray(y)
+    groups = np.asarray(groups, dtype=np.int64)
+    if len(X) != len(y) or int(groups.sum()) != len(X):
+        raise ValueError(f"inconsistent sizes: {len(X)} rows, {len(y)} labels, groups sum to {int(groups.sum())}")
+    check_features(X, list(X.columns))
+    if qids is None:
+        qids = np.repeat(np.array([f"g{i}" for i in range(len(groups))]), groups)
+    qids = np.asarray([str(q) for q in qids])
+    if len(qids) != len(X):
+        raise ValueError("qids must have one entry per row")
+    if not np.array_equal(_groups_from_qids(qids), groups):
+        raise ValueError("qids must match groups: each query's rows contiguous, in group order")
+    return y, qids
+
+
+def _lgbm_ranker(rp: Mapping[str, Any], seed: int) -> lgb.LGBMRanker:
+    """The LambdaMART model the ``ranking:`` section describes (deterministic, row-wise)."""
+    return lgb.LGBMRanker(
+        objective="lambdarank",
+        n_estimators=int(rp.get("n_estimators", 400)),
+        learning_rate=float(rp.get("learning_rate", 0.05)),
+        num_leaves=int(rp.get("num_leaves", 31)),
+        min_child_samples=int(rp.get("min_data_in_leaf", 10)),
+        subsample=float(rp.get("bagging_fraction", 1.0)),
+        subsample_freq=1 if float(rp.get("bagging_fraction", 1.0)) < 1.0 else 0,
+        colsample_bytree=float(rp.get("feature_fraction", 1.0)),
+        random_state=seed,
+        n_jobs=int(rp.get("n_jobs", 2)),
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
+    )
+
+
+def _kind_gate(by_kind: Mapping[str, Mapping[str, float]], min_gain: float) -> dict[str, Any]:
+    """``validation_by_kind`` and the ``rerank_kinds`` where the ranker beat the hybrid order by ``min_gain``."""
+    if not by_kind:
+        return {}
+    return {"validation_by_kind": dict(by_kind),
+            "rerank_kinds": sorted(kind for kind, v in by_kind.items()
+                                   if v["ranker_ndcg"] >= v["pre_rerank_ndcg"] + min_gain)}
+
+
 def train_ranker(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -162,39 +210,11 @@ def train_ranker(
     on an evaluation query; when omitted, synthetic group ids are used for the validation split.
     """
     rp = _ranking_params(params)
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError("X must be a pandas DataFrame of features")
-    y = np.asarray(y)
-    groups = np.asarray(groups, dtype=np.int64)
-    if len(X) != len(y) or int(groups.sum()) != len(X):
-        raise ValueError(f"inconsistent sizes: {len(X)} rows, {len(y)} labels, groups sum to {int(groups.sum())}")
-    check_features(X, list(X.columns))
-    if qids is None:
-        qids = np.repeat(np.array([f"g{i}" for i in range(len(groups))]), groups)
-    qids = np.asarray([str(q) for q in qids])
-    if len(qids) != len(X):
-        raise ValueError("qids must have one entry per row")
-    if not np.array_equal(_groups_from_qids(qids), groups):
-        raise ValueError("qids must match groups: each query's rows contiguous, in group order")
-
+    y, qids = _check_training_rows(X, y, groups, qids)
     features = [str(c) for c in X.columns]
     Xf = X.astype(np.float32).reset_index(drop=True)
     eval_at = [int(k) for k in rp.get("eval_at", [10])]
-    model = lgb.LGBMRanker(
-        objective="lambdarank",
-        n_estimators=int(rp.get("n_estimators", 400)),
-        learning_rate=float(rp.get("learning_rate", 0.05)),
-        num_leaves=int(rp.get("num_leaves", 31)),
-        min_child_samples=int(rp.get("min_data_in_leaf", 10)),
-        subsample=float(rp.get("bagging_fraction", 1.0)),
-        subsample_freq=1 if float(rp.get("bagging_fraction", 1.0)) < 1.0 else 0,
-        colsample_bytree=float(rp.get("feature_fraction", 1.0)),
-        random_state=seed,
-        n_jobs=int(rp.get("n_jobs", 2)),
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
-    )
+    model = _lgbm_ranker(rp, seed)
     train_rows, valid_rows = split_groups_for_validation(qids, float(rp.get("valid_fraction", 0.2)), seed)
     fit_kwargs: dict[str, Any] = {}
     info: dict[str, Any] = {"seed": seed, "eval_at": eval_at}
@@ -221,11 +241,7 @@ def train_ranker(
     if fit_kwargs:
         by_kind = validation_by_kind(Xf[valid_rows], y[valid_rows], qids[valid_rows], trimmed.predict(Xf[valid_rows]),
                                      k=eval_at[0])
-        if by_kind:
-            info["validation_by_kind"] = by_kind
-            min_gain = float(rp.get("min_validation_gain", 0.0))
-            info["rerank_kinds"] = sorted(kind for kind, v in by_kind.items()
-                                          if v["ranker_ndcg"] >= v["pre_rerank_ndcg"] + min_gain)
+        info.update(_kind_gate(by_kind, float(rp.get("min_validation_gain", 0.0))))
     return LambdaMARTRanker(trimmed, features, trained_qids=qids.tolist(), info=info)
 
 
