@@ -52,6 +52,16 @@ def test_legacy_tfidf_pickle_loads_but_cannot_run_code(tmp_path: Path) -> None:
         TfidfIndex.load(tmp_path / "evil.pkl")
 
 
+def test_tfidf_pickle_naming_the_old_module_path_loads(tmp_path: Path) -> None:
+    """Bundles pickled before issue 19 name the tokenizer ``modules.retrieval.lexical.tokenize`` (now
+    ``modules.search.lexical``): they still load."""
+    idx = TfidfIndex().fit(DOCS)
+    raw = pickle.dumps({"vectorizer": idx.vectorizer, "matrix": idx.matrix}, protocol=3)  # GLOBAL opcode: names as lines
+    assert b"modules.search.lexical" in raw
+    (tmp_path / "old.pkl").write_bytes(raw.replace(b"modules.search.lexical", b"modules.retrieval.lexical"))
+    assert np.allclose(TfidfIndex.load(tmp_path / "old.pkl").scores("red dress"), idx.scores("red dress"))
+
+
 def _photo(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (32, 32), (200, 0, 0)).save(path)
