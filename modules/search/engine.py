@@ -181,8 +181,7 @@ class SearchEngine:
         if row is None:
             raise UnknownItemError(f"unknown item_id {item_id!r}")
         vals, rows = similar_rows(self.state, row, top_k, allowed_rows(self.state, filters))
-        resp = single_response(self.state, vals, rows, "dense", None, {}, t0, "similar")
-        return resp
+        return single_response(self.state, vals, rows, "dense", None, {}, t0, "similar")
 
     def candidate_features(self, query: str | Mapping[str, Any], top_k: int | None = None,
                            filters: Mapping[str, Any] | None = None, data_dir: str | Path | None = None,
