@@ -120,11 +120,17 @@ def _strip(value: Any) -> Any:
 
 
 def answer_of(status: int, body: Any) -> dict:
-    """The comparable part of one response: status and the result list (``results`` or the older ``items``)."""
+    """The comparable part of one response: status and the result list (``results``; /recommend answered
+    ``items`` before the redesign of issue 19). /recommend now carries both, ``items`` being the deprecated alias
+    of ``results``: the alias is dropped when it is the same list, and kept in ``meta`` (so it shows up as a
+    difference) when it is not."""
     if not isinstance(body, dict):
         return {"status": status, "body": body}
     results = body.get("results", body.get("items"))
-    rest = {k: v for k, v in body.items() if k not in ("results", "items", "bundle_version", "user_id")}
+    skip = {"results", "items", "bundle_version", "user_id"}
+    if "results" in body and "items" in body and body["items"] != body["results"]:
+        skip.discard("items")                    # a broken alias is a behaviour difference
+    rest = {k: v for k, v in body.items() if k not in skip}
     return {"status": status, "results": _strip(results), "meta": _strip(rest)}
 
 

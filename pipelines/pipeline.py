@@ -53,6 +53,103 @@ def _validation(table: str, examples: Any) -> list[Any]:
     return [stats, schema, validator]
 
 
+def _data_stage(data_dir: str, data_hash: str, has_interactions: bool) -> dict[str, Any]:
+    """Ingest and the gate: ExampleGen, TFDV validation per table, DataCheck, then Transform behind the gate."""
+    example_gen = DataExampleGen(data_dir=data_dir, data_hash=data_hash)
+    items_val = _validation("items", example_gen.outputs["items"])
+    queries_val = _validation("queries", example_gen.outputs["queries"])
+    inter_val = _validation("interactions", example_gen.outputs["interactions"]) if has_interactions else []
+    data_check = DataCheck(
+        items_anomalies=items_val[2].outputs["anomalies"],
+        queries_anomalies=queries_val[2].outputs["anomalies"],
+        interactions_anomalies=inter_val[2].outputs["anomalies"] if inter_val else None,
+        data_dir=data_dir,
+    )
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["items"],
+        schema=items_val[1].outputs["schema"],
+        # by import path, not module_file: no user-code wheel is built and pip-installed on every run
+        preprocessing_fn=TRANSFORM_FN,
+    )
+    transform.add_upstream_node(data_check)  # nothing is transformed from data that failed the gate
+    nodes = [example_gen, *items_val, *queries_val, *inter_val, data_check, transform]
+    return {"nodes": nodes, "example_gen": example_gen, "data_check": data_check, "transform": transform}
+
+
+def _model_stage(data: dict[str, Any], data_dir: str, params_json: str, two_tower: bool) -> dict[str, Any]:
+    """Training: EmbeddingGen, the optional TFRS two-tower, IndexBuilder and the LambdaMART RankerTrainer."""
+    queries = data["example_gen"].outputs["queries"]
+    embedding_gen = EmbeddingGen(
+        data_report=data["data_check"].outputs["report"], data_dir=data_dir, data_hash=data["data_hash"],
+        params_json=params_json,
+    )
+    nodes: list[Any] = [embedding_gen]
+    two_tower_model = None
+    if two_tower:
+        trainer = TwoTowerTrainer(
+            interactions=data["example_gen"].outputs["interactions"],
+            embeddings=embedding_gen.outputs["embeddings"],
+            data_dir=data_dir,
+            params_json=params_json,
+        )
+        nodes.append(trainer)
+        two_tower_model = trainer.outputs["model"]
+    index_builder = IndexBuilder(
+        embeddings=embedding_gen.outputs["embeddings"], queries=queries, data_dir=data_dir, params_json=params_json
+    )
+    ranker = RankerTrainer(
+        search_engine=index_builder.outputs["search_engine"], queries=queries, data_dir=data_dir,
+        params_json=params_json,
+    )
+    nodes += [index_builder, ranker]
+    return {"nodes": nodes, "embedding_gen": embedding_gen, "two_tower_model": two_tower_model,
+            "index_builder": index_builder, "ranker": ranker}
+
+
+def _release_stage(data: dict[str, Any], model: dict[str, Any], *, pipeline_root: str, data_dir: str,
+                   serving_dir: str, params_json: str, version: str | None, feature_repo_dir: str) -> list[Any]:
+    """Judge and release: the last-blessed resolver, RetrievalEvaluator, BundlePusher and FeastPublisher."""
+    engine = model["index_builder"].outputs["search_engine"]
+    embeddings = model["embedding_gen"].outputs["embeddings"]
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = RetrievalEvaluator(
+        search_engine=engine,
+        ranker=model["ranker"].outputs["ranker"],
+        queries=data["example_gen"].outputs["queries"],
+        baseline_blessing=baseline.outputs["model_blessing"],
+        data_dir=data_dir,
+        params_json=params_json,
+        data_hash=data["data_hash"],
+        baseline_ledger=f"{pipeline_root.rstrip('/')}/{BASELINE_LEDGER}",
+    )
+    pusher = BundlePusher(
+        search_engine=engine,
+        ranker=model["ranker"].outputs["ranker"],
+        embeddings=embeddings,
+        transform_graph=data["transform"].outputs["transform_graph"],
+        blessing=evaluator.outputs["blessing"],
+        metrics=evaluator.outputs["metrics"],
+        two_tower=model["two_tower_model"],
+        serving_dir=serving_dir,
+        data_dir=data_dir,
+        data_hash=data["data_hash"],
+        version=version or "",
+        params_json=params_json,
+    )
+    feast = FeastPublisher(
+        embeddings=embeddings,
+        pushed=pusher.outputs["pushed_model"],
+        data_dir=data_dir,
+        feature_repo_dir=feature_repo_dir or str(REPO_ROOT / "feature_repo"),
+        params_json=params_json,
+    )
+    return [baseline, evaluator, pusher, feast]
+
+
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
@@ -68,7 +165,7 @@ def create_pipeline(
     feature_repo_dir: str = "",
     version: str | None = None,
 ) -> tfx.dsl.Pipeline:
-    """Wire the PixelMatch components.
+    """Wire the PixelMatch components: data and gate -> models -> judge and release.
 
     ``has_interactions=False`` (a bring-your-own catalog without history) leaves out the interaction
     validation and the two-tower trainer. ``enable_two_tower`` adds the TFRS two-tower trainer
@@ -78,116 +175,14 @@ def create_pipeline(
     # Components get the params themselves (not the file path) plus the source fingerprint, so editing params.yaml
     # or the model/component code invalidates the cache.
     params_json = json.dumps({**load_params(params_path or None), "code_version": code_fingerprint()}, sort_keys=True)
-    components: list[Any] = []
-    example_gen = DataExampleGen(data_dir=data_dir, data_hash=data_hash)
-    components.append(example_gen)
-
-    items_val = _validation("items", example_gen.outputs["items"])
-    queries_val = _validation("queries", example_gen.outputs["queries"])
-    components += items_val + queries_val
-    inter_anomalies = None
-    if has_interactions:
-        inter_val = _validation("interactions", example_gen.outputs["interactions"])
-        components += inter_val
-        inter_anomalies = inter_val[2].outputs["anomalies"]
-
-    data_check = DataCheck(
-        items_anomalies=items_val[2].outputs["anomalies"],
-        queries_anomalies=queries_val[2].outputs["anomalies"],
-        interactions_anomalies=inter_anomalies,
-        data_dir=data_dir,
-    )
-    components.append(data_check)
-
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["items"],
-        schema=items_val[1].outputs["schema"],
-        # by import path, not module_file: no user-code wheel is built and pip-installed on every run
-        preprocessing_fn=TRANSFORM_FN,
-    )
-    transform.add_upstream_node(data_check)  # nothing is transformed from data that failed the gate
-    components.append(transform)
-
-    embedding_gen = EmbeddingGen(
-        data_report=data_check.outputs["report"], data_dir=data_dir, data_hash=data_hash, params_json=params_json
-    )
-    components.append(embedding_gen)
-
-    two_tower_model = None
-    if enable_two_tower and has_interactions:
-        trainer = TwoTowerTrainer(
-            interactions=example_gen.outputs["interactions"],
-            embeddings=embedding_gen.outputs["embeddings"],
-            data_dir=data_dir,
-            params_json=params_json,
-        )
-        components.append(trainer)
-        two_tower_model = trainer.outputs["model"]
-
-    index_builder = IndexBuilder(
-        embeddings=embedding_gen.outputs["embeddings"],
-        queries=example_gen.outputs["queries"],
-        data_dir=data_dir,
-        params_json=params_json,
-    )
-    components.append(index_builder)
-
-    ranker = RankerTrainer(
-        search_engine=index_builder.outputs["search_engine"],
-        queries=example_gen.outputs["queries"],
-        data_dir=data_dir,
-        params_json=params_json,
-    )
-    components.append(ranker)
-
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    components.append(baseline)
-
-    evaluator = RetrievalEvaluator(
-        search_engine=index_builder.outputs["search_engine"],
-        ranker=ranker.outputs["ranker"],
-        queries=example_gen.outputs["queries"],
-        baseline_blessing=baseline.outputs["model_blessing"],
-        data_dir=data_dir,
-        params_json=params_json,
-        data_hash=data_hash,
-        baseline_ledger=f"{pipeline_root.rstrip('/')}/{BASELINE_LEDGER}",
-    )
-    components.append(evaluator)
-
-    pusher = BundlePusher(
-        search_engine=index_builder.outputs["search_engine"],
-        ranker=ranker.outputs["ranker"],
-        embeddings=embedding_gen.outputs["embeddings"],
-        transform_graph=transform.outputs["transform_graph"],
-        blessing=evaluator.outputs["blessing"],
-        metrics=evaluator.outputs["metrics"],
-        two_tower=two_tower_model,
-        serving_dir=serving_dir,
-        data_dir=data_dir,
-        data_hash=data_hash,
-        version=version or "",
-        params_json=params_json,
-    )
-    components.append(pusher)
-
-    feast = FeastPublisher(
-        embeddings=embedding_gen.outputs["embeddings"],
-        pushed=pusher.outputs["pushed_model"],
-        data_dir=data_dir,
-        feature_repo_dir=feature_repo_dir or str(REPO_ROOT / "feature_repo"),
-        params_json=params_json,
-    )
-    components.append(feast)
-
+    data = {**_data_stage(data_dir, data_hash, has_interactions), "data_hash": data_hash}
+    model = _model_stage(data, data_dir, params_json, two_tower=enable_two_tower and has_interactions)
+    release = _release_stage(data, model, pipeline_root=pipeline_root, data_dir=data_dir, serving_dir=serving_dir,
+                             params_json=params_json, version=version, feature_repo_dir=feature_repo_dir)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=components,
+        components=data["nodes"] + model["nodes"] + release,
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

@@ -6,9 +6,12 @@ surrogate (valid JSON, e.g. "\\ud800", but not Unicode: tokenizers and UTF-8 wri
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, confloat, conint, constr, root_validator, validator
+from pydantic import BaseModel, Field, confloat, conint, constr, create_model, root_validator, validator
+from pydantic.errors import NumberNotGeError
+from pydantic.validators import int_validator, strict_int_validator
 
 # One item id rule for the API, the delta log, its replay and its ingestion (modules/data/delta_ingest.py).
 from modules.data.delta_ingest import ITEM_ID_PATTERN as _ITEM_ID_RE
@@ -34,6 +37,40 @@ def has_surrogate(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return any(has_surrogate(v) for v in value)
     return False
+
+
+def top_k_type(top_k_max: int, *, strict: bool = False) -> type[int]:
+    """The ``top_k`` type of the API: an int in 1..``top_k_max`` (params ``serving.top_k_max``), built once per app.
+
+    Query and form fields (``strict=False``) parse the string and answer ``top_k: must be between 1 and N, got X``
+    for any value out of range. The JSON body (``strict=True``) takes JSON integers only; below 1 it answers
+    pydantic's ``ensure this value is greater than or equal to 1``, above N the same range message. The OpenAPI
+    schema shows ``minimum: 1`` and ``maximum: N``.
+    """
+
+    def at_least_one(v: int) -> int:
+        if v < 1:
+            raise NumberNotGeError(limit_value=1)
+        return v
+
+    def in_range(v: int) -> int:
+        if not 1 <= v <= top_k_max:
+            raise ValueError(f"must be between 1 and {top_k_max}, got {v}")
+        return v
+
+    class TopK(int):
+        @classmethod
+        def __get_validators__(cls) -> Iterator[Callable[[Any], int]]:
+            yield strict_int_validator if strict else int_validator
+            if strict:
+                yield at_least_one
+            yield in_range
+
+        @classmethod
+        def __modify_schema__(cls, schema: dict[str, Any]) -> None:
+            schema.update(type="integer", minimum=1, maximum=top_k_max)
+
+    return TopK
 
 
 class _Strict(BaseModel):
@@ -78,9 +115,16 @@ class TextSearchRequest(_Strict):
         "space, then queries longer than params retrieval.max_query_chars (512) are truncated to that many "
         "characters; the response then says query_truncated=true.",
     )
-    top_k: conint(strict=True, ge=1) = Field(10, description="1..serving.top_k_max (100)")
+    top_k: conint(strict=True, ge=1) = Field(10, description="1..serving.top_k_max; see with_top_k_max")
     retriever: Retriever = "hybrid"
     filters: Filters | None = None
+
+    @classmethod
+    def with_top_k_max(cls, top_k_max: int) -> type[TextSearchRequest]:
+        """This model with ``top_k`` bounded by ``top_k_max`` (the one place the bound is checked; the app builds
+        it from params ``serving.top_k_max``). Same name, fields, order and validators otherwise."""
+        top_k = (top_k_type(top_k_max, strict=True), Field(10, description=f"1..serving.top_k_max ({top_k_max})"))
+        return create_model(cls.__name__, __base__=cls, __module__=cls.__module__, top_k=top_k)
 
     @validator("query")
     def _non_blank(cls, v: str) -> str:  # noqa: N805
@@ -134,8 +178,14 @@ class RecommendationOut(BaseModel):
 
 
 class RecommendResponseOut(BaseModel):
+    """The recommendations are in ``results``, like every search answer. ``items`` is the same list under the key
+    /recommend used before; it is deprecated and is removed in the next release."""
+
     user_id: str
-    items: list[RecommendationOut]
+    results: list[RecommendationOut]
+    items: list[RecommendationOut] = Field(
+        ..., deprecated=True,
+        description="Deprecated: the same list as `results`, kept for one release. Read `results` instead.")
     fallback: str | None = Field(None, description="cold_user, cold_context, … when the hybrid fell back")
     feature_store: Literal["ok", "unavailable", "disabled"] = Field(
         ..., description="unavailable: the online store did not answer in time; results are content-only"

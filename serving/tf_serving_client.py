@@ -10,7 +10,8 @@ Contract (the `text_encoder` SavedModel of the bundle, `model/text_encoder/1/`, 
 
 Tokenisation happens here with the bundle's own tokenizer, so the server only runs the graph.
 `TFServingTextEncoder` has the same query-side surface as `modules.encoders.text.TextEncoder`
-(`dim`, `name`, `encode`, `encode_query`) and can replace it inside a SearchEngine.
+(`dim`, `name`, `encode`, `encode_query`) and can replace it inside a SearchEngine; `plug_tf_serving` does that
+for a loaded bundle (the app's bundle `prepare` hook when PIXELMATCH_TF_SERVING_URL is set).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from modules.bundle import BundleError
 
 DEFAULT_MODEL = "text_encoder"
 DEFAULT_SIGNATURE = "text_embedding"
@@ -112,3 +115,38 @@ class TFServingTextEncoder:
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+
+def _bundle_tokenizer(bundle: Any) -> tuple[Any, int | None]:
+    """The tokenizer exported next to the text-encoder SavedModel (`model/text_encoder/<n>/assets.extra/tokenizer`)."""
+    root = bundle.path / "model" / "text_encoder"
+    versions = sorted((p for p in root.glob("*") if p.name.isdigit()), key=lambda p: int(p.name)) if root.is_dir() else []
+    if not versions:
+        return None, None
+    tok_dir = versions[-1] / "assets.extra" / "tokenizer"
+    if not tok_dir.is_dir():
+        return None, None
+    from transformers import AutoTokenizer
+
+    max_len_file = tok_dir / "max_seq_length.txt"
+    max_len = int(max_len_file.read_text().strip()) if max_len_file.is_file() else None
+    return AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True), max_len
+
+
+def plug_tf_serving(bundle: Any, url: str, cfg: dict) -> None:
+    """Replace the engine's in-process query encoder of a loaded ``serving.bundle_manager.ServingBundle`` by TF
+    Serving at ``url``, tokenising with the bundle's tokenizer (``cfg``: params ``serving.tf_serving``)."""
+    engine = bundle.engine
+    local = getattr(engine, "text_encoder", None)
+    if local is None:
+        raise BundleError("the search engine has no text_encoder to replace with TF Serving")
+    tokenizer, max_len = _bundle_tokenizer(bundle)
+    if tokenizer is None:
+        tokenizer = getattr(local, "tokenizer", None)
+    if tokenizer is None:
+        raise BundleError(f"{bundle.path}: no tokenizer for the TF Serving backend (model/text_encoder/1/assets.extra/tokenizer)")
+    client = TFServingClient(url, model=cfg.get("model", "text_encoder"), signature=cfg.get("signature", "text_embedding"),
+                             timeout_s=float(cfg.get("timeout_s", 2.0)))
+    engine.text_encoder = TFServingTextEncoder(client, tokenizer, dim=local.dim,
+                                               max_seq_length=max_len or getattr(local, "max_seq_length", 256),
+                                               name=f"tf_serving:{getattr(local, 'name', 'text')}")

@@ -6,7 +6,9 @@
 The catalogue is 36 generated products (colour x category x material) with rendered PNG photos.
 `TinyEngine` / `TinyRecommender` implement the SearchEngine / HybridRecommender interface with
 small, real retrieval (TF-IDF cosine for text, colour histograms for images) so the API tests run in
-seconds without loading transformer weights.
+seconds without loading transformer weights. They answer with the real response classes
+(`modules.search.SearchResponse` / `Result`, `modules.recommend.hybrid.RecommendResponse` / `Rec`) and raise
+`modules.search.UnknownItemError` for an unknown item, so a change to those classes shows up here.
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ import io
 import pickle
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from PIL import Image, ImageDraw
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from modules.bundle import push_atomic, write_manifest
+from modules.recommend.hybrid import Rec, RecommendResponse
+from modules.search import Result, SearchResponse, UnknownItemError
 
 COLORS = {"red": (200, 30, 40), "blue": (30, 60, 200), "green": (40, 160, 60), "black": (20, 20, 20),
           "white": (235, 235, 235), "yellow": (230, 200, 30)}
@@ -69,21 +72,6 @@ def color_hist(img: Image.Image) -> np.ndarray:
     return h / max(float(np.linalg.norm(h)), 1e-12)
 
 
-@dataclass
-class Result:
-    item_id: str
-    score: float
-    explain: dict[str, float | None] = field(default_factory=dict)
-
-
-@dataclass
-class SearchResponse:
-    results: list[Result]
-    low_confidence: bool = False
-    intents: dict = field(default_factory=dict)
-    latency_ms: float = 0.0
-
-
 class TinyEngine:
     """TF-IDF text retrieval + colour-histogram image retrieval over a small item table."""
 
@@ -116,7 +104,8 @@ class TinyEngine:
             ok &= (self.items["price"].fillna(0) <= f["price_max"]).to_numpy()
         return ok
 
-    def _rank(self, scores: np.ndarray, top_k: int, filters: dict | None, key: str, t0: float) -> SearchResponse:
+    def _rank(self, scores: np.ndarray, top_k: int, filters: dict | None, key: str, t0: float,
+              retriever: str) -> SearchResponse:
         scores = np.where(self._mask(filters), scores, -np.inf)
         order = np.argsort(-scores, kind="stable")[:top_k]
         res = [Result(str(self.items.at[i, "item_id"]), float(scores[i]),
@@ -124,7 +113,7 @@ class TinyEngine:
                        "dense": float(scores[i]) if key == "dense" else None, "two_tower": None, "reranker": None})
                for i in order if np.isfinite(scores[i])]
         low = not res or res[0].score < 0.05
-        return SearchResponse(res, low, {}, (time.perf_counter() - t0) * 1000)
+        return SearchResponse(res, low, {}, (time.perf_counter() - t0) * 1000, retriever)
 
     def _text_scores(self, query: str) -> np.ndarray:
         return (self.matrix @ self.vec.transform([query]).T).toarray().ravel()
@@ -137,23 +126,23 @@ class TinyEngine:
     def search_text(self, query: str, top_k: int = 10, retriever: str = "hybrid", filters: dict | None = None) -> SearchResponse:
         if not query.strip():
             raise ValueError("empty query")
-        return self._rank(self._text_scores(query), top_k, filters, "lexical", time.perf_counter())
+        return self._rank(self._text_scores(query), top_k, filters, "lexical", time.perf_counter(), retriever)
 
     def search_image(self, img: Image.Image, top_k: int = 10, filters: dict | None = None) -> SearchResponse:
-        return self._rank(self._image_scores(img), top_k, filters, "dense", time.perf_counter())
+        return self._rank(self._image_scores(img), top_k, filters, "dense", time.perf_counter(), "image")
 
     def search_multimodal(self, text: str, img: Image.Image, image_weight: float = 0.5, top_k: int = 10,
                           filters: dict | None = None) -> SearchResponse:
         s = (1 - image_weight) * self._text_scores(text) + image_weight * self._image_scores(img)
-        return self._rank(s, top_k, filters, "dense", time.perf_counter())
+        return self._rank(s, top_k, filters, "dense", time.perf_counter(), "multimodal")
 
     def similar(self, item_id: str, top_k: int = 10, filters: dict | None = None) -> SearchResponse:
         idx = self.items.index[self.items["item_id"] == item_id]
         if len(idx) == 0 or item_id in self.deleted:
-            raise KeyError(item_id)
+            raise UnknownItemError(item_id)
         s = (self.matrix @ self.matrix[idx[0]].T).toarray().ravel()
         s[idx[0]] = -np.inf
-        return self._rank(s, top_k, filters, "dense", time.perf_counter())
+        return self._rank(s, top_k, filters, "dense", time.perf_counter(), "similar")
 
     def add_items(self, records: list[dict[str, Any]], images: list[Image.Image | None] | None = None) -> None:
         new = pd.DataFrame(records)
@@ -166,7 +155,7 @@ class TinyEngine:
 
     def delete_item(self, item_id: str) -> None:
         if item_id not in set(self.items["item_id"]) or item_id in self.deleted:
-            raise KeyError(item_id)
+            raise UnknownItemError(item_id)
         self.deleted.add(item_id)
 
     def save(self, out_dir: Path) -> None:
@@ -179,19 +168,6 @@ class TinyEngine:
         items = pd.read_parquet(in_dir / "items.parquet")
         feats = np.load(in_dir / "image_feats.npy")
         return cls(items, dict(zip(items["item_id"], feats, strict=True)))
-
-
-@dataclass
-class Rec:
-    item_id: str
-    score: float
-    path: str
-
-
-@dataclass
-class RecommendResponse:
-    items: list[Rec]
-    fallback: str | None = None
 
 
 class TinyRecommender:

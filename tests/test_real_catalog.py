@@ -141,4 +141,4 @@ def test_recommend_falls_back_to_content_without_interactions(served_catalog: tu
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["fallback"] == "no_interactions"
-        assert 1 <= len(body["items"]) <= 5 and all(x["item_id"] in items for x in body["items"])
+        assert 1 <= len(body["results"]) <= 5 and all(x["item_id"] in items for x in body["results"])

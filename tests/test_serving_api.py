@@ -1,4 +1,4 @@
-"""API behaviour of serving/app.py against a tiny checksummed bundle (tests/serving_fixtures.py)."""
+"""API behaviour of the serving app (serving/app.py, serving/routes/) on a tiny checksummed bundle (serving_fixtures)."""
 from __future__ import annotations
 
 import base64
@@ -94,10 +94,11 @@ def test_recommend_known_and_cold_user(client):
     r = client.get("/recommend/u0001?top_k=5&context=i0001,not-an-item")
     assert r.status_code == 200
     body = r.json()
-    assert body["fallback"] is None and len(body["items"]) == 5
+    assert body["fallback"] is None and len(body["results"]) == 5
+    assert body["items"] == body["results"]          # the deprecated alias: the same list, for one release
     assert body["feature_store"] in ("disabled", "ok")
     cold = client.get("/recommend/never-seen?top_k=3").json()
-    assert cold["fallback"] == "cold_user" and len(cold["items"]) == 3
+    assert cold["fallback"] == "cold_user" and len(cold["results"]) == 3 and cold["items"] == cold["results"]
 
 
 def test_recommend_survives_broken_feature_store(serving_dir, tmp_path):
@@ -110,7 +111,7 @@ def test_recommend_survives_broken_feature_store(serving_dir, tmp_path):
     with TestClient(app) as c:
         r = c.get("/recommend/u0001?top_k=3")
     assert r.status_code == 200
-    assert r.json()["feature_store"] == "unavailable" and len(r.json()["items"]) == 3
+    assert r.json()["feature_store"] == "unavailable" and len(r.json()["results"]) == 3
     assert r.json()["fallback"] == "content_only"
 
 
@@ -203,7 +204,7 @@ def test_recommend_when_feature_store_hangs(serving_dir, monkeypatch):
         r = c.get("/recommend/u0001?top_k=3")
         assert time.perf_counter() - t0 < 1.5
     assert r.status_code == 200 and r.json()["feature_store"] == "unavailable"
-    assert r.json()["fallback"] == "content_only" and len(r.json()["items"]) == 3
+    assert r.json()["fallback"] == "content_only" and len(r.json()["results"]) == 3
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -250,9 +251,9 @@ def test_real_bundle_recommend(real):
     hist = json.loads((sd / "real1" / "recommend" / "histories.json").read_text())
     known = next(iter(hist["users"]))          # a user with training-window history
     r = c.get(f"/recommend/{known}?top_k=5").json()
-    assert len(r["items"]) == 5 and r["fallback"] is None and r["feature_store"] == "disabled"
+    assert len(r["results"]) == 5 and r["fallback"] is None and r["feature_store"] == "disabled"
     cold = c.get("/recommend/nobody-at-all?top_k=5").json()
-    assert cold["fallback"] == "cold_user" and len(cold["items"]) == 5
+    assert cold["fallback"] == "cold_user" and len(cold["results"]) == 5
 
 
 @pytest.mark.integration

@@ -183,3 +183,28 @@ def test_concurrent_reloads_are_serialised(client, monkeypatch):
         t.join()
     assert codes == [200] * 4
     assert client.get("/ready").json()["version"] == "v1"
+
+
+def test_top_k_bound_comes_from_params_and_shows_in_openapi(tmp_path):
+    """serving.top_k_max is the one bound, carried by the declared top_k of every route (body, query and form)."""
+    from modules.config import load_params
+
+    params = load_params()
+    params["serving"]["top_k_max"] = 7
+    with TestClient(create_app(build_serving_dir(tmp_path), params, loader=tiny_loader, watch_interval_s=0)) as c:
+        msg = ["top_k: must be between 1 and 7, got 8"]
+        assert c.post("/search/text", json={"query": "red", "top_k": 8}).json()["detail"] == msg
+        assert c.get("/similar/i0000?top_k=8").json()["detail"] == msg
+        assert c.get("/recommend/u0001?top_k=8").json()["detail"] == msg
+        assert _upload(c, png_bytes(), top_k="8").json()["detail"] == msg
+        assert c.post("/search/look", files={"image": ("x.png", png_bytes(), "image/png")},
+                      data={"top_k": "8"}).json()["detail"] == msg
+        assert c.get("/recommend/u0001?top_k=7").status_code == 200
+        spec = c.get("/openapi.json").json()
+    assert {"/search/text", "/search/image", "/search/multimodal", "/search/look", "/similar/{item_id}",
+            "/recommend/{user_id}", "/items/{item_id}", "/items/{item_id}/image", "/health", "/ready", "/metrics",
+            "/admin/reload", "/admin/items", "/admin/items/{item_id}"} == set(spec["paths"])
+    similar = spec["paths"]["/similar/{item_id}"]["get"]["parameters"]
+    assert next(p for p in similar if p["name"] == "top_k")["schema"]["maximum"] == 7
+    assert spec["components"]["schemas"]["TextSearchRequest"]["properties"]["top_k"]["maximum"] == 7
+    assert spec["components"]["schemas"]["RecommendResponseOut"]["properties"]["items"]["deprecated"] is True

@@ -195,8 +195,8 @@ async function recommend(ev) {
   setStatus(status, "Loading recommendations…");
   try {
     const data = await call(`/recommend/${encodeURIComponent(user)}?top_k=12`);
-    render($("recs"), data.items, (it) => it.path);
-    let s = `${data.items.length} recommendations for ${user}`;
+    render($("recs"), data.results, (it) => it.path);
+    let s = `${data.results.length} recommendations for ${user}`;
     if (data.fallback) s += ` · fallback: ${data.fallback}`;
     if (data.feature_store === "unavailable") s += " · feature store unavailable (content-only)";
     setStatus(status, s);

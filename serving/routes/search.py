@@ -1,0 +1,97 @@
+"""Search routes: POST /search/text, /search/image, /search/multimodal and GET /similar/{item_id}.
+
+Every answer is a ``SearchResponseOut`` (``results``). ``top_k`` is bounded by its declared type
+(``serving.schemas.top_k_type``, 1..params ``serving.top_k_max``), which is why the router is built per app by
+``build_router(settings)``. (No ``from __future__ import annotations`` here: FastAPI reads these signatures, and
+the ``top_k`` types are local to ``build_router``.)
+"""
+import time
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from serving.deps import BundleDep, ManagerDep, MetricsDep, Settings
+from serving.routes.common import check_form_keys, form_filters, read_upload, run_search, search_response
+from serving.schemas import SearchResponseOut, TextSearchRequest, has_surrogate, top_k_type
+
+IMAGE_FORM_FIELDS = {"image", "top_k", "category", "price_min", "price_max", "gender"}
+MULTIMODAL_FORM_FIELDS = IMAGE_FORM_FIELDS | {"text", "image_weight"}
+
+
+def build_router(s: Settings) -> APIRouter:
+    router = APIRouter(tags=["search"])
+    _add_text(router, s)
+    _add_image(router, s)
+    _add_multimodal(router, s)
+    _add_similar(router, s)
+    return router
+
+
+def _add_text(router: APIRouter, s: Settings) -> None:
+    request_model = TextSearchRequest.with_top_k_max(s.top_k_max)
+
+    @router.post("/search/text", response_model=SearchResponseOut)
+    def search_text(req: request_model, bundle: BundleDep, metrics: MetricsDep) -> SearchResponseOut:  # type: ignore[valid-type]
+        t0 = time.perf_counter()
+        query = req.query
+        truncated = len(query) > s.max_query_chars
+        if truncated:
+            query = query[:s.max_query_chars]
+        filters = req.filters.to_engine() if req.filters else None
+        resp = run_search(bundle, metrics, "search_text", query, top_k=req.top_k, retriever=req.retriever,
+                          filters=filters)
+        return search_response(bundle, resp, t0, truncated)
+
+
+def _add_image(router: APIRouter, s: Settings) -> None:
+    TopK = top_k_type(s.top_k_max)  # noqa: N806 (a type)
+
+    @router.post("/search/image", response_model=SearchResponseOut)
+    async def search_image(request: Request, bundle: BundleDep, manager: ManagerDep, metrics: MetricsDep,
+                           image: UploadFile = File(...), top_k: TopK = Form(10),
+                           category: str | None = Form(None), price_min: float | None = Form(None),
+                           price_max: float | None = Form(None), gender: str | None = Form(None)) -> SearchResponseOut:
+        t0 = time.perf_counter()
+        await check_form_keys(request, IMAGE_FORM_FIELDS)
+        filters = form_filters(category, price_min, price_max, gender)
+        img = await read_upload(image, s, manager, metrics)
+        resp = await run_in_threadpool(run_search, bundle, metrics, "search_image", img, top_k=top_k, filters=filters)
+        return search_response(bundle, resp, t0)
+
+
+def _add_multimodal(router: APIRouter, s: Settings) -> None:
+    TopK = top_k_type(s.top_k_max)  # noqa: N806 (a type)
+
+    @router.post("/search/multimodal", response_model=SearchResponseOut)
+    async def search_multimodal(request: Request, bundle: BundleDep, manager: ManagerDep, metrics: MetricsDep,
+                                image: UploadFile = File(...), text: str = Form(...),
+                                image_weight: float = Form(0.5, ge=0.0, le=1.0), top_k: TopK = Form(10),
+                                category: str | None = Form(None), price_min: float | None = Form(None),
+                                price_max: float | None = Form(None), gender: str | None = Form(None)
+                                ) -> SearchResponseOut:
+        t0 = time.perf_counter()
+        await check_form_keys(request, MULTIMODAL_FORM_FIELDS)
+        if has_surrogate(text):
+            raise HTTPException(422, ["text: contains an unpaired surrogate (not valid Unicode)"])
+        text = " ".join(text.split())
+        if not text:
+            raise HTTPException(422, ["text: must contain at least one non-whitespace character"])
+        truncated = len(text) > s.max_query_chars
+        text = text[:s.max_query_chars]
+        filters = form_filters(category, price_min, price_max, gender)
+        img = await read_upload(image, s, manager, metrics)
+        resp = await run_in_threadpool(run_search, bundle, metrics, "search_multimodal", text, img,
+                                       image_weight=image_weight, top_k=top_k, filters=filters)
+        return search_response(bundle, resp, t0, truncated)
+
+
+def _add_similar(router: APIRouter, s: Settings) -> None:
+    TopK = top_k_type(s.top_k_max)  # noqa: N806 (a type)
+
+    @router.get("/similar/{item_id}", response_model=SearchResponseOut)
+    def similar(item_id: str, bundle: BundleDep, metrics: MetricsDep, top_k: TopK = Query(10)) -> SearchResponseOut:
+        t0 = time.perf_counter()
+        if item_id not in bundle.items:
+            raise HTTPException(404, f"unknown item: {item_id}")
+        resp = run_search(bundle, metrics, "similar", item_id, top_k=top_k)
+        return search_response(bundle, resp, t0)
