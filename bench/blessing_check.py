@@ -75,7 +75,7 @@ def measure(data: Path, params: dict, random_text: bool) -> dict:
     import modules.encoders.text as text_mod
     from modules.data.data_io import load_queries
     from modules.evaluation.search_eval import build_benchmark_engines, evaluate_engine
-    from modules.ranking import build_training_frame, train_ranker
+    from modules.search.rerank_train import build_training_frame, train_ranker
 
     if random_text:
         text_mod.text_encoder_from_params = lambda p: RandomTextEncoder()

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench._common import eval_text_queries, latest_bundle_or_exit
     from modules.encoders.text import TextEncoder
-    from modules.retrieval.dense import recall_at_k
+    from modules.search.dense import recall_at_k
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serving-dir", required=True)

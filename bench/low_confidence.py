@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     from modules.config import load_params, param_seed
     from modules.data.data_io import load_queries
     from modules.evaluation.benchmark import describe_low_confidence, low_confidence_report
-    from modules.ranking import split_queries
     from modules.search import SearchEngine, calibrate_from_train_queries
+    from modules.search.rerank_train import split_queries
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serving-dir", required=True)

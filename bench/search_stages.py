@@ -54,7 +54,8 @@ class StageClock:
 
 
 def instrument(engine: Any) -> StageClock:
-    import modules.search as search_mod
+    from modules.search import rerank as rerank_stage
+    from modules.search import rrf as rrf_stage
 
     clock = StageClock()
     clock.wrap(engine.parser, "parse", "query parsing")
@@ -65,8 +66,8 @@ def instrument(engine: Any) -> StageClock:
     clock.wrap(engine.image_index, "search", "HNSW image")
     clock.wrap(engine.fused_index, "search", "HNSW fused")
     clock.wrap(engine.fusion, "query_vector", "fusion query projection")
-    clock.wrap(search_mod, "rrf", "RRF")
-    clock.wrap(search_mod, "apply_reranker", "LambdaMART re-rank")
+    clock.wrap(rrf_stage, "rrf", "RRF")
+    clock.wrap(rerank_stage, "apply_reranker", "LambdaMART re-rank")
     return clock
 
 

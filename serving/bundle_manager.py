@@ -93,7 +93,7 @@ def load_components(version_dir: Path, params: dict) -> tuple[Any, Any | None]:
 
     ranker = None
     if (version_dir / "ranker").is_dir():
-        from modules.ranking import LambdaMARTRanker
+        from modules.search.rerank import LambdaMARTRanker
 
         ranker = LambdaMARTRanker.load(version_dir / "ranker")
     engine = SearchEngine.load(version_dir / "search", params=params, ranker=ranker,

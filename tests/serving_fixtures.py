@@ -284,7 +284,7 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     # per-kind validation gate is dropped: with a handful of queries it is noise, and the serving tests check
     # that the re-ranker the bundle ships is the one that orders the results.
     from modules.data.data_io import load_queries
-    from modules.ranking import build_training_frame, train_ranker
+    from modules.search.rerank_train import build_training_frame, train_ranker
 
     X, y, groups, qids = build_training_frame(engine, load_queries(data, split="train"), params=params,
                                               data_dir=str(data))
@@ -311,10 +311,9 @@ def _real_bundle_key() -> str:
 
     repo = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for rel in ["params.yaml", "tests/serving_fixtures.py", "modules/search.py", "modules/bundle.py", "modules/ranking.py",
+    for rel in ["params.yaml", "tests/serving_fixtures.py", "modules/bundle.py",
                 *sorted(str(p.relative_to(repo)) for d in ("modules/data/catalog", "modules/encoders", "modules/recommend",
-                                                            "modules/retrieval", "modules/search")  # the package, once split
-                        for p in (repo / d).glob("*.py"))]:
+                                                            "modules/search") for p in (repo / d).glob("*.py"))]:
         p = repo / rel
         if p.is_file():
             h.update(rel.encode() + p.read_bytes())

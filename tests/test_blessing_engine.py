@@ -17,8 +17,8 @@ from modules.config import load_params
 from modules.data.selfsup import make_selfsupervised_queries
 from modules.evaluation.blessing import bless_selfsupervised
 from modules.evaluation.search_eval import evaluate_engine
-from modules.retrieval.lexical import tokenize
 from modules.search import SearchEngine, document_text
+from modules.search.lexical import tokenize
 
 DIM = 64
 WORDS = {

@@ -82,7 +82,7 @@ def test_the_import_walker_sees_every_form() -> None:
     src = ("import modules.data.catalog.vocab\nfrom modules.data.catalog import vocab\nfrom modules.data import catalog\n"
            "def f():\n    from ..data.catalog.images import render_item\n")
     tree = ast.parse(src)
-    names = [n for node in ast.walk(tree) for n in _imported_modules(node, "modules.retrieval.zero_shot", False)]
+    names = [n for node in ast.walk(tree) for n in _imported_modules(node, "modules.search.zero_shot", False)]
     assert {"modules.data.catalog.vocab", "modules.data.catalog", "modules.data.catalog.images"} <= set(names)
 
 
@@ -125,7 +125,7 @@ def _engine_pairs(table: dict[str, str]) -> set[tuple[str, str]]:
 
 def test_query_synonyms_are_not_the_generator_tables() -> None:
     from modules.data.catalog import vocab
-    from modules.query_understanding import DEFAULT_SYNONYMS
+    from modules.search.query import DEFAULT_SYNONYMS
 
     generator = {
         "color": _pairs(vocab.COLOR_SYNONYMS),
@@ -142,7 +142,7 @@ def test_query_synonyms_are_not_the_generator_tables() -> None:
 
 def test_zero_shot_labels_are_not_the_generator_lists() -> None:
     from modules.data.catalog import vocab
-    from modules.retrieval import zero_shot
+    from modules.search import zero_shot
 
     assert list(zero_shot.DEFAULT_PATTERNS) != list(vocab.PATTERNS)
     assert list(zero_shot.DEFAULT_STYLES) != list(vocab.STYLES)

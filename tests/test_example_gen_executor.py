@@ -7,6 +7,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from components.example_gen import executor
+from modules.data.data_io import read_cutoff
 
 
 def _write(d: Path) -> None:
@@ -22,7 +23,7 @@ def _write(d: Path) -> None:
 
 def test_types_follow_the_schema_and_bad_values_stay_visible(tmp_path: Path) -> None:
     _write(tmp_path)
-    splits = executor.items_examples(tmp_path, executor.read_cutoff(tmp_path))
+    splits = executor.items_examples(tmp_path, read_cutoff(tmp_path))
     train = [tf.train.Example.FromString(r).features.feature for r in splits["train"]]
     assert [f["item_id"].bytes_list.value[0] for f in train] == [b"a", b"c"]
     assert train[0]["price"].float_list.value[0] == 10.0  # "10" is a FLOAT, not an inferred INT

@@ -25,7 +25,7 @@ def _data(d: Path, items: pd.DataFrame, inter: pd.DataFrame, cutoff: int) -> str
 
 def _loop_user_table(data_dir: str, history_len: int) -> pd.DataFrame:
     """The per-user loop the vectorised table replaced (the reference)."""
-    inter = executor._train_interactions(data_dir)
+    inter = data_io.training_interactions(data_dir)
     items = executor.load_items(data_dir)[["item_id", "category", "brand", "price"]].astype({"item_id": str})
     df = inter.merge(items, on="item_id", how="left").sort_values(["user_id", "ts"], ascending=[True, False])
     rows = [{"user_id": str(uid), "recent_items": g["item_id"].head(history_len).astype(str).tolist(),
@@ -80,7 +80,7 @@ def test_vectorised_user_table_equals_the_loop(tmp_path: Path) -> None:
     assert np.allclose(got["mean_price"], want["mean_price"], rtol=1e-12, equal_nan=True)
     # top categories: the same counts; ties now go to the most recently seen category (value_counts left their
     # order to pandas' hash table, so a few users list tied categories in another order)
-    inter = executor._train_interactions(data).merge(items, on="item_id", how="left").sort_values(
+    inter = data_io.training_interactions(data).merge(items, on="item_id", how="left").sort_values(
         ["user_id", "ts"], ascending=[True, False])
     for uid, g_cats, w_cats in zip(got["user_id"], got["top_categories"], want["top_categories"], strict=True):
         seen = inter.loc[inter["user_id"] == uid, "category"].dropna().tolist()

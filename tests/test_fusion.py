@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modules.fusion import Fusion, build_train_pairs
+from modules.search.fusion import Fusion, build_train_pairs
 
 RNG = np.random.default_rng(42)
 N, D = 200, 32

@@ -16,7 +16,7 @@ from PIL import Image
 from modules.config import load_params
 from modules.data.delta_ingest import apply_delta
 from modules.data.ingest import ingest_catalog
-from modules.retrieval.lexical import TfidfIndex
+from modules.search.lexical import TfidfIndex
 from serving.delta import DeltaLog
 
 DOCS = ["red cotton dress", "blue leather sneakers", "green backpack with red straps", "black dresses"]
@@ -50,6 +50,16 @@ def test_legacy_tfidf_pickle_loads_but_cannot_run_code(tmp_path: Path) -> None:
         pickle.dump({"vectorizer": _Evil(), "matrix": None}, f)
     with pytest.raises(pickle.UnpicklingError, match="not allowed"):
         TfidfIndex.load(tmp_path / "evil.pkl")
+
+
+def test_tfidf_pickle_naming_the_old_module_path_loads(tmp_path: Path) -> None:
+    """Bundles pickled before issue 19 name the tokenizer ``modules.retrieval.lexical.tokenize`` (now
+    ``modules.search.lexical``): they still load."""
+    idx = TfidfIndex().fit(DOCS)
+    raw = pickle.dumps({"vectorizer": idx.vectorizer, "matrix": idx.matrix}, protocol=3)  # GLOBAL opcode: names as lines
+    assert b"modules.search.lexical" in raw
+    (tmp_path / "old.pkl").write_bytes(raw.replace(b"modules.search.lexical", b"modules.retrieval.lexical"))
+    assert np.allclose(TfidfIndex.load(tmp_path / "old.pkl").scores("red dress"), idx.scores("red dress"))
 
 
 def _photo(path: Path) -> None:

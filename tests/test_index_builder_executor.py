@@ -1,4 +1,5 @@
-"""IndexBuilder's popularity: training-window counts per item in catalog order (0 for new SKUs and unknown ids)."""
+"""IndexBuilder's popularity (``modules.data.data_io.item_popularity``, the one home of the training-window cut):
+training-window counts per item in catalog order (0 for new SKUs and unknown ids)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.index_builder.executor import popularity
+from modules.data.data_io import item_popularity as popularity
 
 
 def test_popularity_counts_the_training_window(tmp_path: Path) -> None:

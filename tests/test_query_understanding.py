@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from modules.encoders.color import COLOR_TABLE
-from modules.query_understanding import QueryParser
+from modules.search.query import QueryParser
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,8 @@ import pandas as pd
 import pytest
 
 from modules.evaluation import metrics
-from modules.ranking import (
-    LambdaMARTRanker,
-    MissingFeatureError,
-    build_training_frame,
-    split_queries,
-    train_ranker,
-)
+from modules.search.rerank import LambdaMARTRanker, MissingFeatureError
+from modules.search.rerank_train import build_training_frame, split_queries, train_ranker
 
 FEATURES = ["signal", "noise_a", "noise_b"]
 PARAMS = {
@@ -78,7 +73,7 @@ def test_ranker_learns_informative_feature_and_round_trips(tmp_path) -> None:
 def test_ranker_is_gated_per_query_kind_on_validation_ndcg() -> None:
     """`validation_by_kind` scores the hybrid order (`pre_rerank`) and the ranker's order per query kind; the
     ranker applies only to kinds where it did at least as well (plus `min_validation_gain`)."""
-    from modules.ranking import validation_by_kind
+    from modules.search.rerank_train import validation_by_kind
 
     X, y, groups, qids = _synthetic(40, seed=7)
     image_q = np.isin(qids, [f"s7_q{q}" for q in range(20, 40)])
@@ -202,7 +197,7 @@ class _HashTextEncoder:
     def encode(self, texts, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         import zlib
 
-        from modules.retrieval.lexical import tokenize
+        from modules.search.lexical import tokenize
 
         out = np.zeros((len(texts), self.dim), np.float32)
         for i, t in enumerate(texts):

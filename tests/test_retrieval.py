@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 
 from modules.config import load_params
-from modules.retrieval.dense import DenseIndex, l2_normalize, recall_at_k
-from modules.retrieval.filters import filter_mask, validate_filters
-from modules.retrieval.hybrid import apply_reranker, rrf
-from modules.retrieval.lexical import BM25Index, TfidfIndex, tokenize
+from modules.search.dense import DenseIndex, l2_normalize, recall_at_k
+from modules.search.filters import filter_mask, validate_filters
+from modules.search.lexical import BM25Index, TfidfIndex, tokenize
+from modules.search.rerank import apply_reranker
+from modules.search.rrf import rrf
 
 DOCS = ["red floral summer dress", "navy running sneakers for men", "white minimalist leather sneakers",
         "blue denim jacket", "black leather ankle boots", "striped cotton t-shirt"]

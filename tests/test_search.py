@@ -11,9 +11,9 @@ from PIL import Image
 
 from modules.config import load_params
 from modules.encoders.color import COLOR_TABLE, dominant_color_name
-from modules.retrieval.lexical import tokenize
-from modules.retrieval.zero_shot import zero_shot_attributes
 from modules.search import RANK_FEATURES, SearchEngine, UnknownItemError, calibrate_low_confidence
+from modules.search.lexical import tokenize
+from modules.search.zero_shot import zero_shot_attributes
 
 DIM = 64
 COLORS = ["red", "navy", "white", "black", "green", "yellow", "pink", "grey"]

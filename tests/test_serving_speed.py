@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from modules.retrieval.dense import DenseIndex
+from modules.search.dense import DenseIndex
 from serving.rwlock import RWLock
 
 TITLES = [

@@ -112,16 +112,12 @@ def build_recommender_dir(
     import pandas as pd
 
     from components.common import load_items
-    from components.example_gen.executor import read_cutoff
-    from modules.data.data_io import load_embedding_rows, load_interactions
+    from modules.data.data_io import load_embedding_rows, training_interactions
     from modules.recommend.hybrid import build_recommender
 
     items = load_items(data_dir)
     text, image, color = load_embedding_rows(emb_dir, items["item_id"].astype(str).tolist())
-    inter = load_interactions(data_dir)
-    cutoff = read_cutoff(data_dir)
-    train = inter[inter["ts"] < cutoff] if cutoff is not None and len(inter) else inter
-    rec = build_recommender(items, pd.DataFrame(train), text, image, color, params,
+    rec = build_recommender(items, pd.DataFrame(training_interactions(data_dir)), text, image, color, params,
                             seed=param_seed(params), two_tower_dir=two_tower_dir)
     rec.save(out)
     config_path = out / "config.json"

@@ -16,6 +16,7 @@ from tfx.types.standard_artifacts import Examples
 
 from components.example_gen import executor
 from components.tfx_types import OutputArtifact, Parameter
+from modules.data.data_io import read_cutoff
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def DataExampleGen(  # noqa: N802 (TFX components are named like classes)
 ) -> None:
     """Write items / interactions / queries tf.Examples, split train/eval."""
     root = Path(data_dir)
-    cutoff = executor.read_cutoff(root)
+    cutoff = read_cutoff(root)
     for name, artifact, rows in (
         ("items", items, executor.items_examples(root, cutoff)),
         ("interactions", interactions, executor.interactions_examples(root, cutoff)),

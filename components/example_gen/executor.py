@@ -47,14 +47,6 @@ def data_fingerprint(data_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_cutoff(data_dir: str | Path) -> int | None:
-    manifest = Path(data_dir) / "manifest.json"
-    if manifest.is_file():
-        value = json.loads(manifest.read_text()).get("cutoff_ts")
-        return int(value) if value is not None else None
-    return None
-
-
 def _feature(value: Any, kind: type | None) -> tf.train.Feature | None:
     """One tf.train.Feature; None for an empty cell. Numeric columns fall back to bytes when unparseable."""
     if isinstance(value, list):

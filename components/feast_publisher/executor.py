@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from components.common import load_items
-from components.example_gen.executor import read_cutoff
 from modules.data.data_io import EMB_IDS_FILE as IDS_FILE
 from modules.data.data_io import EMB_IMAGE_FILE as IMAGE_FILE
 from modules.data.data_io import EMB_TEXT_FILE as TEXT_FILE
+from modules.data.data_io import read_cutoff, training_interactions
 
 log = logging.getLogger(__name__)
 ITEM_TABLE, USER_TABLE = "item_features.parquet", "user_features.parquet"
@@ -34,7 +34,7 @@ def item_table(data_dir: str, emb_dir: str, now: dt.datetime) -> pd.DataFrame:
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
     emb = unit(np.hstack([unit(text), unit(image)]))  # a missing photo leaves its half zero
-    inter = _train_interactions(data_dir)
+    inter = training_interactions(data_dir)
     pop = inter["item_id"].value_counts() if len(inter) else pd.Series(dtype=float)
     cutoff = read_cutoff(data_dir)
     created = pd.to_numeric(items["created_at"], errors="coerce").fillna(0)
@@ -54,20 +54,11 @@ def item_table(data_dir: str, emb_dir: str, now: dt.datetime) -> pd.DataFrame:
     )
 
 
-def _train_interactions(data_dir: str) -> pd.DataFrame:
-    path = Path(data_dir) / "interactions.csv"
-    if not path.is_file() or path.stat().st_size == 0:
-        return pd.DataFrame(columns=["user_id", "item_id", "event", "ts"])
-    inter = pd.read_csv(path, dtype={"user_id": str, "item_id": str, "event": str})
-    cutoff = read_cutoff(data_dir)
-    return inter[inter["ts"] < cutoff] if cutoff is not None else inter
-
-
 def user_table(data_dir: str, history_len: int, now: dt.datetime) -> pd.DataFrame:
     """One row per user of the training window: recent items (newest first) and tastes, built with pandas group
     operations (no per-user Python loop). Ties: top categories by count, then the most recently seen first; top
     brand by count, then the smallest value (what ``Series.mode`` picks)."""
-    inter = _train_interactions(data_dir)
+    inter = training_interactions(data_dir)
     cols = ["user_id", "recent_items", "n_events", "top_categories", "top_brand", "mean_price", "event_timestamp"]
     if inter.empty:
         return pd.DataFrame(columns=cols)

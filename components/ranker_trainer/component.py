@@ -2,7 +2,7 @@
 
 Features come from the engine's own candidate path (dense, BM25, two-tower scores, category/colour match,
 price, popularity, cold-start flag); labels are the judged grades. Early stopping watches a by-query
-validation slice carved from the train queries (modules/ranking.py). Eval queries are never read here.
+validation slice carved from the train queries (modules/search/rerank_train.py). Eval queries are never read here.
 """
 # No "from __future__ import annotations": the @component decorator reads real type hints.
 import json
@@ -30,8 +30,8 @@ def RankerTrainer(  # noqa: N802
 ) -> None:
     """Train LambdaMART on the train queries and save it to ``ranker.uri/Format-Serving``."""
     import mlflow
-    from modules.ranking import build_training_frame, train_ranker
     from modules.search import SearchEngine
+    from modules.search.rerank_train import build_training_frame, train_ranker
     from modules.tracking import child_run, emissions
 
     params = params_from(params_json)

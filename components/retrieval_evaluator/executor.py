@@ -96,8 +96,8 @@ def evaluate(
     from modules.evaluation.eval_sample import sample_eval_queries
     from modules.evaluation.report import machine_info, plot_results, render_section
     from modules.evaluation.search_eval import evaluate_engine
-    from modules.ranking import LambdaMARTRanker
     from modules.search import SearchEngine
+    from modules.search.rerank import LambdaMARTRanker
 
     engine = SearchEngine.load(engine_dir, params=params)
     attach_ranker(engine, LambdaMARTRanker.load(ranker_dir))

@@ -17,8 +17,8 @@ from tfx.types.standard_artifacts import Examples, Model
 
 from components.artifacts import Embeddings
 from components.common import params_from
-from components.example_gen.executor import read_cutoff
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from modules.data.data_io import read_cutoff
 
 log = logging.getLogger(__name__)
 MODULE = "modules.recommend.two_tower"

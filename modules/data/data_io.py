@@ -92,12 +92,16 @@ def load_items(data_dir: str | Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _no_interactions() -> pd.DataFrame:
+    return pd.DataFrame({"user_id": pd.Series(dtype=str), "item_id": pd.Series(dtype=str),
+                         "event": pd.Series(dtype=str), "ts": pd.Series(dtype=np.int64)})
+
+
 def load_interactions(data_dir: str | Path) -> pd.DataFrame:
     """interactions.csv (may be header-only or absent -> empty frame): user_id, item_id (str), event, ts (int)."""
     path = Path(data_dir) / INTERACTIONS_FILE
     if not path.is_file():
-        return pd.DataFrame({"user_id": pd.Series(dtype=str), "item_id": pd.Series(dtype=str),
-                             "event": pd.Series(dtype=str), "ts": pd.Series(dtype=np.int64)})
+        return _no_interactions()
     df = _read_csv(path, "interactions file")
     _require_columns(df, INTERACTION_COLUMNS, path)
     bad = ~df["event"].isin(EVENTS)
@@ -190,6 +194,37 @@ def split_interactions(interactions: pd.DataFrame, cutoff_ts: int) -> tuple[pd.D
     """(training events: ts < cutoff_ts, held-out events: ts >= cutoff_ts)."""
     train = interactions["ts"] < int(cutoff_ts)
     return interactions[train].reset_index(drop=True), interactions[~train].reset_index(drop=True)
+
+
+def read_cutoff(data_dir: str | Path) -> int | None:
+    """The end of the training window: the manifest's ``cutoff_ts`` (``None`` without a manifest or that key)."""
+    manifest = Path(data_dir) / MANIFEST_FILE
+    if manifest.is_file():
+        value = json.loads(manifest.read_text()).get("cutoff_ts")
+        return int(value) if value is not None else None
+    return None
+
+
+def training_interactions(data_dir: str | Path) -> pd.DataFrame:
+    """The training window of interactions.csv: events with ``ts < cutoff_ts`` (every event when the catalog has no
+    cutoff; an empty frame when the file is absent, header-only or empty). The one place that cuts the window for
+    popularity, the recommender and the feature store."""
+    path = Path(data_dir) / INTERACTIONS_FILE
+    if path.is_file() and path.stat().st_size == 0:  # an empty file (not even a header): no history
+        return _no_interactions()
+    inter = load_interactions(data_dir)
+    cutoff = read_cutoff(data_dir)
+    return split_interactions(inter, cutoff)[0] if cutoff is not None else inter
+
+
+def item_popularity(data_dir: str | Path, item_ids: Sequence[str]) -> np.ndarray:
+    """Training-window interaction count of each of ``item_ids`` (float32; 0 for new SKUs, unknown ids and
+    catalogs without history)."""
+    train = training_interactions(data_dir)
+    if len(train) == 0:
+        return np.zeros(len(item_ids), dtype=np.float32)
+    counts = train["item_id"].astype(str).value_counts()
+    return counts.reindex([str(i) for i in item_ids], fill_value=0).to_numpy(dtype=np.float32)
 
 
 def extra_attribute_columns(items: pd.DataFrame) -> list[str]:

@@ -94,7 +94,7 @@ def _prepare_catalog(scale: str, root: Path, params: Mapping[str, Any], seed: in
 def _train_attached_ranker(engine: Any, ranker_queries: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
                            root: Path, seed: int, timings: dict[str, float]) -> dict[str, Any]:
     """Train LambdaMART on ``ranker_queries``, attach it to ``engine``; returns what the report says about it."""
-    from modules.ranking import build_training_frame, train_ranker
+    from modules.search.rerank_train import build_training_frame, train_ranker
 
     if not ranker_queries:
         return {}
@@ -162,7 +162,7 @@ def run_benchmark_cli(
     """
     from modules.config import load_params
     from modules.data.data_io import load_queries
-    from modules.ranking import split_queries
+    from modules.search.rerank_train import split_queries
 
     params = load_params(params_path)
     seed, k = param_seed(params), int(params["evaluation"]["k"])
@@ -239,7 +239,7 @@ def run_serving_benchmark(
     """
     from modules.config import load_params
     from modules.data.data_io import load_manifest, load_queries
-    from modules.ranking import split_queries
+    from modules.search.rerank_train import split_queries
 
     params = load_params(params_path)
     seed, k = param_seed(params), int(params["evaluation"]["k"])

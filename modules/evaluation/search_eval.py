@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from modules.evaluation import metrics as M
 
 WARMUP_QUERIES = 3
@@ -239,47 +237,6 @@ class BenchmarkEngines:
     info: dict[str, Any]
 
 
-def _item_images(items: Any, data_dir: Path, max_pixels: int, params: Mapping[str, Any], seed: int
-                 ) -> tuple[list[Path | None], np.ndarray, list[str]]:
-    """Per item: its photo path (None when missing/unreadable), colour features and dominant colour name.
-
-    Images are decoded one at a time, so the catalog's photos never sit in memory together.
-    """
-    from modules.data.images import ImageError, load_image
-    from modules.encoders.color import color_feature_dim, color_features_and_name
-
-    paths: list[Path | None] = []
-    colours = np.zeros((len(items), color_feature_dim(params)), dtype=np.float32)
-    names: list[str] = []
-    for i, rel in enumerate(items["image_path"].fillna("").astype(str)):
-        path = data_dir / rel if rel else None
-        img = None
-        if path is not None:
-            try:
-                img = load_image(path, max_pixels=max_pixels)
-            except (ImageError, OSError):
-                path = None
-        paths.append(path)
-        if img is None:
-            names.append("")
-            continue
-        colours[i], name = color_features_and_name(img, params, seed=seed)
-        names.append(name)
-    return paths, colours, names
-
-
-def _popularity(data_dir: Path, items: Any) -> np.ndarray:
-    """Training-window (ts < cutoff_ts) interaction count of each item; new SKUs have none."""
-    from modules.data.data_io import load_interactions, load_manifest, split_interactions
-
-    inter = load_interactions(data_dir)
-    if len(inter) == 0:
-        return np.zeros(len(items), dtype=np.float32)
-    train, _ = split_interactions(inter, int(load_manifest(data_dir)["cutoff_ts"]))
-    counts = train["item_id"].astype(str).value_counts()
-    return counts.reindex(items["item_id"].astype(str), fill_value=0).to_numpy(dtype=np.float32)
-
-
 def build_benchmark_engines(
     data_dir: str | Path,
     params: Mapping[str, Any],
@@ -287,59 +244,25 @@ def build_benchmark_engines(
     seed: int = 42,
     with_late: bool = True,
 ) -> BenchmarkEngines:
-    """Embed the catalog (SBERT text, the configured image space, colour features) and index it.
+    """Embed and index the catalog exactly as the pipeline does (``modules.search.build``: EmbeddingGen's
+    ``embed_catalog``, IndexBuilder's ``build_engine``), plus, unless the configured fusion is already ``late``,
+    the same catalog with late-average fusion (sharing the calibrated threshold).
 
-    Only ``train_queries`` are used for anything learned from queries (the learned fusion's pairs).
+    Only ``train_queries`` are used for anything learned from queries (the learned fusion's pairs, calibration).
     """
-    from modules.data.data_io import item_text, load_items
-    from modules.encoders.text import text_encoder_from_params
-    from modules.fusion import Fusion, build_train_pairs
-    from modules.search import SearchEngine, calibrate_from_train_queries
+    from modules.search.build import build_engine, embed_catalog
 
-    root = Path(data_dir)
-    timings: dict[str, float] = {}
-    items = load_items(root)
-    enc = params.get("encoders", {})
-
-    t = time.perf_counter()
-    text_encoder = text_encoder_from_params(dict(params))
-    text_emb = text_encoder.encode(item_text(items), batch_size=int(enc.get("text", {}).get("batch_size", 64)))
-    timings["text_embeddings"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    max_pixels = int(params.get("serving", {}).get("max_image_pixels", 40_000_000))
-    paths, colours, colour_names = _item_images(items, root, max_pixels, params, seed)
-    timings["colour_features"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    from modules.encoders.image_space import embed_catalog_images, image_kind
-
-    readable = np.array([p is not None for p in paths])
-    images = embed_catalog_images(paths, readable, text_emb, colours, params, seed, progress=False)
-    image_encoder, image_emb = images.encoder, images.vectors
-    timings["image_encoder"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    fusion_params = params.get("fusion", {})
-    method = str(fusion_params.get("method", "learned"))
-    pairs = build_train_pairs(items, text_encoder, list(train_queries), seed=seed) if method == "learned" else None
-    fusion = Fusion.build(method, text_emb, image_emb, fusion_params, seed=seed, train_pairs=pairs)
-    timings["fusion"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    popularity = _popularity(root, items)
-    common = dict(popularity=popularity, item_colors=colour_names)
-    engine = SearchEngine.build(items, text_emb, image_emb, colours, text_encoder, image_encoder, dict(params),
-                                fusion=fusion, **common)
+    emb = embed_catalog(data_dir, params, seed, progress=False)
+    built = build_engine(emb, data_dir, params, train_queries, seed)
+    timings = {**emb.seconds, **built.seconds}
     late_engine = None
-    if with_late and method != "late":
-        late = Fusion.build("late", text_emb, image_emb, fusion_params, seed=seed)
-        late_engine = SearchEngine.build(items, text_emb, image_emb, colours, text_encoder, image_encoder,
-                                         dict(params), fusion=late, **common)
-    timings["indexes"] = time.perf_counter() - t
-    threshold = calibrate_from_train_queries(engine, train_queries, params, seed=seed)
-    if late_engine is not None:
-        late_engine.low_conf_threshold = threshold
-    info = {"n_items": len(items), "n_with_image": int(images.has_image.sum()), "image_encoder": image_kind(params),
-            "fusion": method, "n_fusion_pairs": 0 if pairs is None else len(pairs[1])}
-    return BenchmarkEngines(engine, late_engine, timings, info)
+    if with_late and built.info["fusion"] != "late":
+        t = time.perf_counter()
+        late_engine = build_engine(emb, data_dir, params, train_queries, seed, fusion_method="late",
+                                   calibrate=False).engine
+        late_engine.low_conf_threshold = built.info["low_confidence_threshold"]
+        timings["late_engine"] = time.perf_counter() - t
+    info = {"n_items": built.info["n_items"], "n_with_image": int(emb.has_image.sum()), "image_encoder": emb.image_kind,
+            "fusion": built.info["fusion"], "n_fusion_pairs": built.info["n_fusion_pairs"],
+            "n_filled_items": built.info["n_filled_items"]}
+    return BenchmarkEngines(built.engine, late_engine, timings, info)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from modules.encoders.color_vocab import query_colour_synonyms
-from modules.retrieval.lexical import _fold_plural
+from modules.search.lexical import _fold_plural
 
 # Generic English synonyms (surface phrase -> canonical value). Targets missing from the catalog are dropped.
 DEFAULT_SYNONYMS: dict[str, dict[str, str]] = {

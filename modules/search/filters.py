@@ -1,12 +1,17 @@
-"""Validation of user-supplied search filters and their translation into a row mask."""
+"""Filters: validation of user-supplied search filters, and the mask of rows a query may return (filters, tombstones
+and, with ``hard_intents``, the parsed intents). Every retriever searches only these rows."""
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from modules.search.query import Intents
+    from modules.search.state import EngineState
 
 FILTER_KEYS = ("category", "price_min", "price_max", "gender")
 GENDERS = ("women", "men", "unisex")
@@ -65,3 +70,38 @@ def filter_mask(items: pd.DataFrame, filters: Mapping[str, Any]) -> np.ndarray |
     if "price_max" in filters:
         mask &= price <= filters["price_max"]
     return mask
+
+
+def allowed_rows(state: EngineState, filters: Mapping[str, Any] | None, intents: Intents | None = None) -> np.ndarray:
+    """The rows a query may return: alive, passing ``filters`` and, when ``intents`` is given (hard intents), its
+    category, gender, price range and colour."""
+    mask = state.alive.copy()
+    fm = filter_mask(state.items, validate_filters(filters))
+    if fm is not None:
+        mask &= fm
+    if intents is not None:  # hard intents
+        if intents.category:
+            mask &= state.cat == intents.category
+        if intents.gender:
+            mask &= (state.gender == intents.gender) | (state.gender == "unisex")
+        if intents.price_min is not None:
+            mask &= state.price >= intents.price_min
+        if intents.price_max is not None:
+            mask &= state.price <= intents.price_max
+        if intents.color:
+            mask &= color_mask(state, intents.color)
+    return mask
+
+
+def color_mask(state: EngineState, color: str) -> np.ndarray:
+    """Rows whose title colour or image dominant colour is ``color`` (cached until the catalog changes)."""
+    if color not in state.color_masks:
+        state.color_masks[color] = color_match(state, np.arange(state.n_rows), color).astype(bool)
+    return state.color_masks[color]
+
+
+def color_match(state: EngineState, rows: np.ndarray, color: str | None) -> np.ndarray:
+    """1.0 for each of ``rows`` whose title colour or image dominant colour is ``color``, else 0.0."""
+    if not color:
+        return np.zeros(len(rows), np.float32)
+    return np.array([color in state.title_colors[r] or state.item_colors[r] == color for r in rows], np.float32)

@@ -1,4 +1,4 @@
-"""LambdaMART re-ranker: LightGBM ``LGBMRanker`` (objective ``lambdarank``) over per-candidate features.
+"""Training the LambdaMART re-ranker (``modules.search.rerank.LambdaMARTRanker``) over per-candidate features.
 
 Training data come only from judged queries whose ``split`` is ``train``; the evaluation queries
 are never seen. Inside the train split a further by-query split (``ranking.valid_fraction``) gives
@@ -10,21 +10,15 @@ per row back (higher is better).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-MODEL_FILE = "model.txt"
-FEATURES_FILE = "features.json"
-
-
-class MissingFeatureError(ValueError):
-    """Raised when a candidate frame lacks columns the ranker was trained on."""
+from modules.search.features import RANK_FEATURES, query_kind
+from modules.search.rerank import LambdaMARTRanker, check_features
 
 
 def _ranking_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -112,15 +106,11 @@ def build_training_frame(
     grades (0 = not judged relevant), ``groups`` the row count of each query in order and ``qids``
     the query id of every row. Queries whose candidates hold no relevant item carry no ranking
     signal and are skipped. A query whose ``split`` is not ``train`` raises ``ValueError``.
-    ``features`` defaults to ``modules.search.RANK_FEATURES``; ``progress`` draws a tqdm bar over the queries.
+    ``features`` defaults to ``RANK_FEATURES``; ``progress`` draws a tqdm bar over the queries.
     """
     from tqdm import tqdm
 
-    if features is None:
-        from modules.search import RANK_FEATURES
-
-        features = RANK_FEATURES
-    features = list(features)
+    features = list(RANK_FEATURES if features is None else features)
     rp = _ranking_params(params)
     k_value = candidates_k if candidates_k is not None else rp.get("candidates_k")
     k = int(k_value) if k_value else None  # None: the whole candidate pool, exactly what serving re-ranks
@@ -148,19 +138,6 @@ def build_training_frame(
     return X, np.concatenate(labels), np.asarray(groups, dtype=np.int64), np.asarray(row_qids)
 
 
-def check_features(frame: pd.DataFrame, features: Sequence[str]) -> None:
-    """Raise ``MissingFeatureError`` naming every absent column, ``ValueError`` on non-numeric ones."""
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise MissingFeatureError(
-            f"candidate frame is missing ranker feature(s) {missing}; expected {list(features)}, "
-            f"got {list(frame.columns)}"
-        )
-    bad = [f for f in features if not pd.api.types.is_numeric_dtype(frame[f]) and not pd.api.types.is_bool_dtype(frame[f])]
-    if bad:
-        raise ValueError(f"ranker feature(s) {bad} must be numeric or boolean")
-
-
 def _groups_from_qids(qids: np.ndarray) -> np.ndarray:
     """Group sizes of contiguous runs of equal qids (LightGBM needs each query's rows together)."""
     if len(qids) == 0:
@@ -170,74 +147,52 @@ def _groups_from_qids(qids: np.ndarray) -> np.ndarray:
     return np.diff(bounds).astype(np.int64)
 
 
-# --------------------------------------------------------------------------------------------
-# The ranker
-# --------------------------------------------------------------------------------------------
-_SINGLE_THREAD_ROWS = 5000  # rerank() predicts on one thread up to this many rows (0 = LightGBM's default)
+def _check_training_rows(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, qids: np.ndarray | None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, qids)`` as arrays after checking that X, y, groups and qids agree (synthetic qids when none)."""
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError("X must be a pandas DataFrame of features")
+    y = np.asarray(y)
+    groups = np.asarray(groups, dtype=np.int64)
+    if len(X) != len(y) or int(groups.sum()) != len(X):
+        raise ValueError(f"inconsistent sizes: {len(X)} rows, {len(y)} labels, groups sum to {int(groups.sum())}")
+    check_features(X, list(X.columns))
+    if qids is None:
+        qids = np.repeat(np.array([f"g{i}" for i in range(len(groups))]), groups)
+    qids = np.asarray([str(q) for q in qids])
+    if len(qids) != len(X):
+        raise ValueError("qids must have one entry per row")
+    if not np.array_equal(_groups_from_qids(qids), groups):
+        raise ValueError("qids must match groups: each query's rows contiguous, in group order")
+    return y, qids
 
 
-class LambdaMARTRanker:
-    """A trained LightGBM LambdaMART booster plus the feature list it expects."""
+def _lgbm_ranker(rp: Mapping[str, Any], seed: int) -> lgb.LGBMRanker:
+    """The LambdaMART model the ``ranking:`` section describes (deterministic, row-wise)."""
+    return lgb.LGBMRanker(
+        objective="lambdarank",
+        n_estimators=int(rp.get("n_estimators", 400)),
+        learning_rate=float(rp.get("learning_rate", 0.05)),
+        num_leaves=int(rp.get("num_leaves", 31)),
+        min_child_samples=int(rp.get("min_data_in_leaf", 10)),
+        subsample=float(rp.get("bagging_fraction", 1.0)),
+        subsample_freq=1 if float(rp.get("bagging_fraction", 1.0)) < 1.0 else 0,
+        colsample_bytree=float(rp.get("feature_fraction", 1.0)),
+        random_state=seed,
+        n_jobs=int(rp.get("n_jobs", 2)),
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
+    )
 
-    def __init__(
-        self,
-        booster: lgb.Booster,
-        features: Sequence[str],
-        trained_qids: Iterable[str] = (),
-        info: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.booster = booster
-        self.features = list(features)
-        self.trained_qids = frozenset(str(q) for q in trained_qids)
-        self.info = dict(info or {})
 
-    def rerank(self, query_ctx: Any, candidates_df: pd.DataFrame) -> np.ndarray:
-        """Score each candidate row (higher is better). ``query_ctx`` is accepted for the engine's hook
-        signature; every query-dependent signal is already a column of ``candidates_df``."""
-        if not isinstance(candidates_df, pd.DataFrame):
-            raise TypeError("candidates_df must be a pandas DataFrame")
-        if len(candidates_df) == 0:
-            return np.zeros(0, dtype=np.float64)
-        check_features(candidates_df, self.features)
-        X = np.empty((len(candidates_df), len(self.features)), dtype=np.float32)   # C-contiguous, one copy
-        for j, f in enumerate(self.features):
-            X[:, j] = candidates_df[f].to_numpy(dtype=np.float32)
-        # One query's few hundred candidates: OpenMP start-up costs more than the trees, so predict on one thread.
-        threads = 1 if len(X) <= _SINGLE_THREAD_ROWS else 0
-        return np.asarray(self.booster.predict(X, num_threads=threads), dtype=np.float64)
-
-    def feature_importance(self, importance_type: str = "gain") -> dict[str, float]:
-        """Feature -> importance (total split gain by default), most important first."""
-        values = self.booster.feature_importance(importance_type=importance_type)
-        pairs = sorted(zip(self.features, values.tolist(), strict=True), key=lambda p: -p[1])
-        return {f: float(v) for f, v in pairs}
-
-    def applies_to(self, kind: str) -> bool:
-        """Whether to re-rank queries of ``kind`` (text/image/composed): only kinds where the ranker beat the
-        hybrid order on its validation queries (rankers trained without that check apply everywhere)."""
-        kinds = self.info.get("rerank_kinds")
-        return kinds is None or kind in kinds
-
-    def save(self, out_dir: str | Path) -> Path:
-        """Write ``model.txt`` (the LightGBM booster) and ``features.json`` (features, qids, info)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(out / MODEL_FILE))
-        meta = {"features": self.features, "trained_qids": sorted(self.trained_qids), "info": self.info}
-        (out / FEATURES_FILE).write_text(json.dumps(meta, indent=2))
-        return out
-
-    @classmethod
-    def load(cls, in_dir: str | Path) -> LambdaMARTRanker:
-        src = Path(in_dir)
-        model, feats = src / MODEL_FILE, src / FEATURES_FILE
-        if not model.is_file() or not feats.is_file():
-            raise FileNotFoundError(f"{src} must hold {MODEL_FILE} and {FEATURES_FILE}")
-        meta = json.loads(feats.read_text())
-        booster = lgb.Booster(model_file=str(model))
-        if list(booster.feature_name()) != list(meta["features"]):
-            raise ValueError(f"{feats} lists {meta['features']} but the booster has {booster.feature_name()}")
-        return cls(booster, meta["features"], meta.get("trained_qids", []), meta.get("info", {}))
+def _kind_gate(by_kind: Mapping[str, Mapping[str, float]], min_gain: float) -> dict[str, Any]:
+    """``validation_by_kind`` and the ``rerank_kinds`` where the ranker beat the hybrid order by ``min_gain``."""
+    if not by_kind:
+        return {}
+    return {"validation_by_kind": dict(by_kind),
+            "rerank_kinds": sorted(kind for kind, v in by_kind.items()
+                                   if v["ranker_ndcg"] >= v["pre_rerank_ndcg"] + min_gain)}
 
 
 def train_ranker(
@@ -255,39 +210,11 @@ def train_ranker(
     on an evaluation query; when omitted, synthetic group ids are used for the validation split.
     """
     rp = _ranking_params(params)
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError("X must be a pandas DataFrame of features")
-    y = np.asarray(y)
-    groups = np.asarray(groups, dtype=np.int64)
-    if len(X) != len(y) or int(groups.sum()) != len(X):
-        raise ValueError(f"inconsistent sizes: {len(X)} rows, {len(y)} labels, groups sum to {int(groups.sum())}")
-    check_features(X, list(X.columns))
-    if qids is None:
-        qids = np.repeat(np.array([f"g{i}" for i in range(len(groups))]), groups)
-    qids = np.asarray([str(q) for q in qids])
-    if len(qids) != len(X):
-        raise ValueError("qids must have one entry per row")
-    if not np.array_equal(_groups_from_qids(qids), groups):
-        raise ValueError("qids must match groups: each query's rows contiguous, in group order")
-
+    y, qids = _check_training_rows(X, y, groups, qids)
     features = [str(c) for c in X.columns]
     Xf = X.astype(np.float32).reset_index(drop=True)
     eval_at = [int(k) for k in rp.get("eval_at", [10])]
-    model = lgb.LGBMRanker(
-        objective="lambdarank",
-        n_estimators=int(rp.get("n_estimators", 400)),
-        learning_rate=float(rp.get("learning_rate", 0.05)),
-        num_leaves=int(rp.get("num_leaves", 31)),
-        min_child_samples=int(rp.get("min_data_in_leaf", 10)),
-        subsample=float(rp.get("bagging_fraction", 1.0)),
-        subsample_freq=1 if float(rp.get("bagging_fraction", 1.0)) < 1.0 else 0,
-        colsample_bytree=float(rp.get("feature_fraction", 1.0)),
-        random_state=seed,
-        n_jobs=int(rp.get("n_jobs", 2)),
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
-    )
+    model = _lgbm_ranker(rp, seed)
     train_rows, valid_rows = split_groups_for_validation(qids, float(rp.get("valid_fraction", 0.2)), seed)
     fit_kwargs: dict[str, Any] = {}
     info: dict[str, Any] = {"seed": seed, "eval_at": eval_at}
@@ -314,17 +241,8 @@ def train_ranker(
     if fit_kwargs:
         by_kind = validation_by_kind(Xf[valid_rows], y[valid_rows], qids[valid_rows], trimmed.predict(Xf[valid_rows]),
                                      k=eval_at[0])
-        if by_kind:
-            info["validation_by_kind"] = by_kind
-            min_gain = float(rp.get("min_validation_gain", 0.0))
-            info["rerank_kinds"] = sorted(kind for kind, v in by_kind.items()
-                                          if v["ranker_ndcg"] >= v["pre_rerank_ndcg"] + min_gain)
+        info.update(_kind_gate(by_kind, float(rp.get("min_validation_gain", 0.0))))
     return LambdaMARTRanker(trimmed, features, trained_qids=qids.tolist(), info=info)
-
-
-def query_kind(has_text: bool, has_image: bool) -> str:
-    """``text``, ``image`` or ``composed`` (photo + text): the re-ranker is gated per kind."""
-    return "composed" if has_text and has_image else ("image" if has_image else "text")
 
 
 def validation_by_kind(X: pd.DataFrame, y: np.ndarray, qids: np.ndarray, pred: np.ndarray,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from modules.query_understanding import DEFAULT_SYNONYMS
+from modules.search.query import DEFAULT_SYNONYMS
 
 # Candidate labels (general English, not the synthetic generator's lists): the canonical pattern names of the query
 # parser's pattern vocabulary, and common retail usage / occasion terms.

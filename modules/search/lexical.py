@@ -206,14 +206,18 @@ class _SafeTfidfUnpickler(pickle.Unpickler):
 
     ALLOWED = {
         ("sklearn.feature_extraction.text", "TfidfVectorizer"), ("sklearn.feature_extraction.text", "TfidfTransformer"),
-        ("modules.retrieval.lexical", "tokenize"), ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy", "float64"),
+        ("modules.search.lexical", "tokenize"), ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy", "float64"),
         ("numpy", "int64"), ("numpy", "int32"), ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"), ("scipy.sparse._csr", "csr_matrix"), ("scipy.sparse.csr", "csr_matrix"),
         ("builtins", "slice"), ("copyreg", "_reconstructor"), ("builtins", "object"),
     }
 
+    # Pickles written before issue 19 name the tokenizer by its old module path.
+    RENAMED = {("modules.retrieval.lexical", "tokenize"): ("modules.search.lexical", "tokenize")}
+
     def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
+        module, name = self.RENAMED.get((module, name), (module, name))
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"tfidf pickle refers to {module}.{name}: not allowed (re-push the bundle)")
         return super().find_class(module, name)

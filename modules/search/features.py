@@ -1,0 +1,118 @@
+"""Stage 5, features: one row per fused candidate with the ``RANK_FEATURES`` the re-ranker reads (and its training
+data is built from), and the hybrid score: RRF normalised to [0, 1] plus ``retrieval.intent_boost`` per matched
+intent (category, colour, pattern, gender, price, brand).
+
+Candidates travel as columns of equal length (numpy arrays rather than a DataFrame: at serving sizes the DataFrame
+bookkeeping cost more than the retrieval it described).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modules.search.encode import QueryVectors
+from modules.search.filters import color_match
+from modules.search.query import Intents
+from modules.search.retrieve import Retrieved
+
+if TYPE_CHECKING:
+    from modules.search.state import EngineState
+
+# Per-candidate features handed to the re-ranker (and built by ``candidate_features`` for its training data).
+RANK_FEATURES: list[str] = [
+    "bm25", "tfidf", "dense_text", "dense_image", "dense_fused", "rrf", "two_tower", "category_match",
+    "color_match", "pattern_match", "gender_match", "price", "price_in_range", "popularity", "is_cold", "color_sim",
+    "brand_match", "pre_rerank", "has_text", "has_image",
+]
+
+
+def query_kind(has_text: bool, has_image: bool) -> str:
+    """``text``, ``image`` or ``composed`` (photo + text): the re-ranker is gated per kind."""
+    return "composed" if has_text and has_image else ("image" if has_image else "text")
+
+
+def take(columns: Mapping[str, np.ndarray], order: np.ndarray) -> dict[str, np.ndarray]:
+    """Every column reordered by ``order``."""
+    return {name: values[order] for name, values in columns.items()}
+
+
+def empty_candidates() -> dict[str, np.ndarray]:
+    empty = {c: np.zeros(0, np.float64) for c in ("row", "score", *RANK_FEATURES)}
+    return {**empty, "item_id": np.zeros(0, object), "row": np.zeros(0, dtype=np.int64)}
+
+
+def _intent_columns(state: EngineState, rows: np.ndarray, intents: Intents, col: Any) -> dict[str, np.ndarray]:
+    """Which candidates match each intent the query expressed (0 for intents it did not express)."""
+    m = len(rows)
+    price = state.price[rows]
+    return {
+        "category_match": col((state.cat[rows] == intents.category).astype(np.float32) if intents.category else 0.0),
+        "color_match": col(color_match(state, rows, intents.color)),
+        "pattern_match": col(np.fromiter((intents.pattern in state.patterns[r] for r in rows), np.float32, m)
+                             if intents.pattern else 0.0),
+        "gender_match": col(((state.gender[rows] == intents.gender) * 1.0
+                             + (state.gender[rows] == "unisex") * 0.5).astype(np.float32)
+                            if intents.gender else 0.0),
+        "price_in_range": ((price >= (intents.price_min or 0.0))
+                           & (price <= (intents.price_max if intents.price_max is not None else np.inf))
+                           ).astype(np.float32),
+        "brand_match": col((state.brand[rows] == intents.brand).astype(np.float32) if intents.brand else 0.0),
+    }
+
+
+def _hybrid_score(feats: dict[str, np.ndarray], intents: Intents, intent_boost: float) -> np.ndarray:
+    """RRF normalised to [0, 1] plus ``intent_boost`` per matched intent. Soft boosts: only intents the query
+    actually expressed count."""
+    matched = np.zeros(len(feats["rrf"]))
+    for name, present in (("category_match", intents.category), ("color_match", intents.color),
+                          ("pattern_match", intents.pattern), ("gender_match", intents.gender),
+                          ("price_in_range", intents.price_min is not None or intents.price_max is not None),
+                          ("brand_match", intents.brand)):
+        if present:
+            matched += feats[name].astype(np.float64)
+    return feats["rrf"] / feats["rrf"].max() + intent_boost * matched
+
+
+def candidate_columns(state: EngineState, text: str | None, retrieval_text: str, has_image: bool,
+                      vec: QueryVectors, intents: Intents, retrieved: Retrieved, fused: Mapping[int, float],
+                      context: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
+    """The fused candidates, best hybrid score first (ties: lower row), as columns: ``item_id``, ``row``,
+    ``RANK_FEATURES`` and ``score`` (the pre-rerank score). ``fused``: row -> RRF score (non-empty)."""
+    rows = np.array(sorted(fused), dtype=np.int64)
+    two_tower = (context or {}).get("two_tower") or {}
+    m = len(rows)
+
+    def col(value: Any) -> np.ndarray:  # a scalar feature broadcast to one value per candidate
+        return np.full(m, value, np.float64) if np.ndim(value) == 0 else np.asarray(value)
+
+    ids = state.row_ids[rows]
+    intent_cols = _intent_columns(state, rows, intents, col)
+    feats: dict[str, np.ndarray] = {
+        "item_id": ids,
+        "row": rows,
+        "bm25": retrieved.bm25[rows],
+        "tfidf": state.tfidf.scores_rows(retrieval_text, rows) if text else np.zeros(m, np.float32),
+        "dense_text": col(state.text_index.score(vec.text, rows) if vec.text is not None else 0.0),
+        "dense_image": col(state.image_index.score(vec.image, rows) if vec.image is not None else 0.0),
+        "dense_fused": col(state.fused_index.score(vec.fused, rows)),
+        "rrf": np.fromiter((fused[int(r)] for r in rows), np.float64, m),
+        "two_tower": (np.fromiter((float(two_tower.get(i, 0.0)) for i in ids), np.float64, m) if two_tower
+                      else np.zeros(m, np.float64)),
+        "category_match": intent_cols["category_match"],
+        "color_match": intent_cols["color_match"],
+        "pattern_match": intent_cols["pattern_match"],
+        "gender_match": intent_cols["gender_match"],
+        "price": state.price[rows],
+        "price_in_range": intent_cols["price_in_range"],
+        "popularity": state.popularity[rows],
+        "is_cold": ((state.popularity[rows] <= 0) | state.live_added[rows]).astype(np.float32),
+        "color_sim": retrieved.color_sim[rows],
+        "brand_match": intent_cols["brand_match"],
+        "has_text": col(float(bool(text))),  # query kind
+        "has_image": col(float(has_image)),
+    }
+    feats["score"] = _hybrid_score(feats, intents, float(state.hp.get("intent_boost", 0.15)))
+    feats["pre_rerank"] = feats["score"]  # the hybrid order the re-ranker starts from
+    return take(feats, np.lexsort((rows, -feats["score"])))

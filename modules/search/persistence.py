@@ -1,0 +1,130 @@
+"""Save and load an ``EngineState`` (the bundle's ``search/`` directory; the layout is the bundle format)::
+
+    items.parquet  text_index/  image_index/  fused_index/  color_feats.npy (optional)  popularity.npy
+    bm25/  tfidf.pkl  fusion/  calibration.json  query_parser.json  filled_attributes.json  engine.json
+
+The image tower itself is saved by the pipeline next to it under ``image_tower/``; only its reference is recorded.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modules.search.dense import DenseIndex
+from modules.search.fusion import Fusion
+from modules.search.lexical import BM25Index, TfidfIndex
+from modules.search.query import QueryParser
+from modules.search.state import EngineState, section
+
+
+def encoder_kind(encoder: Any) -> str:
+    """How a saved engine finds its image encoder again: backbone (LiT), clip, color or tower."""
+    if hasattr(encoder, "text_to_image_space"):
+        return "backbone"
+    if hasattr(encoder, "encode_texts"):
+        return "clip"
+    return "color" if getattr(encoder, "name", "") == "color" else "tower"
+
+
+def save_state(s: EngineState, directory: str | Path) -> Path:
+    """Write the engine to ``directory``."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    s.items.to_parquet(d / "items.parquet", index=False)
+    s.text_index.save(d / "text_index")
+    s.image_index.save(d / "image_index")
+    s.fused_index.save(d / "fused_index")
+    if s.color_feats is not None:
+        np.save(d / "color_feats.npy", s.color_feats)
+    np.save(d / "popularity.npy", s.popularity)
+    s.bm25.save(d / "bm25")
+    s.tfidf.save(d / "tfidf.pkl")
+    s.fusion.save(d / "fusion")
+    (d / "calibration.json").write_text(json.dumps({"low_confidence_threshold": s.low_conf_threshold}))
+    (d / "query_parser.json").write_text(json.dumps(s.parser.to_json()))
+    (d / "filled_attributes.json").write_text(json.dumps(s.filled or {}))
+    enc = s.image_encoder
+    state = {
+        "format": 1,
+        "params": s.params,
+        "alive": s.alive.astype(int).tolist(),
+        "live_added": s.live_added.astype(int).tolist(),
+        "item_colors": s.item_colors,
+        "text_encoder": getattr(s.text_encoder, "name", None),
+        "image_encoder": None if enc is None else {
+            "class": type(enc).__name__, "name": getattr(enc, "name", None),
+            "kind": encoder_kind(enc), "dir": "image_tower"},
+    }
+    (d / "engine.json").write_text(json.dumps(state))
+    return d
+
+
+def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, text_encoder: Any = None,
+               image_encoder: Any = None, ranker: Any = None) -> EngineState:
+    """Load a saved engine (no TFX needed). Encoders not passed are rebuilt from params / the bundle:
+    the text encoder from ``encoders.text``, the image tower from ``<directory>/image_tower`` (or the sibling
+    ``../image_tower``), CLIP from ``encoders.image.clip_model``."""
+    d = Path(directory)
+    if not (d / "engine.json").is_file():
+        raise FileNotFoundError(f"{d} is not a saved SearchEngine (no engine.json)")
+    saved = json.loads((d / "engine.json").read_text())
+    engine_params = dict(saved["params"])
+    if params is not None:
+        for name in ("retrieval", "fusion", "encoders"):
+            if section(params, name):
+                engine_params[name] = section(params, name)
+    hnsw = engine_params["retrieval"].get("hnsw", {})
+    ef, below = int(hnsw.get("ef_search", 128)), int(hnsw.get("filter_exact_below", 0))
+    filled_path = d / "filled_attributes.json"
+    # keyword arguments are evaluated in order: the files first, the (slow) encoders last
+    return EngineState(
+        items=pd.read_parquet(d / "items.parquet"),
+        text_index=DenseIndex.load(d / "text_index", ef, below),
+        image_index=DenseIndex.load(d / "image_index", ef, below),
+        fused_index=DenseIndex.load(d / "fused_index", ef, below),
+        color_feats=np.load(d / "color_feats.npy") if (d / "color_feats.npy").is_file() else None,
+        popularity=np.load(d / "popularity.npy"),
+        bm25=BM25Index.load(d / "bm25"),
+        tfidf=TfidfIndex.load(d / "tfidf.pkl"),
+        fusion=Fusion.load(d / "fusion"),
+        low_conf_threshold=json.loads((d / "calibration.json").read_text())["low_confidence_threshold"],
+        parser=QueryParser.from_json(json.loads((d / "query_parser.json").read_text())),
+        alive=np.asarray(saved["alive"], dtype=bool),
+        live_added=np.asarray(saved["live_added"], dtype=bool),
+        item_colors=list(saved["item_colors"]),
+        filled=json.loads(filled_path.read_text()) if filled_path.is_file() else {},
+        ranker=ranker,
+        params=engine_params,
+        text_encoder=text_encoder if text_encoder is not None else _text_encoder(engine_params),
+        image_encoder=image_encoder if image_encoder is not None else load_image_encoder(d, saved),
+    )
+
+
+def _text_encoder(engine_params: Mapping[str, Any]) -> Any:
+    from modules.encoders.text import text_encoder_from_params
+
+    return text_encoder_from_params({"encoders": engine_params.get("encoders", {})})
+
+
+def load_image_encoder(d: Path, saved: Mapping[str, Any]) -> Any:
+    """The image encoder a saved engine refers to: CLIP by name, else the tower next to the engine."""
+    ref = saved.get("image_encoder")
+    if not ref:
+        return None
+    if ref.get("kind") == "clip":
+        from modules.encoders.clip import ClipEncoder
+
+        clip_model = saved["params"].get("encoders", {}).get("image", {}).get("clip_model") or ref.get("name")
+        return ClipEncoder(clip_model)
+    for tower_dir in (d / ref.get("dir", "image_tower"), d.parent / ref.get("dir", "image_tower")):
+        if tower_dir.is_dir():
+            from modules.encoders.image_space import load_image_encoder as load_tower
+
+            return load_tower(tower_dir, saved["params"])
+    raise FileNotFoundError(f"image tower not found next to {d} (expected {d / 'image_tower'}); pass "
+                            "image_encoder= to SearchEngine.load")

@@ -1,0 +1,122 @@
+"""Stage 3, retrieve: the candidate lists of a query, each searched only over the allowed rows -- lexical (BM25 over
+the whole catalog plus the live delta index), dense text, dense image, a photo list (image-tower cosine blended with
+model-free colour features), dense fused, and "like this but in <colour>" -- plus the single-retriever baselines.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from modules.search.dense import l2_normalize
+from modules.search.encode import QueryVectors, image_space_text, text_fused_query
+from modules.search.filters import color_mask
+from modules.search.query import Intents
+
+if TYPE_CHECKING:
+    from modules.search.state import EngineState
+
+
+def top_from_scores(scores: np.ndarray, allowed: np.ndarray, k: int, positive_only: bool = True) -> np.ndarray:
+    """The ``k`` allowed rows with the highest scores (ties: lower row first); only positive scores by default."""
+    s = np.where(allowed, scores, -np.inf)
+    cand = np.flatnonzero(s > 0) if positive_only else np.flatnonzero(allowed)
+    if len(cand) == 0:
+        return cand
+    order = np.lexsort((cand, -s[cand]))
+    return cand[order][:k]
+
+
+def photo_similarity(state: EngineState, img: Image.Image, q_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """Image -> image similarity of a query photo to every row, with the colour-feature cosine and the photo's
+    named dominant colour: ``retrieval.photo.tower_weight * cos(tower) + color_weight * cos(colour features)
+    + dominant_color_bonus * [same dominant colour]``. The model-free colour features (background removed,
+    exposure-normalised for busy scenes) are robust to a shopper's clutter and lighting, where the tower's
+    view of shape is not; weights tuned on TRAIN image queries (params.yaml)."""
+    from modules.encoders.color import color_features_and_name
+
+    cfg = dict(state.hp.get("photo", {}))
+    w_tower = float(cfg.get("tower_weight", 0.25))
+    w_color = float(cfg.get("color_weight", 0.75))
+    bonus = float(cfg.get("dominant_color_bonus", 0.1))
+    img = img.convert("RGB")
+    q_color, dominant = color_features_and_name(img, state.params.get("encoders", {}).get("color"))
+    tower_sim = state.image_index.vectors @ l2_normalize(q_photo).ravel()
+    unit = state.color_unit
+    if unit is None:
+        color_sim = np.zeros(state.n_rows, np.float32)
+    else:
+        color_sim = unit @ l2_normalize(q_color).ravel()
+    same = (state.item_color_names == dominant).astype(np.float32)
+    return (w_tower * tower_sim + w_color * color_sim + bonus * same).astype(np.float32), color_sim, dominant
+
+
+@dataclass
+class Retrieved:
+    lists: dict[str, np.ndarray]   # list name -> rows, best first
+    bm25: np.ndarray               # BM25 score of every row (zeros without text)
+    color_sim: np.ndarray          # colour-feature cosine of every row to the query photo (zeros without one)
+
+
+def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Image.Image | None, vec: QueryVectors,
+             intents: Intents, allowed: np.ndarray) -> Retrieved:
+    """Every candidate list of the query, ``retrieval.candidates`` rows each. A photo query without a colour
+    intent takes the photo's dominant colour as its (model-free) colour intent: ``intents.color`` is set here."""
+    pool = int(state.hp.get("candidates", 200))
+    n = state.n_rows
+    color_sim = np.zeros(n, np.float32)
+    photo_sim = None
+    if vec.photo is not None:
+        photo_sim, color_sim, dominant = photo_similarity(state, img, vec.photo)
+        if not intents.color and text is None and state.hp.get("photo", {}).get("dominant_color_intent", True):
+            intents.color = dominant  # model-free colour intent of a photo query
+
+    lists: dict[str, np.ndarray] = {}
+    bm25 = state.bm25.scores(retrieval_text, n) if text else np.zeros(n, np.float32)
+    if text and img is None:
+        lists["bm25"] = top_from_scores(bm25, allowed, pool)
+        lists["text"] = state.text_index.search(vec.text, pool, allowed)[1]
+    if vec.image is not None:
+        lists["image"] = state.image_index.search(vec.image, pool, allowed)[1]
+    if photo_sim is not None and text is None:
+        lists["photo"] = top_from_scores(photo_sim, allowed, pool, positive_only=False)
+    lists["fusion"] = state.fused_index.search(vec.fused, pool, allowed)[1]
+    if vec.photo is not None and text and intents.color:
+        # "like this but in navy": the items nearest to the photo among those of the requested colour.
+        in_color = allowed & color_mask(state, intents.color)
+        lists["image_in_color"] = state.image_index.search(vec.photo, pool, in_color)[1]
+    return Retrieved(lists=lists, bm25=bm25, color_sim=color_sim)
+
+
+def text_confidence(state: EngineState, q_text: np.ndarray) -> float:
+    """Best dense (text) cosine of a query vector over the alive rows: the signal behind ``low_confidence``."""
+    return float(state.text_index.search(q_text, 1, state.alive)[0].max(initial=-1.0))
+
+
+def single_retriever(state: EngineState, text: str, retriever: str, top_k: int, allowed: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """``(scores, rows, confidence)`` of one retriever alone (bm25 | tfidf | text | image | fusion): the
+    benchmark baselines. ``confidence`` is ``None`` for the lexical retrievers."""
+    if retriever in ("bm25", "tfidf"):
+        scores = state.bm25.scores(text, state.n_rows) if retriever == "bm25" else state.tfidf.scores(text)
+        rows = top_from_scores(scores, allowed, top_k)
+        return scores[rows], rows, None
+    q_text = np.asarray(state.text_encoder.encode_query(text), np.float32)
+    if retriever == "text":
+        vals, rows = state.text_index.search(q_text, top_k, allowed)
+    elif retriever == "image":
+        q_img = image_space_text(state, text, q_text)
+        if q_img is None:
+            raise ValueError("retriever 'image' needs a text-aligned image encoder (image tower or CLIP)")
+        vals, rows = state.image_index.search(q_img, top_k, allowed)
+    else:
+        vals, rows = state.fused_index.search(text_fused_query(state, text, q_text), top_k, allowed)
+    return vals, rows, text_confidence(state, q_text)
+
+
+def similar_rows(state: EngineState, row: int, top_k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows nearest to ``row`` in the fused space (``row`` itself excluded)."""
+    allowed[row] = False
+    return state.fused_index.search(state.fused_index.vectors[row], top_k, allowed)
