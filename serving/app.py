@@ -31,7 +31,8 @@ from starlette.concurrency import run_in_threadpool
 from modules.bundle import BundleError
 from modules.config import load_params
 from modules.data.images import ImageError
-from serving.bundle_manager import BundleLoader, BundleManager, ServingBundle, load_components
+from serving.bundle_loading import BundleLoader, ServingBundle, load_components
+from serving.bundle_manager import BundleManager
 from serving.feature_store import FeatureStoreAdapter
 from serving.guard import RequestGuard, admin_problem
 from serving.look_route import register_look_route
