@@ -4,7 +4,7 @@
 
 Builds (once, cached in --work) a real bundle from a generated catalog the way tests/serving_fixtures.py does
 (MiniLM text, frozen EfficientNet-Lite3 + LiT, LambdaMART re-ranker), generates look photos into its DATA_DIR
-(modules/data/catalog/looks.py), loads the pushed bundle with serving.bundle_manager.load_components and prints:
+(modules/data/catalog/looks.py), loads the pushed bundle with serving.bundle_loading.load_components and prints:
 
 - region recall: share of the looks' true items covered by a proposed region at IoU >= 0.5;
 - region hit@10: share of those matched regions whose top 10 (engine.search_image on the region's crop) holds
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     from modules.bundle import read_latest
     from modules.config import load_params
     from modules.data.catalog.looks import generate_looks
-    from serving.bundle_manager import load_components
+    from serving.bundle_loading import load_components
 
     params = load_params()
     serving_dir = build(args.work, args.n_items, args.seed)

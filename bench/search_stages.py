@@ -74,7 +74,7 @@ def instrument(engine: Any) -> StageClock:
 def main(argv: list[str] | None = None) -> int:
     from bench._common import eval_text_queries, latest_bundle_or_exit
     from modules.config import load_params
-    from serving.bundle_manager import load_components
+    from serving.bundle_loading import load_components
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serving-dir", required=True)

@@ -27,7 +27,8 @@ from fastapi.responses import JSONResponse, ORJSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from modules.config import load_params
-from serving.bundle_manager import BundleLoader, BundleManager, ServingBundle, load_components
+from serving.bundle_loading import BundleLoader, ServingBundle, load_components
+from serving.bundle_manager import BundleManager
 from serving.deps import Settings
 from serving.feature_store import FeatureStoreAdapter
 from serving.guard import RequestGuard

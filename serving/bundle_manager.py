@@ -13,64 +13,28 @@ searches run in parallel (thread-local tokenizers, onnxruntime sessions, FAISS p
 one-thread LightGBM predicts are all safe to share), and each bundle's readers-writer lock only keeps a live
 add/delete (which changes the engine's arrays and indexes) from running while that bundle is being searched.
 Live adds are write-ahead: image files and the log record are fsynced before the engine changes.
+
+Loading one version into a `ServingBundle` is serving/bundle_loading.py; live adds/deletes and the delta-log
+replay are serving/live_catalog.py (mixed into `BundleManager`).
 """
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from modules.bundle import BundleError, read_latest, verify_bundle
+from modules.bundle import BundleError, read_latest
 from modules.config import load_params
-from modules.data.images import ImageError, load_image
+from serving.bundle_loading import BundleLoader, ServingBundle, build_bundle, load_components
 from serving.delta import DeltaLog
-from serving.rwlock import RWLock
+from serving.live_catalog import LiveCatalogMixin
 
 log = logging.getLogger("pixelmatch.serving")
 
-REQUIRED_MANIFEST_KEYS = ("files",)
 LAST_GOOD_FILE = "LAST_GOOD"
-ITEM_FIELDS = ("item_id", "title", "description", "category", "brand", "price", "gender", "image_path")
-# items.csv columns that are not free attributes
-_CORE_COLUMNS = {*ITEM_FIELDS, "created_at"}
-
-
-def _clean(value: Any) -> Any:
-    """pandas/numpy scalars -> JSON-friendly Python values (NaN -> None)."""
-    if value is None:
-        return None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-@dataclass
-class ServingBundle:
-    """Everything one request needs; the engine and tables change only under `lock.write()`."""
-
-    version: str
-    path: Path
-    manifest: dict[str, Any]
-    engine: Any                          # modules.search.SearchEngine
-    recommender: Any | None              # modules.recommend.hybrid.HybridRecommender
-    items: dict[str, dict[str, Any]]     # item_id -> display record (bundle + live items)
-    image_files: dict[str, Path]         # item_id -> image file inside the bundle or delta_images/
-    loaded_at: float = field(default_factory=time.time)
-    # Searches take lock.read() (many at once); live adds/deletes take lock.write(). The recommender is not
-    # known to be thread-safe, so recommend calls take lock.write() too.
-    lock: RWLock = field(default_factory=RWLock)
-    live_added: set[str] = field(default_factory=set)
-    live_deleted: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -82,77 +46,7 @@ class ReloadResult:
     load_ms: float | None = None
 
 
-BundleLoader = Callable[[Path, dict], tuple[Any, Any | None]]
-
-
-def load_components(version_dir: Path, params: dict) -> tuple[Any, Any | None]:
-    """Default loader: SearchEngine from `search/` with the LambdaMART re-ranker from `ranker/` (optional),
-    HybridRecommender from `recommend/` (optional). The query encoder is the bundle's ONNX runtime
-    (`model/text_runtime/`) when it has one and encoders.text.runtime.kind is onnx, else the TF encoder."""
-    from modules.search import SearchEngine
-
-    ranker = None
-    if (version_dir / "ranker").is_dir():
-        from modules.search.rerank import LambdaMARTRanker
-
-        ranker = LambdaMARTRanker.load(version_dir / "ranker")
-    engine = SearchEngine.load(version_dir / "search", params=params, ranker=ranker,
-                               text_encoder=runtime_text_encoder(version_dir, params))
-    recommender = None
-    if (version_dir / "recommend").is_dir():
-        from modules.recommend.hybrid import HybridRecommender
-
-        recommender = HybridRecommender.load(version_dir / "recommend")
-    return engine, recommender
-
-
-def runtime_text_encoder(version_dir: Path, params: dict) -> Any | None:
-    """The bundle's onnxruntime query encoder, or None (SearchEngine.load then builds the TF one)."""
-    from modules.encoders.text_runtime import RUNTIME_FILE, load_runtime, runtime_params
-
-    rt_dir = version_dir / "model" / "text_runtime"
-    if runtime_params(params)["kind"] != "onnx" or not (rt_dir / RUNTIME_FILE).is_file():
-        log.info("%s: no ONNX text runtime; using the TensorFlow text encoder", version_dir.name)
-        return None
-    return load_runtime(rt_dir, params)
-
-
-def item_table(engine: Any, version_dir: Path) -> pd.DataFrame:
-    """The catalogue the engine indexes: `engine.items` if it has one, else `search/items.parquet`."""
-    items = getattr(engine, "items", None)
-    if isinstance(items, pd.DataFrame):
-        alive = getattr(engine, "alive", None)   # SearchEngine keeps tombstoned rows with alive=False
-        if alive is not None and len(alive) == len(items):
-            items = items[np.asarray(alive, dtype=bool)]
-        return items.drop_duplicates("item_id", keep="last")
-    path = version_dir / "search" / "items.parquet"
-    if path.is_file():
-        return pd.read_parquet(path)
-    raise BundleError(f"{version_dir}: no item table (engine.items or search/items.parquet)")
-
-
-def _records_and_images(df: pd.DataFrame, version_dir: Path) -> tuple[dict[str, dict], dict[str, Path]]:
-    records: dict[str, dict[str, Any]] = {}
-    images: dict[str, Path] = {}
-    root = version_dir.resolve()
-    attr_cols = [c for c in df.columns if c not in _CORE_COLUMNS]
-    for row in df.to_dict(orient="records"):
-        item_id = str(row["item_id"])
-        rec = {k: _clean(row.get(k)) for k in ITEM_FIELDS if k in row}
-        rec["item_id"] = item_id
-        rec["title"] = str(rec.get("title") or "")
-        rec["attributes"] = {c: str(v) for c in attr_cols if (v := _clean(row.get(c))) not in (None, "")}
-        records[item_id] = rec
-        rel = rec.get("image_path")
-        if rel:
-            # Resolved once, at load time, from the bundle's own table; must stay inside the bundle.
-            p = (root / str(rel)).resolve()
-            if root in p.parents and p.is_file():
-                images[item_id] = p
-    return records, images
-
-
-class BundleManager:
+class BundleManager(LiveCatalogMixin):
     def __init__(
         self,
         serving_dir: str | Path,
@@ -202,34 +96,7 @@ class BundleManager:
 
     def build(self, version: str, vdir: Path) -> ServingBundle:
         """Verify and load one version completely (no swap). Raises on any problem."""
-        manifest = verify_bundle(vdir)
-        missing = [k for k in REQUIRED_MANIFEST_KEYS if k not in manifest]
-        if missing:
-            raise BundleError(f"{vdir}/manifest.json lacks {missing}")
-        engine, recommender = self.loader(vdir, self.params)
-        df = item_table(engine, vdir)
-        if df.empty:
-            raise BundleError(f"{vdir}: the item table is empty")
-        records, images = _records_and_images(df, vdir)
-        bundle = ServingBundle(version=version, path=vdir, manifest=manifest, engine=engine,
-                               recommender=recommender, items=records, image_files=images)
-        if self.prepare is not None:
-            self.prepare(bundle)
-        self._smoke_test(bundle)
-        return bundle
-
-    @staticmethod
-    def _smoke_test(bundle: ServingBundle) -> None:
-        """The index and query encoder must answer with a catalogue item before we serve them."""
-        first_id = next(iter(bundle.items))
-        probe = bundle.items[first_id]["title"] or first_id
-        try:
-            with bundle.lock.read():
-                resp = bundle.engine.search_text(probe, top_k=1)
-        except Exception as exc:  # any failure here means the bundle is unusable
-            raise BundleError(f"{bundle.path}: smoke query failed: {type(exc).__name__}: {exc}") from exc
-        if not resp.results or str(resp.results[0].item_id) not in bundle.items:
-            raise BundleError(f"{bundle.path}: smoke query returned no catalogue item")
+        return build_bundle(version, vdir, self.params, self.loader, self.prepare)
 
     def reload(self, force: bool = False) -> ReloadResult:
         """Load the version LATEST names and swap it in. Never raises for a bad bundle: the old
@@ -332,134 +199,3 @@ class BundleManager:
         if self._watcher is not None:
             self._watcher.join(timeout=5)
             self._watcher = None
-
-    # ---- live catalogue changes ----------------------------------------------------------
-    def decode_image(self, data: bytes) -> Any:
-        """Untrusted image bytes -> RGB image; at most serving.max_concurrent_decodes decodes at once."""
-        with self._decode_slots:
-            return load_image(data, max_pixels=self.max_pixels, min_side=self.min_side)
-
-    def _decode_item_image(self, image_b64: str | None) -> Any:
-        if not image_b64:
-            return None
-        import base64
-        import binascii
-
-        try:
-            data = base64.b64decode(image_b64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ImageError(f"image_base64 is not valid base64: {exc}") from exc
-        return self.decode_image(data)
-
-    @staticmethod
-    def _engine_record(item: dict[str, Any]) -> dict[str, Any]:
-        """AddItem fields -> the items.csv-shaped record SearchEngine.add_items takes."""
-        rec = {k: item.get(k) for k in ("item_id", "title", "description", "category", "brand", "price", "gender")}
-        rec["description"] = rec.get("description") or ""
-        rec.update({k: v for k, v in (item.get("attributes") or {}).items() if k not in rec})
-        return rec
-
-    def _apply_add(self, bundle: ServingBundle, entries: list[tuple[dict, Any, str | None]]) -> None:
-        """Insert items into `bundle` (caller holds the mutation lock)."""
-        records = [self._engine_record(item) for item, _, _ in entries]
-        images = [img for _, img, _ in entries]
-        with bundle.lock.write():
-            bundle.engine.add_items(records, images)
-            for item, _, image_file in entries:
-                iid = item["item_id"]
-                rec = {k: item.get(k) for k in ITEM_FIELDS if k != "image_path"}
-                rec["attributes"] = dict(item.get("attributes") or {})
-                rec["live_added"] = True
-                bundle.items[iid] = rec
-                p = self.delta.image_path(image_file)
-                if p is not None:
-                    bundle.image_files[iid] = p
-                else:
-                    bundle.image_files.pop(iid, None)
-                bundle.live_added.add(iid)
-                bundle.live_deleted.discard(iid)
-
-    def _apply_delete(self, bundle: ServingBundle, item_id: str) -> None:
-        with bundle.lock.write():
-            bundle.engine.delete_item(item_id)
-            bundle.items.pop(item_id, None)
-            bundle.image_files.pop(item_id, None)
-            bundle.live_added.discard(item_id)
-            bundle.live_deleted.add(item_id)
-
-    def _replay_delta(self, bundle: ServingBundle) -> None:
-        """Re-apply the delta log onto a freshly loaded bundle (before it is swapped in)."""
-        state = self.delta.state()
-        for item_id in state.deleted:
-            if item_id in bundle.items:
-                try:
-                    self._apply_delete(bundle, item_id)
-                except KeyError:
-                    pass
-        entries = []
-        for entry in state.added.values():
-            item = entry["item"]
-            img = None
-            p = self.delta.image_path(entry.get("image_file"))
-            if p is not None:
-                try:
-                    img = load_image(p, max_pixels=self.max_pixels)
-                except ImageError as exc:
-                    log.warning("delta image for %s unusable (%s); adding without image", item["item_id"], exc)
-            entries.append((item, img, entry.get("image_file")))
-        if entries:  # add_items replaces an id the bundle already has (live values win)
-            try:
-                self._apply_add(bundle, entries)
-            except Exception as exc:   # one bad record must not refuse every bundle (a crash loop): add one by one
-                log.warning("delta replay batch failed (%s: %s); replaying item by item", type(exc).__name__, exc)
-                for entry in entries:
-                    try:
-                        self._apply_add(bundle, [entry])
-                    except Exception as exc1:
-                        log.error("delta record for %s skipped: %s: %s", entry[0].get("item_id"),
-                                  type(exc1).__name__, exc1)
-        if state.added or state.deleted:
-            log.info("replayed delta log: %d live items, %d deletions", len(state.added), len(state.deleted))
-
-    def add_items(self, items: list[dict[str, Any]]) -> tuple[ServingBundle, float]:
-        """Decode images, store them and append to the delta log (fsync), then insert into the live engine.
-
-        Write-ahead: what the engine shows is always in the log. If the insert itself fails after logging,
-        the ids that were new are tombstoned in the log (an update of an existing id stays logged and is
-        applied at the next replay: the client got an error and retries the same upsert).
-        Returns the bundle it was applied to and the add-to-searchable latency in ms.
-        Raises ImageError / ValueError for bad input (nothing is logged or inserted then).
-        """
-        t0 = time.perf_counter()
-        decoded = [(item, self._decode_item_image(item.get("image_base64"))) for item in items]
-        with self._mutation_lock:
-            bundle = self._bundle
-            if bundle is None:
-                raise BundleError("no bundle loaded")
-            entries = []
-            log_records = []
-            for item, img in decoded:
-                stored = {k: v for k, v in item.items() if k != "image_base64"}
-                image_file = self.delta.store_image(img) if img is not None else None
-                entries.append((stored, img, image_file))
-                log_records.append({"op": "add", "item": stored, "image_file": image_file})
-            self.delta.append(log_records)   # fsynced before the engine changes
-            try:
-                self._apply_add(bundle, entries)   # an existing id is replaced (update semantics)
-            except Exception:
-                new_ids = [item["item_id"] for item, _, _ in entries if item["item_id"] not in bundle.items]
-                self.delta.append([{"op": "delete", "item_id": i} for i in new_ids])
-                raise
-        return bundle, (time.perf_counter() - t0) * 1000.0
-
-    def delete_item(self, item_id: str) -> ServingBundle:
-        """Tombstone an item in the live index and record it in the delta log. KeyError if unknown."""
-        with self._mutation_lock:
-            bundle = self._bundle
-            if bundle is None:
-                raise BundleError("no bundle loaded")
-            if item_id not in bundle.items:
-                raise KeyError(item_id)
-            self.delta.append([{"op": "delete", "item_id": item_id}])   # write-ahead
-            self._apply_delete(bundle, item_id)
-        return bundle

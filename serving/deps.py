@@ -21,7 +21,8 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from modules.config import load_params
-from serving.bundle_manager import BundleManager, ServingBundle
+from serving.bundle_loading import ServingBundle
+from serving.bundle_manager import BundleManager
 from serving.feature_store import FeatureStoreAdapter
 from serving.guard import admin_problem
 from serving.monitoring import Metrics

@@ -134,7 +134,7 @@ def _bundle_tokenizer(bundle: Any) -> tuple[Any, int | None]:
 
 
 def plug_tf_serving(bundle: Any, url: str, cfg: dict) -> None:
-    """Replace the engine's in-process query encoder of a loaded ``serving.bundle_manager.ServingBundle`` by TF
+    """Replace the engine's in-process query encoder of a loaded ``serving.bundle_loading.ServingBundle`` by TF
     Serving at ``url``, tokenising with the bundle's tokenizer (``cfg``: params ``serving.tf_serving``)."""
     engine = bundle.engine
     local = getattr(engine, "text_encoder", None)

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_fixtures import TinyEngine, build_bundle, build_serving_dir, tiny_loader
 
+import serving.bundle_loading as loading
 import serving.bundle_manager as bm
 from modules.config import load_params
 from modules.data.delta_ingest import read_delta_log
@@ -91,8 +92,8 @@ def test_refused_latest_is_not_rehashed_and_start_falls_back(tmp_path: Path, mon
     first = manager.reload()                        # nothing serving: fall back to the newest good version
     assert first.outcome == "swapped" and manager.bundle.version == "v1" and "v2 refused" in first.message
     calls = []
-    real_verify = bm.verify_bundle
-    monkeypatch.setattr(bm, "verify_bundle", lambda d: (calls.append(Path(d).name), real_verify(d))[1])
+    real_verify = loading.verify_bundle
+    monkeypatch.setattr(loading, "verify_bundle", lambda d: (calls.append(Path(d).name), real_verify(d))[1])
     manager.start_watcher(0.05)
     try:
         time.sleep(0.5)

@@ -81,6 +81,7 @@ def test_server_decodes_behind_a_semaphore(tmp_path, monkeypatch) -> None:
     import time
 
     import serving.bundle_manager as bm
+    import serving.live_catalog as live
 
     running, peak, lock = [0], [0], threading.Lock()
 
@@ -92,7 +93,7 @@ def test_server_decodes_behind_a_semaphore(tmp_path, monkeypatch) -> None:
         with lock:
             running[0] -= 1
         return Image.new("RGB", (8, 8))
-    monkeypatch.setattr(bm, "load_image", slow_load)
+    monkeypatch.setattr(live, "load_image", slow_load)
     manager = bm.BundleManager(tmp_path, load_params())
     threads = [threading.Thread(target=manager.decode_image, args=(b"x",)) for _ in range(12)]
     for t in threads:

@@ -100,7 +100,7 @@ def test_saved_index_loads_read_only_mapped_and_still_adds(tmp_path):
 def test_concurrent_searches_equal_sequential():
     from serving_fixtures import real_bundle_cache
 
-    from serving.bundle_manager import load_components
+    from serving.bundle_loading import load_components
 
     sdir = real_bundle_cache() / "serving_dir"
     vdir = sdir / (sdir / "LATEST").read_text().strip()
@@ -142,7 +142,7 @@ def test_rwlock_writer_excludes_readers():
 def test_bundle_pusher_ships_the_runtime_and_the_loader_picks_it(tf_encoder, tmp_path):
     from components.bundle_pusher.executor import stage_text_runtime
     from modules.encoders.text_runtime import OnnxTextEncoder
-    from serving.bundle_manager import runtime_text_encoder
+    from serving.bundle_loading import runtime_text_encoder
 
     layout: dict[str, str] = {}
     stage_text_runtime(tf_encoder, {"encoders": {"text": {"runtime": {"kind": "tf"}}}}, tmp_path, layout)

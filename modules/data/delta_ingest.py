@@ -347,6 +347,113 @@ def _update_counts(counts: dict[str, Any], items: pd.DataFrame, inter: pd.DataFr
             counts[key] = value
 
 
+def _read_items(items_path: Path) -> pd.DataFrame:
+    """DATA_DIR's items.csv as text; raises DeltaIngestError when it is absent or lacks a core column."""
+    if not items_path.is_file():
+        raise DeltaIngestError(f"{items_path}: not found; the delta log can only be applied to an existing catalog")
+    items = _read_csv_text(items_path, "the catalog")
+    missing = [c for c in CORE_COLUMNS if c not in items.columns]
+    if missing:
+        raise DeltaIngestError(f"{items_path}: missing required columns {missing}")
+    return items
+
+
+def _read_manifest(manifest_path: Path) -> dict[str, Any]:
+    """DATA_DIR's manifest.json ({} when absent); raises DeltaIngestError when it is not a JSON object."""
+    manifest: dict[str, Any] = {}
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DeltaIngestError(f"{manifest_path}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(manifest, dict):
+            raise DeltaIngestError(f"{manifest_path}: expected a JSON object")
+    return manifest
+
+
+def _apply_items(items: pd.DataFrame, state: DeltaState, data_dir: Path, serving_dir: Path, default_category: str,
+                 summary: dict[str, Any], problems: list[str]) -> tuple[pd.DataFrame, bool]:
+    """Deletes, then upserts (fold_delta already removed deleted ids that were re-added), copying their images.
+
+    Returns the new items table and whether any image under images/ changed."""
+    columns = list(items.columns)
+    present = set(items["item_id"])
+    to_delete = state.deleted & present
+    items = items[~items["item_id"].isin(to_delete)]
+    by_id = {r["item_id"]: r for r in items.to_dict("records")}
+    images_changed = False
+    for iid, entry in state.added.items():
+        src = _image_for(entry, serving_dir, problems)
+        image_path = ""
+        if src is not None:
+            image_path, copied = _copy_image(src, data_dir, iid)
+            summary["images_copied"] += int(copied)
+            images_changed |= copied
+        existing = by_id.get(iid)
+        by_id[iid] = _item_row(entry, columns, existing, image_path, default_category)
+        summary["updated" if existing else "inserted"] += 1
+    new_items = pd.DataFrame(list(by_id.values()), columns=columns)
+    summary.update(upserted=len(state.added), deleted=len(to_delete))
+    return new_items, images_changed
+
+
+def _apply_interactions(data_dir: Path, deleted: set[str], summary: dict[str, Any],
+                        written: list[str]) -> pd.DataFrame | None:
+    """Drop the interactions of deleted items; return the (new) table, None when there is none."""
+    inter_path = data_dir / "interactions.csv"
+    inter: pd.DataFrame | None = None
+    if inter_path.is_file() and inter_path.stat().st_size > 0:
+        inter = _read_csv_text(inter_path, "the interactions")
+        if "item_id" in inter.columns and deleted:
+            gone = inter["item_id"].isin(deleted)
+            if gone.any():
+                summary["interactions_removed"] = int(gone.sum())
+                inter = inter[~gone]
+                if _write_atomic(inter_path, _csv_bytes(inter)):
+                    written.append("interactions.csv")
+    return inter
+
+
+def _apply_queries(data_dir: Path, deleted: set[str], summary: dict[str, Any],
+                   written: list[str]) -> list[dict[str, Any]] | None:
+    """Remove deleted ids from every query's relevance; return the queries kept (None without queries.jsonl)."""
+    queries_path = data_dir / "queries.jsonl"
+    q_bytes, summary["queries_changed"], summary["queries_dropped"], kept = _update_queries(queries_path, deleted)
+    if q_bytes is not None and _write_atomic(queries_path, q_bytes):
+        written.append("queries.jsonl")
+    return kept if q_bytes is not None else None
+
+
+def _apply_new_item_list(data_dir: Path, manifest: dict[str, Any], state: DeltaState, new_items: pd.DataFrame,
+                         cutoff: int | None, written: list[str]) -> int:
+    """Deleted ids leave the manifest's new-item list, added items newer than cutoff join it; return its size."""
+    n_new = 0
+    new_file = manifest.get("new_item_ids_file")
+    if isinstance(new_file, str) and new_file and "/" not in new_file and (data_dir / new_file).is_file():
+        new_path = data_dir / new_file
+        ids = [s.strip() for s in new_path.read_text(encoding="utf-8").splitlines() if s.strip()]
+        ids = [i for i in ids if i not in state.deleted]
+        if cutoff is not None:
+            created = dict(zip(new_items["item_id"], pd.to_numeric(new_items["created_at"], errors="coerce"),
+                               strict=True))
+            listed = set(ids)
+            ids += [i for i in state.added if i not in listed and created.get(i, -1) >= cutoff]
+        n_new = len(ids)
+        if _write_atomic(new_path, "".join(f"{i}\n" for i in ids).encode("utf-8")):
+            written.append(new_file)
+    return n_new
+
+
+def _refresh_checksums(checksums: dict[str, Any], data_dir: Path, images_changed: bool, written: list[str]) -> None:
+    """Recompute the checksums the manifest already lists (the images digest only when images changed)."""
+    for name in list(checksums):
+        if name == "images":
+            if images_changed or "images" in written:
+                checksums["images"] = tree_digest(data_dir / "images")
+        elif (data_dir / name).is_file() and "/" not in name:
+            checksums[name] = sha256_file(data_dir / name)
+
+
 def apply_delta(data_dir: str | Path, serving_dir: str | Path, default_category: str = "other") -> dict[str, Any]:
     """Apply ``serving_dir/delta.jsonl`` to DATA_DIR idempotently; return a summary (see the module docstring).
 
@@ -368,81 +475,18 @@ def apply_delta(data_dir: str | Path, serving_dir: str | Path, default_category:
     summary.update(records=len(parsed.records), skipped=len(parsed.problems))
 
     items_path = data_dir / "items.csv"
-    if not items_path.is_file():
-        raise DeltaIngestError(f"{items_path}: not found; the delta log can only be applied to an existing catalog")
-    items = _read_csv_text(items_path, "the catalog")
-    missing = [c for c in CORE_COLUMNS if c not in items.columns]
-    if missing:
-        raise DeltaIngestError(f"{items_path}: missing required columns {missing}")
+    items = _read_items(items_path)
     manifest_path = data_dir / "manifest.json"
-    manifest: dict[str, Any] = {}
-    if manifest_path.is_file():
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DeltaIngestError(f"{manifest_path}: invalid JSON ({exc.msg})") from exc
-        if not isinstance(manifest, dict):
-            raise DeltaIngestError(f"{manifest_path}: expected a JSON object")
+    manifest = _read_manifest(manifest_path)
     cutoff = int(manifest["cutoff_ts"]) if isinstance(manifest.get("cutoff_ts"), (int, float)) else None
 
-    # ---- items: deletes, then upserts (fold_delta already removed deleted ids that were re-added) ----
-    columns = list(items.columns)
-    present = set(items["item_id"])
-    to_delete = state.deleted & present
-    items = items[~items["item_id"].isin(to_delete)]
-    by_id = {r["item_id"]: r for r in items.to_dict("records")}
-    images_changed = False
-    for iid, entry in state.added.items():
-        src = _image_for(entry, serving_dir, problems)
-        image_path = ""
-        if src is not None:
-            image_path, copied = _copy_image(src, data_dir, iid)
-            summary["images_copied"] += int(copied)
-            images_changed |= copied
-        existing = by_id.get(iid)
-        by_id[iid] = _item_row(entry, columns, existing, image_path, default_category)
-        summary["updated" if existing else "inserted"] += 1
-    new_items = pd.DataFrame(list(by_id.values()), columns=columns)
-    summary.update(upserted=len(state.added), deleted=len(to_delete))
+    new_items, images_changed = _apply_items(items, state, data_dir, serving_dir, default_category, summary, problems)
     written: list[str] = []
     if _write_atomic(items_path, _csv_bytes(new_items)):
         written.append("items.csv")
-
-    # ---- interactions of deleted items ----
-    inter_path = data_dir / "interactions.csv"
-    inter: pd.DataFrame | None = None
-    if inter_path.is_file() and inter_path.stat().st_size > 0:
-        inter = _read_csv_text(inter_path, "the interactions")
-        if "item_id" in inter.columns and state.deleted:
-            gone = inter["item_id"].isin(state.deleted)
-            if gone.any():
-                summary["interactions_removed"] = int(gone.sum())
-                inter = inter[~gone]
-                if _write_atomic(inter_path, _csv_bytes(inter)):
-                    written.append("interactions.csv")
-
-    # ---- queries: relevance dicts ----
-    queries_path = data_dir / "queries.jsonl"
-    q_bytes, summary["queries_changed"], summary["queries_dropped"], kept = _update_queries(queries_path,
-                                                                                          state.deleted)
-    if q_bytes is not None and _write_atomic(queries_path, q_bytes):
-        written.append("queries.jsonl")
-
-    # ---- new-item list ----
-    n_new = 0
-    new_file = manifest.get("new_item_ids_file")
-    if isinstance(new_file, str) and new_file and "/" not in new_file and (data_dir / new_file).is_file():
-        new_path = data_dir / new_file
-        ids = [s.strip() for s in new_path.read_text(encoding="utf-8").splitlines() if s.strip()]
-        ids = [i for i in ids if i not in state.deleted]
-        if cutoff is not None:
-            created = dict(zip(new_items["item_id"], pd.to_numeric(new_items["created_at"], errors="coerce"),
-                               strict=True))
-            listed = set(ids)
-            ids += [i for i in state.added if i not in listed and created.get(i, -1) >= cutoff]
-        n_new = len(ids)
-        if _write_atomic(new_path, "".join(f"{i}\n" for i in ids).encode("utf-8")):
-            written.append(new_file)
+    inter = _apply_interactions(data_dir, state.deleted, summary, written)
+    kept = _apply_queries(data_dir, state.deleted, summary, written)
+    n_new = _apply_new_item_list(data_dir, manifest, state, new_items, cutoff, written)
 
     # ---- manifest: what was applied, refreshed counts and checksums (only values the inputs determine) ----
     if manifest:
@@ -452,15 +496,9 @@ def apply_delta(data_dir: str | Path, serving_dir: str | Path, default_category:
             "upserted": len(state.added), "deleted": len(state.deleted),
         }
         if isinstance(manifest.get("counts"), dict):
-            _update_counts(manifest["counts"], new_items, inter, kept if q_bytes is not None else None, n_new, cutoff)
-        checksums = manifest.get("checksums")
-        if isinstance(checksums, dict):
-            for name in list(checksums):
-                if name == "images":
-                    if images_changed or "images" in written:
-                        checksums["images"] = tree_digest(data_dir / "images")
-                elif (data_dir / name).is_file() and "/" not in name:
-                    checksums[name] = sha256_file(data_dir / name)
+            _update_counts(manifest["counts"], new_items, inter, kept, n_new, cutoff)
+        if isinstance(manifest.get("checksums"), dict):
+            _refresh_checksums(manifest["checksums"], data_dir, images_changed, written)
         text = json.dumps(manifest, indent=2) + "\n"    # keeps the writer's key order
         if _write_atomic(manifest_path, text.encode("utf-8")):
             written.append("manifest.json")

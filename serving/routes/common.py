@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from modules.data.images import ImageError
-from serving.bundle_manager import BundleManager, ServingBundle
+from serving.bundle_loading import ServingBundle
+from serving.bundle_manager import BundleManager
 from serving.deps import Settings
 from serving.monitoring import Metrics
 from serving.schemas import Explain, Filters, ResultOut, SearchResponseOut

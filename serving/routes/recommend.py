@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from serving.bundle_manager import ServingBundle
+from serving.bundle_loading import ServingBundle
 from serving.deps import BundleDep, FeaturesDep, MetricsDep, Settings
 from serving.feature_store import FeatureStoreAdapter
 from serving.monitoring import Metrics
