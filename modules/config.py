@@ -87,3 +87,16 @@ def defaults(*path: str) -> dict[str, Any]:
     if not isinstance(node, dict):
         raise ValueError(f"params.yaml: {'.'.join(path)} is not a section")
     return node
+
+
+def with_defaults(values: Mapping[str, Any] | None, *path: str, nested: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``values`` over params.yaml's section at ``path``: the keys a caller left out come from params.yaml, never
+    from an inline copy. Sub-sections named in ``nested`` are merged key by key; any other value given replaces
+    params.yaml's whole (e.g. an ``rrf_weights: {}`` stays empty)."""
+    base = defaults(*path)
+    given = dict(values or {})
+    out = {**base, **given}
+    for key in nested:
+        if isinstance(base.get(key), Mapping) and isinstance(given.get(key), Mapping):
+            out[key] = {**base[key], **given[key]}
+    return out

@@ -6,13 +6,9 @@ import importlib.util
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# Checked here; the search engine's files (modules/search*, ranking, fusion, retrieval, query understanding), the
-# index_builder / embedding_gen executors and serving/app.py are being reworked elsewhere (issue 19).
-CHECKED = ("modules/evaluation", "modules/data", "modules/encoders", "modules/recommend", "modules/look",
-           "modules/attributes.py", "modules/config.py", "modules/bundle.py", "components/common.py",
-           "pipelines", "components/bundle_pusher", "components/data_check", "components/example_gen",
-           "components/feast_publisher", "components/ranker_trainer", "components/retrieval_evaluator",
-           "components/two_tower_trainer")
+CHECKED = ("modules", "components", "serving", "pipelines")
+# same key name, different setting: a live-added record's own created_at (0 = unknown), not ingest.created_at
+NOT_THE_SAME_SETTING = {("modules/search/state.py", "created_at")}
 
 
 def _scanner():
@@ -26,7 +22,7 @@ def test_no_inline_default_disagrees_with_params_yaml() -> None:
     rows = _scanner().rows(CHECKED)
     assert len(rows) > 20       # the scanner does find the inline defaults
     differs = [f"{r['where']} {r['key']}={r['inline']} (params.yaml: {r['params']})" for r in rows
-               if r["verdict"] == "DIFFERS"]
+               if r["verdict"] == "DIFFERS" and (r["where"].split(":")[0], r["key"]) not in NOT_THE_SAME_SETTING]
     assert differs == []
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from modules.config import with_defaults
+
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation (zero rows stay zero), float32, C-contiguous."""
@@ -42,10 +44,9 @@ class DenseIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, params: dict | None = None, exact: bool = False) -> DenseIndex:
         """Index ``vectors`` (normalised here) with the ``retrieval.hnsw`` parameters."""
-        hnsw = (params or {}).get("hnsw", {})
-        idx = cls(vectors.shape[1], m=int(hnsw.get("M", 32)), ef_construction=int(hnsw.get("ef_construction", 200)),
-                  ef_search=int(hnsw.get("ef_search", 128)), exact=exact,
-                  exact_below=int(hnsw.get("filter_exact_below", 0)))
+        hnsw = with_defaults((params or {}).get("hnsw"), "retrieval", "hnsw")
+        idx = cls(vectors.shape[1], m=int(hnsw["M"]), ef_construction=int(hnsw["ef_construction"]),
+                  ef_search=int(hnsw["ef_search"]), exact=exact, exact_below=int(hnsw["filter_exact_below"]))
         idx.add(vectors)
         return idx
 

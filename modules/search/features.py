@@ -113,6 +113,6 @@ def candidate_columns(state: EngineState, text: str | None, retrieval_text: str,
         "has_text": col(float(bool(text))),  # query kind
         "has_image": col(float(has_image)),
     }
-    feats["score"] = _hybrid_score(feats, intents, float(state.hp.get("intent_boost", 0.15)))
+    feats["score"] = _hybrid_score(feats, intents, float(state.hp["intent_boost"]))
     feats["pre_rerank"] = feats["score"]  # the hybrid order the re-ranker starts from
     return take(feats, np.lexsort((rows, -feats["score"])))

@@ -19,7 +19,7 @@ from modules.search.dense import DenseIndex
 from modules.search.fusion import Fusion
 from modules.search.lexical import BM25Index, TfidfIndex
 from modules.search.query import QueryParser
-from modules.search.state import EngineState, section
+from modules.search.state import EngineState, retrieval_params, section
 
 
 def encoder_kind(encoder: Any) -> str:
@@ -78,8 +78,9 @@ def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, t
         for name in ("retrieval", "fusion", "encoders"):
             if section(params, name):
                 engine_params[name] = section(params, name)
-    hnsw = engine_params["retrieval"].get("hnsw", {})
-    ef, below = int(hnsw.get("ef_search", 128)), int(hnsw.get("filter_exact_below", 0))
+    engine_params["retrieval"] = retrieval_params(engine_params.get("retrieval"))
+    hnsw = engine_params["retrieval"]["hnsw"]
+    ef, below = int(hnsw["ef_search"]), int(hnsw["filter_exact_below"])
     filled_path = d / "filled_attributes.json"
     # keyword arguments are evaluated in order: the files first, the (slow) encoders last
     return EngineState(

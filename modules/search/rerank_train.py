@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from modules.config import with_defaults
 from modules.search.features import RANK_FEATURES, query_kind
 from modules.search.rerank import LambdaMARTRanker, check_features
 
@@ -30,7 +31,7 @@ def _ranking_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     section = params.get("ranking", params)
     if not isinstance(section, Mapping):
         raise ValueError("params['ranking'] must be a mapping")
-    return dict(section)
+    return with_defaults(section, "ranking")  # params.yaml fills what the caller left out
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,9 +176,9 @@ def _lgbm_ranker(rp: Mapping[str, Any], seed: int) -> lgb.LGBMRanker:
         learning_rate=float(rp.get("learning_rate", 0.05)),
         num_leaves=int(rp.get("num_leaves", 31)),
         min_child_samples=int(rp.get("min_data_in_leaf", 10)),
-        subsample=float(rp.get("bagging_fraction", 1.0)),
-        subsample_freq=1 if float(rp.get("bagging_fraction", 1.0)) < 1.0 else 0,
-        colsample_bytree=float(rp.get("feature_fraction", 1.0)),
+        subsample=float(rp["bagging_fraction"]),
+        subsample_freq=1 if float(rp["bagging_fraction"]) < 1.0 else 0,
+        colsample_bytree=float(rp["feature_fraction"]),
         random_state=seed,
         n_jobs=int(rp.get("n_jobs", 2)),
         deterministic=True,

@@ -37,10 +37,9 @@ def photo_similarity(state: EngineState, img: Image.Image, q_photo: np.ndarray) 
     view of shape is not; weights tuned on TRAIN image queries (params.yaml)."""
     from modules.encoders.color import color_features_and_name
 
-    cfg = dict(state.hp.get("photo", {}))
-    w_tower = float(cfg.get("tower_weight", 0.25))
-    w_color = float(cfg.get("color_weight", 0.75))
-    bonus = float(cfg.get("dominant_color_bonus", 0.1))
+    cfg = state.hp["photo"]
+    w_tower, w_color = float(cfg["tower_weight"]), float(cfg["color_weight"])
+    bonus = float(cfg["dominant_color_bonus"])
     img = img.convert("RGB")
     q_color, dominant = color_features_and_name(img, state.params.get("encoders", {}).get("color"))
     tower_sim = state.image_index.vectors @ l2_normalize(q_photo).ravel()

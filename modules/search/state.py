@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modules.config import with_defaults
 from modules.search.dense import DenseIndex, l2_normalize
 from modules.search.fusion import Fusion
 from modules.search.lexical import BM25Index, TfidfIndex
@@ -42,6 +43,12 @@ def document_text(items: pd.DataFrame) -> list[str]:
     cols = [c for c in cols if c in items.columns]
     return [" ".join(str(v) for v in row if isinstance(v, str) and v.strip())
             for row in items[cols].itertuples(index=False)]
+
+
+def retrieval_params(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``retrieval`` section over params.yaml's (``hnsw`` and ``photo`` merged key by key): an engine's settings
+    are complete once, at build or load, so no stage carries an inline default."""
+    return with_defaults(values, "retrieval", nested=("hnsw", "photo"))
 
 
 def section(params: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -176,7 +183,7 @@ def build_state(items: pd.DataFrame, text_emb: np.ndarray, image_emb: np.ndarray
     _check_rows(items, text_emb=text_emb, image_emb=image_emb, color_feats=color_feats, popularity=popularity,
                 item_colors=item_colors)
     n = len(items)
-    engine_params = {"retrieval": section(params, "retrieval"), "fusion": section(params, "fusion"),
+    engine_params = {"retrieval": retrieval_params(section(params, "retrieval")), "fusion": section(params, "fusion"),
                      "encoders": section(params, "encoders")}
     items = normalise_items(items)
     text_emb = np.asarray(text_emb, dtype=np.float32)
