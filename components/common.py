@@ -14,6 +14,8 @@ import pandas as pd
 from modules.config import load_params
 
 log = logging.getLogger(__name__)
+# where a component writes a model artifact's payload inside ``artifact.uri`` (the layout TFX's Pusher expects)
+SERVING_SUBDIR = "Format-Serving"
 
 
 def params_from(params_json: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from tfx.types.standard_artifacts import Model, ModelBlessing, PushedModel, Tran
 
 from components.artifacts import Embeddings, RetrievalMetrics
 from components.bundle_pusher import executor
-from components.common import params_from
+from components.common import SERVING_SUBDIR, params_from
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,10 @@ def BundlePusher(  # noqa: N802
     staging = Path(pushed_model.uri) / "staging"
     layout = executor.stage_bundle(
         staging,
-        search_dir=os.path.join(search_engine.uri, executor.SERVING_SUBDIR),
-        ranker_dir=os.path.join(ranker.uri, executor.SERVING_SUBDIR),
+        search_dir=os.path.join(search_engine.uri, SERVING_SUBDIR),
+        ranker_dir=os.path.join(ranker.uri, SERVING_SUBDIR),
         transform_dir=transform_graph.uri,
-        two_tower_dir=os.path.join(two_tower.uri, executor.SERVING_SUBDIR) if two_tower is not None else None,
+        two_tower_dir=os.path.join(two_tower.uri, SERVING_SUBDIR) if two_tower is not None else None,
         params=params,
         data_dir=data_dir,
         emb_dir=embeddings.uri,

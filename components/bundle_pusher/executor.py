@@ -12,7 +12,6 @@ from modules.bundle import push_atomic, read_latest, write_manifest
 from modules.config import param_seed
 
 log = logging.getLogger(__name__)
-SERVING_SUBDIR = "Format-Serving"
 
 
 def default_version(data_hash: str) -> str:

@@ -12,12 +12,11 @@ import os
 from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
-from components.common import params_from, read_queries
+from components.common import SERVING_SUBDIR, params_from, read_queries
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 from modules.config import param_seed
 
 log = logging.getLogger(__name__)
-SERVING_SUBDIR = "Format-Serving"
 
 
 @tfx.dsl.components.component

@@ -18,7 +18,7 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model, ModelBlessing
 
 from components.artifacts import RetrievalMetrics
-from components.common import params_from, read_queries
+from components.common import SERVING_SUBDIR, params_from, read_queries
 from components.retrieval_evaluator import executor
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
@@ -52,8 +52,8 @@ def RetrievalEvaluator(  # noqa: N802
     base, base_id, base_note = executor.baseline_metrics(resolved, data_hash, baseline_ledger)
     with child_run("evaluation", params={"baseline_blessing_id": base_id or "none"}):
         res = executor.evaluate(
-            os.path.join(search_engine.uri, executor.SERVING_SUBDIR),
-            os.path.join(ranker.uri, executor.SERVING_SUBDIR),
+            os.path.join(search_engine.uri, SERVING_SUBDIR),
+            os.path.join(ranker.uri, SERVING_SUBDIR),
             read_queries(queries, "eval"),
             params,
             data_dir,

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-SERVING_SUBDIR = "Format-Serving"
 METRICS_FILE = "metrics.json"
 
 

@@ -16,7 +16,7 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
 from components.artifacts import Embeddings
-from components.common import params_from
+from components.common import SERVING_SUBDIR, params_from
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 from modules.data.data_io import read_cutoff
 
@@ -37,7 +37,7 @@ def TwoTowerTrainer(  # noqa: N802
 
     params = params_from(params_json)
     run_fn = importlib.import_module(MODULE).run_fn
-    serving_dir = os.path.join(model.uri, "Format-Serving")
+    serving_dir = os.path.join(model.uri, SERVING_SUBDIR)
     run_dir = os.path.join(model.uri, "model_run")
     fn_args = tfx.components.FnArgs(
         train_files=sorted(glob.glob(os.path.join(interactions.uri, "Split-train", "*"))),
