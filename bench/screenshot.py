@@ -9,7 +9,8 @@ OUT = sys.argv[3] if len(sys.argv) > 3 else "docs/screenshot_demo.png"
 photo = sorted(glob.glob((sys.argv[2] if len(sys.argv) > 2 else "data") + "/images/queries/*"))[0]
 with sync_playwright() as p:
     b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
-    page = b.new_page(viewport={"width": 1280, "height": 1000})
+    # the server's CSP (no eval) would block Playwright's string predicates in wait_for_function
+    page = b.new_page(viewport={"width": 1280, "height": 1000}, bypass_csp=True)
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(URL)
