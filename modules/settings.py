@@ -537,7 +537,7 @@ def _type_name(tp: Any) -> str:
         return f"a list of {_type_name(args[0])}"
     if typing.get_origin(tp) is Mapping:
         return f"a mapping of {_type_name(args[1])}"
-    return "a section" if _is_section(tp) else tp.__name__
+    return "a mapping" if _is_section(tp) else tp.__name__
 
 
 def _convert(tp: Any, value: Any, key: str) -> Any:
