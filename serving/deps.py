@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from modules.config import load_params
+from modules.settings import Settings as TypedSettings
 from modules.settings import load_settings
 from serving.bundle_loading import ServingBundle
 from serving.bundle_manager import BundleManager
@@ -36,6 +37,7 @@ class Settings:
     serving_dir: str | Path
     params: dict
     scfg: dict = field(repr=False)          # params["serving"] over params.yaml's serving section
+    config: TypedSettings = field(repr=False)  # load_settings(params): every section, typed and checked
     max_upload: int                         # bytes of one uploaded image
     max_pixels: int
     max_attributes: int
@@ -54,7 +56,7 @@ class Settings:
         # scfg: the raw section for what is read by key elsewhere (feature_store, tf_serving, messages quoting it)
         scfg = {**load_params().get("serving", {}), **params.get("serving", {})}
         return cls(
-            serving_dir=serving_dir, params=params, scfg=scfg,
+            serving_dir=serving_dir, params=params, scfg=scfg, config=typed,
             max_upload=int(limits.max_upload_mb * 1024 * 1024),
             max_pixels=limits.max_image_pixels,
             max_attributes=limits.max_item_attributes,
