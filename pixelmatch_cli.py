@@ -110,8 +110,9 @@ def run(
     """Run the TFX pipeline (LocalDagRunner): validate, transform, embed, train, evaluate, bless, push.
 
     Prints one line per component start and end; library output goes to <pipeline root>/logs/run-<time>.log.
-    Exit codes: 0 pushed (or already serving this model), 1 failed, 2 bad data, 3 locked, 4 completed but nothing
-    pushed (not blessed; the reasons are printed)."""
+    Exit codes: 0 pushed (or already serving this model), 1 failed, 2 bad data or a bad params file (an unknown key or
+    a wrong type, named before anything runs), 3 locked, 4 completed but nothing pushed (not blessed; the reasons are
+    printed)."""
     from pipelines.local_runner import run_pipeline
 
     code = run_pipeline(str(data), str(serving_dir), pipeline_root=str(pipeline_root) if pipeline_root else None,

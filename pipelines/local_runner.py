@@ -5,7 +5,8 @@
 Steps: fold the serving delta log (items added/deleted live, modules/data/delta_ingest.py) into DATA_DIR, a fast
 pre-flight data check (same rules as the in-pipeline gate), a lock on the pipeline root so two overlapping runs
 cannot happen, an MLflow parent run, then the TFX run (cached steps are reused).
-Exit codes: 0 ok (a bundle was pushed, or the one served is this model), 1 pipeline failure, 2 bad input data,
+Exit codes: 0 ok (a bundle was pushed, or the one served is this model), 1 pipeline failure, 2 bad input data
+or a bad params file (an unknown key or a wrong type, checked by modules/settings.py before anything runs),
 3 another run holds the lock, 4 the run completed but pushed nothing (not blessed; pipelines/run_outcome.py).
 """
 from __future__ import annotations
@@ -115,6 +116,23 @@ def build(
     )
 
 
+def params_problem(params_path: str | None) -> str | None:
+    """Why the params file cannot drive a run (missing, not YAML, an unknown key, a wrong type), or None.
+
+    Checked up front so a typo fails in a second, naming the dotted key, not inside a component minutes later."""
+    import yaml
+
+    from modules.config import load_params
+    from modules.config import params_path as resolve_params_path
+    from modules.settings import load_settings
+
+    try:
+        load_settings(load_params(params_path))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        return f"bad params file {resolve_params_path(params_path)}: {exc}"
+    return None
+
+
 def run_pipeline(
     data_dir: str,
     serving_dir: str,
@@ -134,6 +152,10 @@ def run_pipeline(
     from modules.data.delta_ingest import format_summary as format_delta_summary
     from pipelines.configs import pipeline_settings
 
+    problem = params_problem(params_path)
+    if problem:
+        print(f"[pixelmatch] {problem}; nothing was run or pushed", file=sys.stderr)
+        return EXIT_BAD_DATA
     settings = pipeline_settings(params_path)
     pipeline_root = str(Path(pipeline_root or settings["root"]).resolve())
     if (Path(serving_dir) / DELTA_FILE).is_file():

@@ -49,12 +49,12 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     up and /ready at 503); the LATEST watcher starts with the app and stops at shutdown."""
     params = params if params is not None else load_params()
     s = Settings.from_params(serving_dir, params, watch_interval_s)
-    metrics = Metrics(window=int(s.scfg.get("latency_window", 2000)))
+    metrics = Metrics(window=s.config.serving.latency_window)
     fs_cfg = s.scfg.get("feature_store", {}) or {}
     features = FeatureStoreAdapter(
         os.environ.get("PIXELMATCH_FEATURE_REPO") or fs_cfg.get("repo_path"),
         features=list(fs_cfg.get("features") or []),
-        timeout_s=float(fs_cfg.get("timeout_ms", 200)) / 1000.0)
+        timeout_s=s.config.serving.feature_store.timeout_ms / 1000.0)
 
     def on_swap(bundle: ServingBundle) -> None:
         metrics.bundle_loaded.set(bundle.loaded_at)

@@ -21,6 +21,8 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from modules.config import load_params
+from modules.settings import Settings as TypedSettings
+from modules.settings import load_settings
 from serving.bundle_loading import ServingBundle
 from serving.bundle_manager import BundleManager
 from serving.feature_store import FeatureStoreAdapter
@@ -35,6 +37,7 @@ class Settings:
     serving_dir: str | Path
     params: dict
     scfg: dict = field(repr=False)          # params["serving"] over params.yaml's serving section
+    config: TypedSettings = field(repr=False)  # load_settings(params): every section, typed and checked
     max_upload: int                         # bytes of one uploaded image
     max_pixels: int
     max_attributes: int
@@ -47,18 +50,21 @@ class Settings:
 
     @classmethod
     def from_params(cls, serving_dir: str | Path, params: dict, watch_interval_s: float | None = None) -> Settings:
-        # keys a caller's params lack (e.g. a test's trimmed copy) come from params.yaml, never from inline defaults
+        """Limits from ``load_settings(params)``: params over params.yaml, checked (ValueError names a bad key)."""
+        typed = load_settings(params)
+        limits = typed.serving
+        # scfg: the raw section for what is read by key elsewhere (feature_store, tf_serving, messages quoting it)
         scfg = {**load_params().get("serving", {}), **params.get("serving", {})}
         return cls(
-            serving_dir=serving_dir, params=params, scfg=scfg,
-            max_upload=int(float(scfg.get("max_upload_mb", 10)) * 1024 * 1024),
-            max_pixels=int(scfg.get("max_image_pixels", 40_000_000)),
-            max_attributes=int(scfg["max_item_attributes"]),
-            max_b64=int(float(scfg["max_image_base64_mb"]) * 1024 * 1024),
-            top_k_max=int(scfg.get("top_k_max", 100)),
-            recommend_top_k_default=int(scfg.get("recommend_top_k_default", 20)),
-            max_query_chars=int(params.get("retrieval", {}).get("max_query_chars", 512)),
-            watch_interval_s=float(scfg.get("watch_interval_s", 5.0)) if watch_interval_s is None else watch_interval_s,
+            serving_dir=serving_dir, params=params, scfg=scfg, config=typed,
+            max_upload=int(limits.max_upload_mb * 1024 * 1024),
+            max_pixels=limits.max_image_pixels,
+            max_attributes=limits.max_item_attributes,
+            max_b64=int(limits.max_image_base64_mb * 1024 * 1024),
+            top_k_max=limits.top_k_max,
+            recommend_top_k_default=limits.recommend_top_k_default,
+            max_query_chars=typed.retrieval.max_query_chars,
+            watch_interval_s=limits.watch_interval_s if watch_interval_s is None else watch_interval_s,
             tf_url=os.environ.get("PIXELMATCH_TF_SERVING_URL", "").strip(),
         )
 
@@ -69,7 +75,7 @@ class Settings:
     @property
     def upload_mb(self) -> Any:
         """``serving.max_upload_mb`` as written in params (messages quote it)."""
-        return self.scfg.get("max_upload_mb", 10)
+        return self.scfg["max_upload_mb"]
 
     def public(self, message: str | None) -> str | None:
         """A message without the server's absolute paths (shown to clients)."""

@@ -82,3 +82,24 @@ def test_serve_without_a_bundle_says_what_to_do(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--serving-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "pixelmatch run" in result.output
+
+
+@pytest.mark.parametrize("params_text, message", [
+    ("retrieval:\n  hnsw:\n    ef_serch: 64\n", "retrieval.hnsw.ef_serch: unknown key"),
+    ("serving:\n  top_k_max: many\n", "serving.top_k_max: expected int, got str"),
+])
+def test_run_refuses_a_bad_params_file_before_anything_runs(tmp_path: Path, params_text: str, message: str) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(params_text)
+    root = tmp_path / "root"
+    result = runner.invoke(app, ["run", "--data", str(tmp_path / "data"), "--serving-dir", str(tmp_path / "serving"),
+                                 "--pipeline-root", str(root), "--params", str(params)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and str(params) in result.output
+    assert not root.exists()          # refused before the lock, the pre-flight check or the TFX run
+
+
+def test_run_refuses_a_missing_params_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = runner.invoke(app, ["run", "--data", str(tmp_path), "--params", str(missing)])
+    assert result.exit_code == 2 and "params file not found" in result.output
