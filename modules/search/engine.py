@@ -56,7 +56,7 @@ def candidates(s: EngineState, text: str | None, img: Image.Image | None, image_
     vec = encode_query(s, text, retrieval_text, img, image_weight)
     retrieved = retrieve(s, text, retrieval_text, img, vec, intents, allowed)
     fused = fuse_lists(retrieved.lists, s.hp, has_text=text is not None, has_image=img is not None)
-    if not fused:
+    if not len(fused[0]):
         return empty_candidates(), intents, {}
     feats = candidate_columns(s, text, retrieval_text, img is not None, vec, intents, retrieved, fused, context)
     qctx = {"query": text or "", "intents": intents.to_dict(), "filters": dict(filters or {}),

@@ -7,6 +7,7 @@ bookkeeping cost more than the retrieval it described).
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -43,15 +44,61 @@ def empty_candidates() -> dict[str, np.ndarray]:
     return {**empty, "item_id": np.zeros(0, object), "row": np.zeros(0, dtype=np.int64)}
 
 
+class ItemMatches:
+    """Per-item intent matches over the whole catalog (one array per colour / pattern asked for), built on first
+    use, so a query's candidate columns are one fancy-indexing pass instead of a Python loop over its candidates.
+    Valid while the state's per-row lists are the same objects (``EngineState.refresh`` replaces them whenever the
+    catalog changes)."""
+
+    def __init__(self, state: EngineState) -> None:
+        self.sources = (state.patterns, state.title_colors, state.item_colors)
+        self.n_rows = state.n_rows
+        self.pattern: dict[str, np.ndarray] = {}
+        self.color: dict[str, np.ndarray] = {}
+
+    def valid_for(self, state: EngineState) -> bool:
+        return (self.n_rows == state.n_rows and len(state.item_colors) == self.n_rows
+                and all(a is b for a, b in zip(self.sources, (state.patterns, state.title_colors, state.item_colors),
+                                               strict=True)))
+
+    def pattern_match(self, state: EngineState, pattern: str) -> np.ndarray:
+        """float32 per row: 1.0 where ``pattern`` is among the row's patterns."""
+        if pattern not in self.pattern:
+            self.pattern[pattern] = np.fromiter((pattern in p for p in state.patterns), bool,
+                                                self.n_rows).astype(np.float32)
+        return self.pattern[pattern]
+
+    def color_match(self, state: EngineState, color: str) -> np.ndarray:
+        """``filters.color_match`` of every row (it is row-wise), float32."""
+        if color not in self.color:
+            self.color[color] = np.asarray(color_match(state, np.arange(self.n_rows), color), np.float32)
+        return self.color[color]
+
+
+_MATCHES: dict[int, ItemMatches] = {}   # id(state) -> its matches; an entry leaves with its state (weakref)
+
+
+def item_matches(state: EngineState) -> ItemMatches:
+    """The state's ``ItemMatches``, rebuilt when the catalog changed."""
+    key = id(state)
+    matches = _MATCHES.get(key)
+    if matches is None or not matches.valid_for(state):
+        if matches is None:
+            weakref.finalize(state, _MATCHES.pop, key, None)
+        matches = _MATCHES[key] = ItemMatches(state)
+    return matches
+
+
 def _intent_columns(state: EngineState, rows: np.ndarray, intents: Intents, col: Any) -> dict[str, np.ndarray]:
     """Which candidates match each intent the query expressed (0 for intents it did not express)."""
-    m = len(rows)
+    matches = item_matches(state) if intents.color or intents.pattern else None
     price = state.price[rows]
     return {
         "category_match": col((state.cat[rows] == intents.category).astype(np.float32) if intents.category else 0.0),
-        "color_match": col(color_match(state, rows, intents.color)),
-        "pattern_match": col(np.fromiter((intents.pattern in state.patterns[r] for r in rows), np.float32, m)
-                             if intents.pattern else 0.0),
+        "color_match": col(matches.color_match(state, intents.color)[rows] if matches and intents.color
+                           else np.zeros(len(rows), np.float32)),
+        "pattern_match": col(matches.pattern_match(state, intents.pattern)[rows] if matches and intents.pattern
+                             else 0.0),
         "gender_match": col(((state.gender[rows] == intents.gender) * 1.0
                              + (state.gender[rows] == "unisex") * 0.5).astype(np.float32)
                             if intents.gender else 0.0),
@@ -76,11 +123,12 @@ def _hybrid_score(feats: dict[str, np.ndarray], intents: Intents, intent_boost: 
 
 
 def candidate_columns(state: EngineState, text: str | None, retrieval_text: str, has_image: bool,
-                      vec: QueryVectors, intents: Intents, retrieved: Retrieved, fused: Mapping[int, float],
+                      vec: QueryVectors, intents: Intents, retrieved: Retrieved, fused: tuple[np.ndarray, np.ndarray],
                       context: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
     """The fused candidates, best hybrid score first (ties: lower row), as columns: ``item_id``, ``row``,
-    ``RANK_FEATURES`` and ``score`` (the pre-rerank score). ``fused``: row -> RRF score (non-empty)."""
-    rows = np.array(sorted(fused), dtype=np.int64)
+    ``RANK_FEATURES`` and ``score`` (the pre-rerank score). ``fused``: ``rrf.fuse_lists``' rows (ascending,
+    non-empty) and their RRF scores."""
+    rows, rrf_scores = fused
     two_tower = (context or {}).get("two_tower") or {}
     m = len(rows)
 
@@ -97,7 +145,7 @@ def candidate_columns(state: EngineState, text: str | None, retrieval_text: str,
         "dense_text": col(state.text_index.score(vec.text, rows) if vec.text is not None else 0.0),
         "dense_image": col(state.image_index.score(vec.image, rows) if vec.image is not None else 0.0),
         "dense_fused": col(state.fused_index.score(vec.fused, rows)),
-        "rrf": np.fromiter((fused[int(r)] for r in rows), np.float64, m),
+        "rrf": rrf_scores,
         "two_tower": (np.fromiter((float(two_tower.get(i, 0.0)) for i in ids), np.float64, m) if two_tower
                       else np.zeros(m, np.float64)),
         "category_match": intent_cols["category_match"],

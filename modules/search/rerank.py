@@ -31,14 +31,20 @@ class Reranker(Protocol):
     def rerank(self, query_ctx: dict[str, Any], candidates: pd.DataFrame) -> np.ndarray: ...
 
 
-def apply_reranker(ranker: Reranker, query_ctx: dict[str, Any], candidates: pd.DataFrame) -> np.ndarray:
-    """Call the hook and check its output shape, so a faulty ranker fails loudly rather than mis-sorting."""
-    scores = np.asarray(ranker.rerank(query_ctx, candidates), dtype=np.float64).ravel()
-    if scores.shape[0] != len(candidates):
-        raise ValueError(f"ranker returned {scores.shape[0]} scores for {len(candidates)} candidates")
+def checked_scores(scores: Any, n: int) -> np.ndarray:
+    """A ranker's output as float64, checked for shape and finiteness, so a faulty ranker fails loudly rather than
+    mis-sorting."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if scores.shape[0] != n:
+        raise ValueError(f"ranker returned {scores.shape[0]} scores for {n} candidates")
     if not np.all(np.isfinite(scores)):
         raise ValueError("ranker returned non-finite scores")
     return scores
+
+
+def apply_reranker(ranker: Reranker, query_ctx: dict[str, Any], candidates: pd.DataFrame) -> np.ndarray:
+    """Call the hook and check its output (``checked_scores``)."""
+    return checked_scores(ranker.rerank(query_ctx, candidates), len(candidates))
 
 
 def rerank_candidates(ranker: Any, feats: dict[str, np.ndarray], qctx: Mapping[str, Any], retriever: str,
@@ -52,8 +58,12 @@ def rerank_candidates(ranker: Any, feats: dict[str, np.ndarray], qctx: Mapping[s
         rerank = False
     if not (rerank and ranker is not None and len(feats["row"])):
         return feats, None
-    scores = apply_reranker(ranker, {**qctx, "retriever": retriever},
-                            pd.DataFrame({c: feats[c] for c in ("item_id", *RANK_FEATURES)}))
+    ctx = {**qctx, "retriever": retriever}
+    on_columns = getattr(ranker, "rerank_columns", None)
+    if on_columns is not None:   # skips building a DataFrame (it cost more than LightGBM's trees)
+        scores = checked_scores(on_columns(ctx, feats), len(feats["row"]))
+    else:
+        scores = apply_reranker(ranker, ctx, pd.DataFrame({c: feats[c] for c in ("item_id", *RANK_FEATURES)}))
     return take({**feats, "reranker": scores}, np.lexsort((feats["row"], -feats["score"], -scores))), scores
 
 
@@ -100,9 +110,25 @@ class LambdaMARTRanker:
         if len(candidates_df) == 0:
             return np.zeros(0, dtype=np.float64)
         check_features(candidates_df, self.features)
-        X = np.empty((len(candidates_df), len(self.features)), dtype=np.float32)   # C-contiguous, one copy
-        for j, f in enumerate(self.features):
-            X[:, j] = candidates_df[f].to_numpy(dtype=np.float32)
+        return self._predict([candidates_df[f].to_numpy(dtype=np.float32) for f in self.features])
+
+    def rerank_columns(self, query_ctx: Any, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``rerank`` on the engine's candidate columns (name -> one value per candidate), without a DataFrame:
+        the same matrix, so the same scores."""
+        missing = [f for f in self.features if f not in columns]
+        if missing:
+            raise MissingFeatureError(f"candidate columns lack ranker feature(s) {missing}; "
+                                      f"expected {list(self.features)}, got {list(columns)}")
+        values = [np.asarray(columns[f]) for f in self.features]
+        bad = [f for f, v in zip(self.features, values, strict=True) if v.dtype.kind not in "biuf"]
+        if bad:
+            raise ValueError(f"ranker feature(s) {bad} must be numeric or boolean")
+        return self._predict(values) if len(values[0]) else np.zeros(0, dtype=np.float64)
+
+    def _predict(self, values: Sequence[np.ndarray]) -> np.ndarray:
+        X = np.empty((len(values[0]), len(values)), dtype=np.float32)   # C-contiguous, one copy
+        for j, v in enumerate(values):
+            X[:, j] = v
         # One query's few hundred candidates: OpenMP start-up costs more than the trees, so predict on one thread.
         threads = 1 if len(X) <= _SINGLE_THREAD_ROWS else 0
         return np.asarray(self.booster.predict(X, num_threads=threads), dtype=np.float64)

@@ -4,10 +4,16 @@ Every answer is a ``SearchResponseOut`` (``results``). ``top_k`` is bounded by i
 (``serving.schemas.top_k_type``, 1..params ``serving.top_k_max``), which is why the router is built per app by
 ``build_router(settings)``. (No ``from __future__ import annotations`` here: FastAPI reads these signatures, and
 the ``top_k`` types are local to ``build_router``.)
+
+The routes return the answer as an ``ORJSONResponse`` of the model's ``dict()`` themselves (``as_json``), so FastAPI
+does not validate the already-validated ``SearchResponseOut`` a second time and walk it with ``jsonable_encoder``;
+the bytes are the same. ``response_model`` still
+documents the answer in the OpenAPI schema.
 """
 import time
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from serving.deps import BundleDep, ManagerDep, MetricsDep, Settings
@@ -16,6 +22,11 @@ from serving.schemas import SearchResponseOut, TextSearchRequest, has_surrogate,
 
 IMAGE_FORM_FIELDS = {"image", "top_k", "category", "price_min", "price_max", "gender"}
 MULTIMODAL_FORM_FIELDS = IMAGE_FORM_FIELDS | {"text", "image_weight"}
+
+
+def as_json(answer: SearchResponseOut) -> ORJSONResponse:
+    """The answer's JSON, as FastAPI would write it for ``response_model=SearchResponseOut`` (no aliases, nulls kept)."""
+    return ORJSONResponse(answer.dict())
 
 
 def build_router(s: Settings) -> APIRouter:
@@ -31,7 +42,7 @@ def _add_text(router: APIRouter, s: Settings) -> None:
     request_model = TextSearchRequest.with_top_k_max(s.top_k_max)
 
     @router.post("/search/text", response_model=SearchResponseOut)
-    def search_text(req: request_model, bundle: BundleDep, metrics: MetricsDep) -> SearchResponseOut:  # type: ignore[valid-type]
+    def search_text(req: request_model, bundle: BundleDep, metrics: MetricsDep) -> ORJSONResponse:  # type: ignore[valid-type]
         t0 = time.perf_counter()
         query = req.query
         truncated = len(query) > s.max_query_chars
@@ -40,7 +51,7 @@ def _add_text(router: APIRouter, s: Settings) -> None:
         filters = req.filters.to_engine() if req.filters else None
         resp = run_search(bundle, metrics, "search_text", query, top_k=req.top_k, retriever=req.retriever,
                           filters=filters)
-        return search_response(bundle, resp, t0, truncated)
+        return as_json(search_response(bundle, resp, t0, truncated))
 
 
 def _add_image(router: APIRouter, s: Settings) -> None:
@@ -50,13 +61,13 @@ def _add_image(router: APIRouter, s: Settings) -> None:
     async def search_image(request: Request, bundle: BundleDep, manager: ManagerDep, metrics: MetricsDep,
                            image: UploadFile = File(...), top_k: TopK = Form(10),
                            category: str | None = Form(None), price_min: float | None = Form(None),
-                           price_max: float | None = Form(None), gender: str | None = Form(None)) -> SearchResponseOut:
+                           price_max: float | None = Form(None), gender: str | None = Form(None)) -> ORJSONResponse:
         t0 = time.perf_counter()
         await check_form_keys(request, IMAGE_FORM_FIELDS)
         filters = form_filters(category, price_min, price_max, gender)
         img = await read_upload(image, s, manager, metrics)
         resp = await run_in_threadpool(run_search, bundle, metrics, "search_image", img, top_k=top_k, filters=filters)
-        return search_response(bundle, resp, t0)
+        return as_json(search_response(bundle, resp, t0))
 
 
 def _add_multimodal(router: APIRouter, s: Settings) -> None:
@@ -68,7 +79,7 @@ def _add_multimodal(router: APIRouter, s: Settings) -> None:
                                 image_weight: float = Form(0.5, ge=0.0, le=1.0), top_k: TopK = Form(10),
                                 category: str | None = Form(None), price_min: float | None = Form(None),
                                 price_max: float | None = Form(None), gender: str | None = Form(None)
-                                ) -> SearchResponseOut:
+                                ) -> ORJSONResponse:
         t0 = time.perf_counter()
         await check_form_keys(request, MULTIMODAL_FORM_FIELDS)
         if has_surrogate(text):
@@ -82,16 +93,16 @@ def _add_multimodal(router: APIRouter, s: Settings) -> None:
         img = await read_upload(image, s, manager, metrics)
         resp = await run_in_threadpool(run_search, bundle, metrics, "search_multimodal", text, img,
                                        image_weight=image_weight, top_k=top_k, filters=filters)
-        return search_response(bundle, resp, t0, truncated)
+        return as_json(search_response(bundle, resp, t0, truncated))
 
 
 def _add_similar(router: APIRouter, s: Settings) -> None:
     TopK = top_k_type(s.top_k_max)  # noqa: N806 (a type)
 
     @router.get("/similar/{item_id}", response_model=SearchResponseOut)
-    def similar(item_id: str, bundle: BundleDep, metrics: MetricsDep, top_k: TopK = Query(10)) -> SearchResponseOut:
+    def similar(item_id: str, bundle: BundleDep, metrics: MetricsDep, top_k: TopK = Query(10)) -> ORJSONResponse:
         t0 = time.perf_counter()
         if item_id not in bundle.items:
             raise HTTPException(404, f"unknown item: {item_id}")
         resp = run_search(bundle, metrics, "similar", item_id, top_k=top_k)
-        return search_response(bundle, resp, t0)
+        return as_json(search_response(bundle, resp, t0))
