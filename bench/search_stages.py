@@ -41,7 +41,8 @@ class StageClock:
     """Accumulates EXCLUSIVE wall time per stage for the current call (a stage's figure leaves out the stages that
     ran inside it); ``calls`` keeps one dict per finished call."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock   # time.perf_counter (wall) or time.thread_time (this thread's CPU)
         self.current: dict[str, float] = defaultdict(float)
         self.calls: list[dict[str, float]] = []
         self._children: list[float] = []   # per open stage: time spent in stages nested inside it
@@ -51,11 +52,11 @@ class StageClock:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             self._children.append(0.0)
-            t0 = time.perf_counter()
+            t0 = self.clock()
             try:
                 return inner(*args, **kwargs)
             finally:
-                elapsed = (time.perf_counter() - t0) * 1000.0
+                elapsed = (self.clock() - t0) * 1000.0
                 self.current[stage] += elapsed - self._children.pop()
                 if self._children:
                     self._children[-1] += elapsed
@@ -70,13 +71,13 @@ class StageClock:
         self.current = defaultdict(float)
 
 
-def instrument(engine: Any) -> StageClock:
+def instrument(engine: Any, clock: Callable[[], float] = time.perf_counter) -> StageClock:
     """Wrap the engine's stages (module functions where the engine calls them, methods on its parts)."""
     from modules.search import engine as engine_mod
     from modules.search import features as features_mod
     from modules.search import retrieve as retrieve_mod
 
-    clock = StageClock()
+    clock = StageClock(clock)
     s = engine.state
     for owner, attr, stage in (
             (s.parser, "parse", "query parsing"), (engine_mod, "allowed_rows", "filters (allowed rows)"),
@@ -122,7 +123,7 @@ def photo_jpegs(data_dir: str | Path, n: int, side: int = 500) -> list[bytes]:
     return out
 
 
-def in_process(engine: Any, kind: str, queries: list[Any], warmup: int) -> StageClock:
+def in_process(engine: Any, kind: str, queries: list[Any], warmup: int, cpu: bool = False) -> StageClock:
     from types import SimpleNamespace
 
     from modules.data.images import load_image
@@ -137,12 +138,12 @@ def in_process(engine: Any, kind: str, queries: list[Any], warmup: int) -> Stage
 
     for q in queries[:warmup]:
         call(q)
-    clock = instrument(engine)
+    clock = instrument(engine, time.thread_time if cpu else time.perf_counter)
     clock.wrap(decoder, "load", "decode JPEG")
     for q in queries[warmup:]:
-        start = time.perf_counter()
+        start = clock.clock()
         call(q)
-        clock.finish((time.perf_counter() - start) * 1000.0)
+        clock.finish((clock.clock() - start) * 1000.0)
     return clock
 
 
@@ -204,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--distinct", type=int, default=5000, help="distinct title-word queries (as bench.serve_load)")
     ap.add_argument("--eval-queries", action="store_true", help="send the EVAL text queries instead")
     ap.add_argument("--http", action="store_true", help="also time the same queries over loopback HTTP")
+    ap.add_argument("--cpu", action="store_true",
+                    help="in process, time each stage by this thread's CPU time rather than wall time (a figure that "
+                         "other processes on a busy machine do not inflate; onnxruntime runs on the calling thread "
+                         "with encoders.text.runtime.threads: 1)")
     args = ap.parse_args(argv)
     version, version_dir = latest_bundle_or_exit(args.serving_dir)
     n = args.queries + args.warmup
@@ -212,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     engine, _ = load_components(version_dir, load_params())  # exactly as the server does
     load_s = time.perf_counter() - t0
-    clock = in_process(engine, args.kind, queries, args.warmup)
+    clock = in_process(engine, args.kind, queries, args.warmup, args.cpu)
     reranks = engine.ranker is not None and engine.ranker.applies_to(args.kind)
     print(f"bundle {version}: {engine.n_rows:,} items, loaded in {load_s:.1f} s; {len(clock.calls)} {args.kind} "
-          f"queries in process, one at a time, default hybrid path "
+          f"queries in process, one at a time, default hybrid path, {'CPU' if args.cpu else 'wall'} time "
           f"({'with' if reranks else 'without'} the LambdaMART re-ranker)")
     print_table(clock.calls)
     if args.http:

@@ -42,7 +42,7 @@ def test_onnx_encoder_matches_tf(tf_encoder, precision, min_cos):
     single = np.stack([onnx.encode_query(t) for t in TITLES])
     assert batch.shape == single.shape == ref.shape and batch.dtype == np.float32
     assert float((batch * ref).sum(1).min()) >= min_cos
-    assert float((single * ref).sum(1).min()) >= min_cos      # bucket padding does not change the embedding
+    assert float((single * ref).sum(1).min()) >= min_cos      # one query at its real token length, unpadded
 
 
 def test_query_cache_is_bounded_lru(tf_encoder):
@@ -153,3 +153,82 @@ def test_bundle_pusher_ships_the_runtime_and_the_loader_picks_it(tf_encoder, tmp
     assert isinstance(runtime_text_encoder(tmp_path, {}), OnnxTextEncoder)
     tf_params = {"encoders": {"text": {"runtime": {"kind": "tf"}}}}
     assert runtime_text_encoder(tmp_path, tf_params) is None                     # params can turn it off
+
+
+def test_rrf_arrays_equal_the_per_row_python_sum_bit_for_bit():
+    from modules.search.rrf import rrf, rrf_arrays
+
+    rng = np.random.default_rng(3)
+    lists = {name: rng.choice(500, size=200, replace=False) for name in ("bm25", "text", "image", "fusion")}
+    weights = {"bm25": 1.7, "text": 0.3, "image": 0.0}
+    ref: dict[int, float] = {}
+    for name, rows in lists.items():
+        for rank, row in enumerate(rows, start=1):
+            ref[int(row)] = ref.get(int(row), 0.0) + float(weights.get(name, 1.0)) / (60 + rank)
+    rows, scores = rrf_arrays(lists, k=60, weights=weights)
+    assert rows.tolist() == sorted(ref) and scores.tolist() == [ref[r] for r in sorted(ref)]   # exact, not approx
+    assert rrf(lists, k=60, weights=weights) == ref
+    assert rrf_arrays({"a": [4, 4]}, k=0)[1].tolist() == [1.0 + 0.5]    # a row listed twice counts twice
+    assert len(rrf_arrays({})[0]) == 0
+
+
+def _ranker():
+    import lightgbm as lgb
+
+    from modules.search.features import RANK_FEATURES
+    from modules.search.rerank import LambdaMARTRanker
+
+    rng = np.random.default_rng(0)
+    X = rng.random((400, len(RANK_FEATURES)))
+    y = (X[:, 0] * 3 + X[:, 5] > 2).astype(int)
+    ds = lgb.Dataset(X, y, group=[40] * 10, feature_name=list(RANK_FEATURES))
+    booster = lgb.train({"objective": "lambdarank", "verbose": -1, "num_leaves": 7, "seed": 0}, ds, 20)
+    return LambdaMARTRanker(booster, RANK_FEATURES)
+
+
+def test_reranker_on_columns_scores_like_the_dataframe_path():
+    import pandas as pd
+
+    from modules.search.features import RANK_FEATURES
+    from modules.search.rerank import MissingFeatureError, rerank_candidates
+
+    ranker = _ranker()
+    rng = np.random.default_rng(1)
+    m = 300
+    cols = {f: (rng.random(m) if i % 3 else rng.random(m).astype(np.float32)) for i, f in enumerate(RANK_FEATURES)}
+    cols["has_text"] = np.ones(m, bool)
+    feats = {**cols, "item_id": np.array([f"i{i}" for i in range(m)], object), "row": np.arange(m),
+             "score": cols["pre_rerank"]}
+    frame = pd.DataFrame({c: feats[c] for c in ("item_id", *RANK_FEATURES)})
+    assert np.array_equal(ranker.rerank_columns({}, feats), ranker.rerank({}, frame))
+    out, scores = rerank_candidates(ranker, feats, {"query": "q"}, "hybrid")
+    assert np.array_equal(np.sort(scores), np.sort(ranker.rerank({}, frame)))
+    assert np.all(np.diff(out["reranker"]) <= 0)
+    with pytest.raises(MissingFeatureError, match="bm25"):
+        ranker.rerank_columns({}, {k: v for k, v in feats.items() if k != "bm25"})
+    with pytest.raises(ValueError, match="numeric"):
+        ranker.rerank_columns({}, {**feats, "price": np.array(["x"] * m, object)})
+    assert ranker.rerank_columns({}, {f: np.zeros(0) for f in RANK_FEATURES}).shape == (0,)
+
+
+def test_intent_matches_equal_the_per_row_rule_and_follow_a_catalog_change():
+    from serving_fixtures import real_bundle_cache
+
+    from modules.config import load_params
+    from modules.search.features import item_matches
+    from modules.search.filters import color_match
+    from serving.bundle_loading import load_components
+
+    sdir = real_bundle_cache() / "serving_dir"
+    engine, _ = load_components(sdir / (sdir / "LATEST").read_text().strip(), load_params())
+    s = engine.state
+    rows = np.arange(s.n_rows)[::-1]
+    matches = item_matches(s)
+    for color in ("red", "black", "navy", "nosuchcolour"):
+        assert np.array_equal(matches.color_match(s, color)[rows], color_match(s, rows, color))
+    for pattern in {p for ps in s.patterns for p in ps} | {"nosuchpattern"}:
+        per_row = np.array([pattern in s.patterns[r] for r in rows], np.float32)
+        assert np.array_equal(matches.pattern_match(s, pattern)[rows], per_row)
+    assert item_matches(s) is matches
+    s.refresh()                                     # what add_items does after the catalog changed
+    assert item_matches(s) is not matches
