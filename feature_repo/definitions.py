@@ -3,8 +3,8 @@
 The tables live in ``data/`` next to this file (FeastPublisher writes them, then runs apply + materialize):
   data/item_features.parquet  item_id, embedding ([text; image], unit length), popularity, category, brand, price,
                               cold_start, has_image, event_timestamp
-  data/user_features.parquet  user_id, recent_items (newest first), recent_categories, recent_colors, price_band,
-                              n_events, top_categories, top_brand, mean_price, last_event_ts, event_timestamp
+  data/user_features.parquet  user_id, recent_items (newest first), session_items ([]), recent_categories,
+                              recent_colors, price_band, n_events, top_categories, top_brand, mean_price, last_event_ts, event_timestamp
 The user view is fed two ways: materialised from that table at push time, and pushed through the push source
 ``user_events`` by the API's ``POST /events`` (one row per event, written to the online store at once). What each
 field means, and how an event changes it: modules/recommend/online_features.py.
@@ -59,6 +59,7 @@ user_features = FeatureView(
     ttl=NO_TTL,
     schema=[
         Field(name="recent_items", dtype=Array(String)),
+        Field(name="session_items", dtype=Array(String)),
         Field(name="recent_categories", dtype=Array(String)),
         Field(name="recent_colors", dtype=Array(String)),
         Field(name="price_band", dtype=Int64),

@@ -314,6 +314,7 @@ class HybridRecommendSettings:
     warm_interactions: int
     max_collab_weight: float
     cold_context_weight: float
+    session_weight: float                        # share of the fresh (POST /events) session in a known user's score
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def user_table(data_dir: str, history_len: int, now: dt.datetime, n_price_bands:
     smallest value (what ``Series.mode`` picks). The recent profile (categories, colours, price band of the recent
     items) is ``online_features.recent_profile``, the rule ``POST /events`` applies too."""
     inter = training_interactions(data_dir)
-    cols = ["user_id", "recent_items", "recent_categories", "recent_colors", "price_band", "n_events",
+    cols = ["user_id", "recent_items", "session_items", "recent_categories", "recent_colors", "price_band", "n_events",
             "top_categories", "top_brand", "mean_price", "last_event_ts", "event_timestamp"]
     if inter.empty:
         return pd.DataFrame(columns=cols)
@@ -79,6 +79,7 @@ def user_table(data_dir: str, history_len: int, now: dt.datetime, n_price_bands:
     top_brand = _ranked(df, "brand", ["n", "brand"], [False, True]).first()["brand"]
     out["top_brand"] = top_brand.reindex(out.index).fillna("").astype(str)
     out["mean_price"] = pd.to_numeric(df["price"]).groupby(df["user_id"], sort=True).mean().astype(float)
+    out["session_items"] = [[] for _ in range(len(out))]     # nothing posted to /events since this publish
     out["last_event_ts"] = df.groupby("user_id", sort=True)["ts"].max().astype(np.int64)
     profiles = pd.DataFrame([recent_profile(r, attrs) for r in out["recent_items"]], index=out.index)
     out[["recent_categories", "recent_colors", "price_band"]] = profiles[["recent_categories", "recent_colors",

@@ -8,6 +8,8 @@ Two writers fill the same row, so the rules live here once:
 
 Row fields (the schema of feature_repo/definitions.py ``user_features``):
   recent_items       last N item ids the user touched, newest first (N: :func:`history_len`)
+  session_items      the last N of them posted through ``POST /events`` since the last publish ([] at push time:
+                     what the bundle's recommender has not seen yet), newest first
   recent_categories  distinct categories of ``recent_items``, in order of first appearance (newest first)
   recent_colors      distinct named colours of ``recent_items`` (photo's dominant colour), same order; "" skipped
   price_band         band (0 = cheapest) of the median price of ``recent_items``, catalog quantile bands
@@ -31,7 +33,7 @@ from modules.recommend.features import price_band_boundaries
 
 VIEW = "user_features"            # the Feast feature view (feature_repo/definitions.py)
 PUSH_SOURCE = "user_events"       # its push source: what POST /events writes through
-ROW_FIELDS = ("recent_items", "recent_categories", "recent_colors", "price_band", "n_events", "mean_price",
+ROW_FIELDS = ("recent_items", "session_items", "recent_categories", "recent_colors", "price_band", "n_events", "mean_price",
               "top_categories", "top_brand", "last_event_ts")
 
 
@@ -101,6 +103,7 @@ def apply_event(row: Mapping[str, Any] | None, item_id: str, ts: int, attrs: Ite
     last = row.get("last_event_ts")
     return {
         "recent_items": recent,
+        "session_items": [item_id, *(str(i) for i in (row.get("session_items") or []))][:n_recent],
         **recent_profile(recent, attrs),
         "n_events": n_old + 1,
         "mean_price": float(mean) if mean is not None else 0.0,

@@ -14,7 +14,7 @@ import time
 from typing import Any, Optional
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictStr, conint
 
 from modules.recommend.online_features import ItemAttrs, apply_event
 from serving.bundle_loading import ServingBundle
@@ -27,7 +27,7 @@ class EventIn(_Strict):
     user_id: StrictStr = Field(..., min_length=1, description="the shopper (at most serving.events.max_id_chars)")
     item_id: StrictStr = Field(..., min_length=1, description="an item of the served catalog")
     event: StrictStr = Field(..., description="view, click, add_to_cart or purchase (recommend.event_weights)")
-    ts: Optional[StrictInt] = Field(None, ge=0, description="unix seconds; default: the server's clock")
+    ts: Optional[conint(strict=True, ge=0)] = Field(None, description="unix seconds; default: the server's clock")
 
 
 class EventOut(BaseModel):

@@ -1,4 +1,8 @@
-"""GET /recommend/{user_id}: the bundle's hybrid recommender, with online user features when a store is set.
+"""GET /recommend/{user_id}: the bundle's hybrid recommender, with the user's online features when a store is set.
+
+The features are the Feast ``user_features`` row that FeastPublisher materialises and ``POST /events`` updates
+(serving/routes/events.py): ``recent_items`` and ``session_items`` reach the recommender as ``recent_item_ids`` /
+``session_item_ids`` (``serving.feature_store.rename``), so events posted a moment ago already shape the answer.
 
 The answer lists the recommendations under ``results`` (the key of every search answer) and, for one release,
 the same list under the deprecated ``items``. When the feature store does not answer in time the recommender
