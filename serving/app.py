@@ -81,6 +81,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     def _start() -> None:
         manager.start_watcher(s.watch_interval_s)
         look_service.start_warm_up()
+        features.start_warm_up()
 
     @app.on_event("shutdown")
     def _stop() -> None:

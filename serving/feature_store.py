@@ -139,5 +139,11 @@ class FeatureStoreAdapter:
             log.error("feature store write failed (%s: %s)", type(exc).__name__, exc)
             raise FeatureStoreWriteError(f"the online store could not be written ({type(exc).__name__})") from exc
 
+    def start_warm_up(self) -> None:
+        """Open the store and read one row in the background (the first read loads the registry), so the first
+        request does not pay for it; errors are left to the requests to report."""
+        if self.enabled:
+            self._pool.submit(lambda: self._online_row("", self.features[:1]))
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

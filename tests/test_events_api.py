@@ -31,7 +31,8 @@ def real(tmp_path_factory: pytest.TempPathFactory, real_bundle: Path):
     root = tmp_path_factory.mktemp("events_real")
     serving = real_serving_dir(root)
     repo = build_feature_repo(root, real_bundle / "data", load_params())
-    app = create_app(serving, _params(repo), watch_interval_s=0)
+    # a generous read timeout: these tests are about what the answer holds, on a CPU shared with other jobs
+    app = create_app(serving, _params(repo, timeout_ms=10_000), watch_interval_s=0)
     with TestClient(app) as client:
         yield client, pd.read_csv(real_bundle / "data" / "items.csv", dtype={"item_id": str})
 

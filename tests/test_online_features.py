@@ -23,7 +23,7 @@ def _attrs() -> ItemAttrs:
 def test_apply_event_on_a_new_then_known_user() -> None:
     attrs = _attrs()
     row = apply_event(None, "c", 100, attrs, n_recent=2)
-    assert row == {"recent_items": ["c"], "recent_categories": ["shoes"], "recent_colors": ["blue"], "price_band": 1,
+    assert row == {"recent_items": ["c"], "session_items": ["c"], "recent_categories": ["shoes"], "recent_colors": ["blue"], "price_band": 1,
                    "n_events": 1, "mean_price": 30.0, "top_categories": [], "top_brand": "", "last_event_ts": 100}
     row = apply_event({**row, "top_categories": ["shoes"], "top_brand": "x"}, "b", 90, attrs, n_recent=2)
     assert row["recent_items"] == ["b", "c"] and row["recent_categories"] == ["bags", "shoes"]
