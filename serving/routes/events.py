@@ -11,7 +11,7 @@ ids, their categories, colours and price band, counts) and pushed to the Feast o
 """
 import threading
 import time
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field, StrictStr, conint
@@ -27,7 +27,7 @@ class EventIn(_Strict):
     user_id: StrictStr = Field(..., min_length=1, description="the shopper (at most serving.events.max_id_chars)")
     item_id: StrictStr = Field(..., min_length=1, description="an item of the served catalog")
     event: StrictStr = Field(..., description="view, click, add_to_cart or purchase (recommend.event_weights)")
-    ts: Optional[conint(strict=True, ge=0)] = Field(None, description="unix seconds; default: the server's clock")
+    ts: conint(strict=True, ge=0) | None = Field(None, description="unix seconds; default: the server's clock")
 
 
 class EventOut(BaseModel):
