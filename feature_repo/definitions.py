@@ -3,13 +3,16 @@
 The tables live in ``data/`` next to this file (FeastPublisher writes them, then runs apply + materialize):
   data/item_features.parquet  item_id, embedding ([text; image], unit length), popularity, category, brand, price,
                               cold_start, has_image, event_timestamp
-  data/user_features.parquet  user_id, recent_items (newest first), n_events, top_categories,
-                              top_brand, mean_price, event_timestamp
+  data/user_features.parquet  user_id, recent_items (newest first), session_items ([]), recent_categories,
+                              recent_colors, price_band, n_events, top_categories, top_brand, mean_price, last_event_ts, event_timestamp
+The user view is fed two ways: materialised from that table at push time, and pushed through the push source
+``user_events`` by the API's ``POST /events`` (one row per event, written to the online store at once). What each
+field means, and how an event changes it: modules/recommend/online_features.py.
 """
 from datetime import timedelta
 from pathlib import Path
 
-from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Array, Float32, Int64, String
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -29,6 +32,8 @@ user_source = FileSource(
     path=str(DATA_DIR / "user_features.parquet"),
     timestamp_field="event_timestamp",
 )
+# POST /events writes here (FeatureStore.push, online only); the batch source is what materialize reads.
+user_events = PushSource(name="user_events", batch_source=user_source)
 
 item_features = FeatureView(
     name="item_features",
@@ -54,12 +59,17 @@ user_features = FeatureView(
     ttl=NO_TTL,
     schema=[
         Field(name="recent_items", dtype=Array(String)),
+        Field(name="session_items", dtype=Array(String)),
+        Field(name="recent_categories", dtype=Array(String)),
+        Field(name="recent_colors", dtype=Array(String)),
+        Field(name="price_band", dtype=Int64),
         Field(name="n_events", dtype=Int64),
         Field(name="top_categories", dtype=Array(String)),
         Field(name="top_brand", dtype=String),
         Field(name="mean_price", dtype=Float32),
+        Field(name="last_event_ts", dtype=Int64),
     ],
     online=True,
-    source=user_source,
+    source=user_events,
     tags={"owner": "pipeline"},
 )

@@ -314,6 +314,7 @@ class HybridRecommendSettings:
     warm_interactions: int
     max_collab_weight: float
     cold_context_weight: float
+    session_weight: float                        # share of the fresh (POST /events) session in a known user's score
 
 
 @dataclass(frozen=True)
@@ -351,9 +352,17 @@ class EvaluationSettings:
 @dataclass(frozen=True)
 class FeatureStoreSettings:
     repo_path: str
+    lookup: str                                  # auto | on | off
     features: tuple[str, ...]                    # empty disables the lookup
     rename: Mapping[str, str]                    # Feast feature name -> user_features key
     timeout_ms: float
+    write_timeout_ms: float
+
+
+@dataclass(frozen=True)
+class EventsSettings:
+    max_clock_skew_s: float
+    max_id_chars: int
 
 
 @dataclass(frozen=True)
@@ -372,6 +381,7 @@ class ServingSettings:
     latency_window: int
     recommend_top_k_default: int
     feature_store: FeatureStoreSettings
+    events: EventsSettings
     tf_serving: TfServingSettings
     min_image_side: int
     max_concurrent_decodes: int

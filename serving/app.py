@@ -2,7 +2,7 @@
 
 `create_app(serving_dir)` loads the bundle `SERVING_DIR/LATEST` names and serves it; `serve()` runs
 uvicorn. The routes live in `serving/routes/` (one APIRouter per resource: search, look, recommend, items,
-admin, ops), their dependencies (the current bundle, settings, metrics, the admin token) in `serving/deps.py`.
+admin, ops, events), their dependencies (the current bundle, settings, metrics, the admin token) in `serving/deps.py`.
 The API reads SERVING_DIR only (plus the optional Feast online store). Environment:
 
   PIXELMATCH_ADMIN_TOKEN      bearer token for /admin/*; unset -> admin endpoints answer 403
@@ -33,7 +33,7 @@ from serving.deps import Settings
 from serving.feature_store import FeatureStoreAdapter
 from serving.guard import RequestGuard
 from serving.monitoring import Metrics
-from serving.routes import admin, items, look, ops, recommend, search
+from serving.routes import admin, events, items, look, ops, recommend, search
 from serving.routes.common import error, validation_messages
 from serving.tf_serving_client import TFServingError, plug_tf_serving
 
@@ -50,11 +50,10 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     params = params if params is not None else load_params()
     s = Settings.from_params(serving_dir, params, watch_interval_s)
     metrics = Metrics(window=s.config.serving.latency_window)
-    fs_cfg = s.scfg.get("feature_store", {}) or {}
+    fs_cfg = s.config.serving.feature_store
     features = FeatureStoreAdapter(
-        os.environ.get("PIXELMATCH_FEATURE_REPO") or fs_cfg.get("repo_path"),
-        features=list(fs_cfg.get("features") or []),
-        timeout_s=s.config.serving.feature_store.timeout_ms / 1000.0)
+        os.environ.get("PIXELMATCH_FEATURE_REPO") or fs_cfg.repo_path, features=list(fs_cfg.features),
+        timeout_s=fs_cfg.timeout_ms / 1000.0, lookup=fs_cfg.lookup, write_timeout_s=fs_cfg.write_timeout_ms / 1000.0)
 
     def on_swap(bundle: ServingBundle) -> None:
         metrics.bundle_loaded.set(bundle.loaded_at)
@@ -82,6 +81,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     def _start() -> None:
         manager.start_watcher(s.watch_interval_s)
         look_service.start_warm_up()
+        features.start_warm_up()
 
     @app.on_event("shutdown")
     def _stop() -> None:
@@ -92,7 +92,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     _add_exception_handlers(app)
     app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")
     for router in (search.build_router(s), look.build_router(s, look_service), recommend.build_router(s),
-                   items.router, ops.router, admin.router):
+                   events.build_router(s), items.router, ops.router, admin.router):
         app.include_router(router)
     return app
 

@@ -41,11 +41,15 @@ def test_tiny_tables(tmp_path: Path) -> None:
     inter = pd.DataFrame({"user_id": ["u1", "u1", "u1", "u2", "u2", "u1"], "item_id": ["a", "b", "c", "b", "b", "d"],
                           "event": ["view"] * 6, "ts": [1, 2, 3, 5, 4, 60]})  # the last row is after the cutoff
     data = _data(tmp_path / "data", items, inter, cutoff=50)
-    users = executor.user_table(data, history_len=2, now=NOW)
+    users = executor.user_table(data, history_len=2, now=NOW, n_price_bands=2, colors={"b": "red", "c": "blue"})
     assert users["user_id"].tolist() == ["u1", "u2"] and users["n_events"].tolist() == [3, 2]
     assert users["recent_items"].tolist() == [["c", "b"], ["b", "b"]]  # newest first, at most history_len
     assert users["top_categories"].tolist() == [["shoes", "bags"], ["bags"]]
     assert users["top_brand"].tolist() == ["y", "y"] and users["mean_price"].tolist() == [20.0, 20.0]
+    # the recent profile: categories/colours of recent_items in order; band of their median price (bands: < 25, >= 25)
+    assert users["recent_categories"].tolist() == [["shoes", "bags"], ["bags"]]
+    assert users["recent_colors"].tolist() == [["blue", "red"], ["red"]]
+    assert users["price_band"].tolist() == [1, 0] and users["last_event_ts"].tolist() == [3, 5]
     assert (users["event_timestamp"] == pd.Timestamp(NOW)).all()
 
     emb = tmp_path / "emb"
@@ -73,7 +77,7 @@ def test_vectorised_user_table_equals_the_loop(tmp_path: Path) -> None:
                           "item_id": [f"i{i}" for i in rng.integers(0, n_items + 3, n)],  # some unknown items
                           "event": "view", "ts": rng.integers(0, 200, n)})  # many equal timestamps
     data = _data(tmp_path, items, inter, cutoff=180)
-    got = executor.user_table(data, history_len=5, now=NOW)
+    got = executor.user_table(data, history_len=5, now=NOW, n_price_bands=5)
     want = _loop_user_table(data, history_len=5)
     for col in ("user_id", "recent_items", "n_events", "top_brand"):
         assert got[col].tolist() == want[col].tolist(), col

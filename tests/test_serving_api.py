@@ -106,7 +106,7 @@ def test_recommend_survives_broken_feature_store(serving_dir, tmp_path):
     not_a_repo = tmp_path / "feature_repo"
     not_a_repo.mkdir()
     params["serving"]["feature_store"] = {"repo_path": str(not_a_repo), "features": ["user_stats:n_events"],
-                                          "timeout_ms": 300}
+                                          "timeout_ms": 300, "lookup": "on"}   # auto would call it disabled
     app = create_app(serving_dir, params, loader=tiny_loader, watch_interval_s=0)
     with TestClient(app) as c:
         r = c.get("/recommend/u0001?top_k=3")
@@ -198,7 +198,7 @@ def test_recommend_when_feature_store_hangs(serving_dir, monkeypatch):
     monkeypatch.setattr(FeatureStoreAdapter, "_fetch", hang)
     params = load_params()
     params["serving"]["feature_store"] = {"repo_path": str(serving_dir), "features": ["user_features:n_events"],
-                                          "timeout_ms": 100}
+                                          "timeout_ms": 100, "lookup": "on"}
     with TestClient(create_app(serving_dir, params, loader=tiny_loader, watch_interval_s=0)) as c:
         t0 = time.perf_counter()
         r = c.get("/recommend/u0001?top_k=3")

@@ -203,7 +203,7 @@ def test_top_k_bound_comes_from_params_and_shows_in_openapi(tmp_path):
         spec = c.get("/openapi.json").json()
     assert {"/search/text", "/search/image", "/search/multimodal", "/search/look", "/similar/{item_id}",
             "/recommend/{user_id}", "/items/{item_id}", "/items/{item_id}/image", "/health", "/ready", "/metrics",
-            "/admin/reload", "/admin/items", "/admin/items/{item_id}"} == set(spec["paths"])
+            "/admin/reload", "/admin/items", "/admin/items/{item_id}", "/events"} == set(spec["paths"])
     similar = spec["paths"]["/similar/{item_id}"]["get"]["parameters"]
     assert next(p for p in similar if p["name"] == "top_k")["schema"]["maximum"] == 7
     assert spec["components"]["schemas"]["TextSearchRequest"]["properties"]["top_k"]["maximum"] == 7

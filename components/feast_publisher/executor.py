@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 
 from components.common import load_items
+from modules.data.data_io import EMB_COLOR_NAMES_FILE as COLOR_NAMES_FILE
 from modules.data.data_io import EMB_IDS_FILE as IDS_FILE
 from modules.data.data_io import EMB_IMAGE_FILE as IMAGE_FILE
 from modules.data.data_io import EMB_TEXT_FILE as TEXT_FILE
 from modules.data.data_io import read_cutoff, training_interactions
+from modules.recommend.online_features import ItemAttrs, history_len, recent_profile
 
 log = logging.getLogger(__name__)
 ITEM_TABLE, USER_TABLE = "item_features.parquet", "user_features.parquet"
@@ -54,15 +56,20 @@ def item_table(data_dir: str, emb_dir: str, now: dt.datetime) -> pd.DataFrame:
     )
 
 
-def user_table(data_dir: str, history_len: int, now: dt.datetime) -> pd.DataFrame:
+def user_table(data_dir: str, history_len: int, now: dt.datetime, n_price_bands: int,
+               colors: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per user of the training window: recent items (newest first) and tastes, built with pandas group
-    operations (no per-user Python loop). Ties: top categories by count, then the most recently seen first; top
-    brand by count, then the smallest value (what ``Series.mode`` picks)."""
+    operations. Ties: top categories by count, then the most recently seen first; top brand by count, then the
+    smallest value (what ``Series.mode`` picks). The recent profile (categories, colours, price band of the recent
+    items) is ``online_features.recent_profile``, the rule ``POST /events`` applies too."""
     inter = training_interactions(data_dir)
-    cols = ["user_id", "recent_items", "n_events", "top_categories", "top_brand", "mean_price", "event_timestamp"]
+    cols = ["user_id", "recent_items", "session_items", "recent_categories", "recent_colors", "price_band", "n_events",
+            "top_categories", "top_brand", "mean_price", "last_event_ts", "event_timestamp"]
     if inter.empty:
         return pd.DataFrame(columns=cols)
     items = load_items(data_dir)[["item_id", "category", "brand", "price"]].astype({"item_id": str})
+    attrs = ItemAttrs.build(items["item_id"], items["category"], pd.to_numeric(items["price"]),
+                            [(colors or {}).get(i, "") for i in items["item_id"]], n_price_bands)
     df = inter.merge(items, on="item_id", how="left").sort_values(["user_id", "ts"], ascending=[True, False])
     df["pos"] = np.arange(len(df))  # rows of a user are contiguous, newest first
     out = pd.DataFrame({"n_events": df.groupby("user_id", sort=True).size().astype(int)})
@@ -72,6 +79,11 @@ def user_table(data_dir: str, history_len: int, now: dt.datetime) -> pd.DataFram
     top_brand = _ranked(df, "brand", ["n", "brand"], [False, True]).first()["brand"]
     out["top_brand"] = top_brand.reindex(out.index).fillna("").astype(str)
     out["mean_price"] = pd.to_numeric(df["price"]).groupby(df["user_id"], sort=True).mean().astype(float)
+    out["session_items"] = [[] for _ in range(len(out))]     # nothing posted to /events since this publish
+    out["last_event_ts"] = df.groupby("user_id", sort=True)["ts"].max().astype(np.int64)
+    profiles = pd.DataFrame([recent_profile(r, attrs) for r in out["recent_items"]], index=out.index)
+    out[["recent_categories", "recent_colors", "price_band"]] = profiles[["recent_categories", "recent_colors",
+                                                                          "price_band"]]
     out["event_timestamp"] = pd.Timestamp(now)
     return out.rename_axis("user_id").reset_index().astype({"user_id": str})[cols]
 
@@ -94,37 +106,49 @@ def _lists(rows: pd.DataFrame, col: str, users: pd.Index) -> list[list[str]]:
     return [found[u].tolist() if u in found else [] for u in users]
 
 
+def _color_names(emb_dir: str) -> dict[str, str]:
+    """item id -> the named dominant colour of its photo, from the EmbeddingGen artifact ({} if it has none)."""
+    ids_path, names_path = Path(emb_dir) / IDS_FILE, Path(emb_dir) / COLOR_NAMES_FILE
+    if not names_path.is_file():
+        return {}
+    return dict(zip(json.loads(ids_path.read_text()), json.loads(names_path.read_text()), strict=True))
+
+
 def _definitions(repo: Path) -> list[Any]:
     """The Feast objects declared in ``repo/definitions.py`` (what `feast apply` would register)."""
-    from feast import Entity, FeatureView
+    from feast import Entity, FeatureView, PushSource
 
     spec = importlib.util.spec_from_file_location("pixelmatch_feast_definitions", repo / "definitions.py")
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
-    return [v for v in vars(module).values() if isinstance(v, (Entity, FeatureView))]
+    return [v for v in vars(module).values() if isinstance(v, (Entity, FeatureView, PushSource))]
 
 
 def publish(data_dir: str, emb_dir: str, repo_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     """Write both Parquet tables into ``repo_dir/data``, apply the definitions and materialize them online."""
-    from feast import FeatureStore
-
     repo = Path(repo_dir)
     if not (repo / "feature_store.yaml").is_file():
         raise FileNotFoundError(f"{repo}: no feature_store.yaml (expected a Feast repository like feature_repo/)")
     data = repo / "data"
     data.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    history_len = int(params.get("recommend", {}).get("two_tower", {}).get("history_len", 20))
     items = item_table(data_dir, emb_dir, now)
-    users = user_table(data_dir, history_len, now)
+    users = user_table(data_dir, history_len(params), now, int(params["recommend"]["n_price_bands"]),
+                       colors=_color_names(emb_dir))
     items.to_parquet(data / ITEM_TABLE, index=False)
     users.to_parquet(data / USER_TABLE, index=False)
-    store = FeatureStore(repo_path=str(repo))
-    objects = _definitions(repo)
-    store.apply(objects)
     views = ["item_features"] + (["user_features"] if len(users) else [])
     if not len(users):
         log.info("FeastPublisher: no interactions: user features skipped (bring-your-own catalog)")
-    store.materialize(start_date=now - dt.timedelta(days=1), end_date=now + dt.timedelta(minutes=1), feature_views=views)
+    apply_and_materialize(repo, views, now)
     return {"n_items": len(items), "n_users": len(users), "views": views, "repo": str(repo)}
+
+
+def apply_and_materialize(repo: Path, views: list[str], now: dt.datetime) -> None:
+    """``feast apply`` of the repository's definitions, then ``materialize`` of ``views`` (tables already written)."""
+    from feast import FeatureStore
+
+    store = FeatureStore(repo_path=str(repo))
+    store.apply(_definitions(repo))
+    store.materialize(start_date=now - dt.timedelta(days=1), end_date=now + dt.timedelta(minutes=1), feature_views=views)

@@ -16,8 +16,12 @@ Fallbacks (``RecommendResponse.fallback``):
                        snapshot history/context is scored by content only; no collaborative vector is used
 Each :class:`Rec` carries the ``path`` that produced it: "hybrid", "two_tower", "als", "content" or "popular".
 
-``user_features`` (from the online feature store, optional): ``{"available": bool, "recent_item_ids": [...]}``;
-``recent_item_ids`` replaces the bundle's snapshot history for the content part.
+``user_features`` (from the online feature store, optional): ``{"available": bool, "recent_item_ids": [...],
+"session_item_ids": [...]}``; ``recent_item_ids`` replaces the bundle's snapshot history for the content part;
+``session_item_ids`` (items posted to ``POST /events`` since the last publish, which the collaborative vectors have
+not seen) pull a known user's final score toward them:
+    score = (1 - session_weight) * z(hybrid score) + session_weight * z(content similarity to the session items)
+(``recommend.hybrid.session_weight``; a user without session items scores exactly as before).
 
 The saved form (``save``/``load``) is numpy/JSON/parquet only and never imports TensorFlow or TFX; the two-tower
 SavedModel directory it was built from is referenced in ``config.json``.
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modules.config import with_defaults
 from modules.recommend.content import ContentRecommender
 from modules.recommend.features import (
     ItemFeatures,
@@ -115,7 +120,8 @@ class HybridRecommender:
         self.popularity = np.asarray(popularity, dtype=np.float64)
         self.params = dict(params.get("recommend", params))
         self.two_tower_dir = two_tower_dir
-        h = self.params["hybrid"]
+        # bundles saved before a hybrid key existed (session_weight) take it from params.yaml
+        h = self.params["hybrid"] = with_defaults(self.params["hybrid"], "recommend", "hybrid")
         self.weights = collab_weights(self.counts, float(h["warm_interactions"]), float(h["max_collab_weight"]))
         self.category = self.items["category"].astype(str).to_numpy()
         created = self.items["created_at"] if "created_at" in self.items else pd.Series(np.zeros(len(self.items)))
@@ -157,6 +163,14 @@ class HybridRecommender:
         scores = w * _zscore(collab) + (1.0 - w) * _zscore(content)
         paths = np.where(w <= 0, "content", np.where(w >= 1, self.collab.kind, "hybrid")).astype(object)
         return scores, paths
+
+    def _with_session(self, scores: np.ndarray, session_idx: np.ndarray) -> np.ndarray:
+        """``scores`` pulled toward the content of the fresh session items (unchanged without any)."""
+        session = self.content.score_items(session_idx)
+        if session is None:
+            return scores
+        f = float(self.params["hybrid"]["session_weight"])
+        return (1.0 - f) * _zscore(scores) + f * _zscore(session)
 
     def _popular_by_category(self, k: int, exclude: np.ndarray) -> list[Rec]:
         """Round-robin over categories (most popular category first), most popular (then newest) items first."""
@@ -243,7 +257,8 @@ class HybridRecommender:
             )
         scored = self.score_user(user_id, ctx, history_idx)
         assert scored is not None  # known user: the content part always exists
-        return RecommendResponse(self._top(scored[0], scored[1], top_k, exclude), None)
+        scores = self._with_session(scored[0], self.content.indices_of(list(feats.get("session_item_ids") or [])))
+        return RecommendResponse(self._top(scores, scored[1], top_k, exclude), None)
 
     # ------------------------------------------------------------------------------------------------ persistence
     def save(self, out_dir: str | Path) -> Path:

@@ -1,4 +1,8 @@
-"""GET /recommend/{user_id}: the bundle's hybrid recommender, with online user features when a store is set.
+"""GET /recommend/{user_id}: the bundle's hybrid recommender, with the user's online features when a store is set.
+
+The features are the Feast ``user_features`` row that FeastPublisher materialises and ``POST /events`` updates
+(serving/routes/events.py): ``recent_items`` and ``session_items`` reach the recommender as ``recent_item_ids`` /
+``session_item_ids`` (``serving.feature_store.rename``), so events posted a moment ago already shape the answer.
 
 The answer lists the recommendations under ``results`` (the key of every search answer) and, for one release,
 the same list under the deprecated ``items``. When the feature store does not answer in time the recommender
@@ -18,13 +22,13 @@ from serving.monitoring import Metrics
 from serving.routes.common import image_url
 from serving.schemas import RecommendationOut, RecommendResponseOut, top_k_type
 
-MAX_USER_ID_CHARS = 128
 MAX_CONTEXT_IDS = 50
 
 
 def build_router(s: Settings) -> APIRouter:
     router = APIRouter(tags=["recommend"])
     TopK = top_k_type(s.top_k_max)  # noqa: N806 (a type)
+    max_id_chars = s.config.serving.events.max_id_chars     # the user_id cap POST /events applies too
 
     @router.get("/recommend/{user_id}", response_model=RecommendResponseOut)
     def recommend(user_id: str, bundle: BundleDep, metrics: MetricsDep, features: FeaturesDep,
@@ -32,8 +36,8 @@ def build_router(s: Settings) -> APIRouter:
                   context: str = Query("", description="comma-separated item ids the user just viewed")
                   ) -> RecommendResponseOut:
         t0 = time.perf_counter()
-        if len(user_id) > MAX_USER_ID_CHARS:
-            raise HTTPException(422, [f"user_id: at most {MAX_USER_ID_CHARS} characters"])
+        if len(user_id) > max_id_chars:
+            raise HTTPException(422, [f"user_id: at most {max_id_chars} characters"])
         if bundle.recommender is None:
             raise HTTPException(503, f"bundle {bundle.version} has no recommender")
         ctx = [c for c in (x.strip() for x in context.split(",")[:MAX_CONTEXT_IDS]) if c and c in bundle.items]
@@ -57,7 +61,7 @@ def _user_features(user_id: str, features: FeatureStoreAdapter, s: Settings, met
     if fs_status == "unavailable":
         user_features = {"available": False}      # the recommender then answers content-only
     elif user_features:
-        rename = dict((s.scfg.get("feature_store", {}) or {}).get("rename") or {})
+        rename = dict(s.config.serving.feature_store.rename)
         user_features = {rename.get(k, k): v for k, v in user_features.items()}
     return user_features, fs_status
 
