@@ -16,6 +16,7 @@ from modules.data.data_io import EMB_IDS_FILE as IDS_FILE
 from modules.data.data_io import EMB_IMAGE_FILE as IMAGE_FILE
 from modules.data.data_io import EMB_TEXT_FILE as TEXT_FILE
 from modules.data.data_io import read_cutoff, training_interactions
+from modules.settings import load_settings
 
 log = logging.getLogger(__name__)
 ITEM_TABLE, USER_TABLE = "item_features.parquet", "user_features.parquet"
@@ -115,7 +116,7 @@ def publish(data_dir: str, emb_dir: str, repo_dir: str, params: dict[str, Any]) 
     data = repo / "data"
     data.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    history_len = int(params.get("recommend", {}).get("two_tower", {}).get("history_len", 20))
+    history_len = load_settings(params).recommend.two_tower.history_len
     items = item_table(data_dir, emb_dir, now)
     users = user_table(data_dir, history_len, now)
     items.to_parquet(data / ITEM_TABLE, index=False)

@@ -43,11 +43,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from modules.config import DEFAULT_SEED, defaults, load_params
+from modules.config import DEFAULT_SEED, load_params
 from modules.data.delta_ingest import ITEM_ID_PATTERN, csv_safe
 from modules.data.images import ImageError, load_image
 from modules.data.selfsup import make_selfsupervised_queries
 from modules.checksums import sha256_file, tree_digest
+from modules.settings import section_dict
 
 CORE_COLUMNS: list[str] = [
     "item_id", "title", "description", "category", "brand", "price", "gender", "image_path", "created_at",
@@ -110,7 +111,7 @@ def _safe_stem(item_id: str, used: set[str]) -> str:
 
 def _ingest_params(params: dict | None) -> dict[str, Any]:
     """The ``ingest`` settings of ``params`` over params.yaml's (the only source of defaults)."""
-    base = {k: v for k, v in defaults("ingest").items() if k != "selfsup"}
+    base = {k: v for k, v in section_dict("ingest").items() if k != "selfsup"}
     section = (params or {}).get("ingest") or {}
     return {**base, **{k: v for k, v in section.items() if k in base}}
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
+from modules.settings import RetrievalSettings
 
-def rrf(ranked_lists: Mapping[str, Sequence[int]], k: int = 60, weights: Mapping[str, float] | None = None
+
+def rrf(ranked_lists: Mapping[str, Sequence[int]], k: int, weights: Mapping[str, float] | None = None
         ) -> dict[int, float]:
     """Weighted reciprocal rank fusion: ``score(d) = sum over lists of w_list / (k + rank(d))``, ranks from 1.
 
@@ -29,10 +30,10 @@ def rrf(ranked_lists: Mapping[str, Sequence[int]], k: int = 60, weights: Mapping
     return scores
 
 
-def fuse_lists(lists: Mapping[str, Sequence[int]], hp: Mapping[str, Any], has_text: bool, has_image: bool
+def fuse_lists(lists: Mapping[str, Sequence[int]], hp: RetrievalSettings, has_text: bool, has_image: bool
                ) -> dict[int, float]:
     """RRF of a query's candidate lists with its kind's list weights (tuned on TRAIN queries of that kind):
     ``rrf_weights`` for text, ``photo_rrf_weights`` for photo and ``composed_rrf_weights`` for photo + text."""
     weights_key = "rrf_weights" if not has_image else ("photo_rrf_weights" if not has_text else "composed_rrf_weights")
-    weights = dict(hp.get(weights_key) or {})
-    return rrf(lists, k=int(hp.get("rrf_k", 60)), weights=weights)
+    weights = dict(getattr(hp, weights_key) or {})
+    return rrf(lists, k=hp.rrf_k, weights=weights)

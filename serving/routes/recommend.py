@@ -57,7 +57,7 @@ def _user_features(user_id: str, features: FeatureStoreAdapter, s: Settings, met
     if fs_status == "unavailable":
         user_features = {"available": False}      # the recommender then answers content-only
     elif user_features:
-        rename = dict((s.scfg.get("feature_store", {}) or {}).get("rename") or {})
+        rename = dict(s.config.serving.feature_store.rename)
         user_features = {rename.get(k, k): v for k, v in user_features.items()}
     return user_features, fs_status
 
