@@ -27,8 +27,8 @@ from PIL import Image, ImageEnhance
 from tqdm import tqdm
 
 from modules.config import DEFAULT_SEED
-from modules.settings import section_dict
 from modules.data.images import ImageError, load_image
+from modules.settings import section_dict
 
 STOPWORDS: frozenset[str] = frozenset(
     "a an and the of for with in on to by from at or as is it its this that".split()

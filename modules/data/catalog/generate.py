@@ -5,7 +5,6 @@ stream id (and the item/query index for images), so files are byte-identical wha
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import multiprocessing as mp
@@ -18,12 +17,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from modules.checksums import sha256_file
 from modules.data.catalog import vocab
 from modules.data.catalog.images import render_item
 from modules.data.catalog.interactions import sample_interactions, sample_users, users_frame
 from modules.data.catalog.items import PUBLIC_COLUMNS, TRUTH_COLUMNS, sample_items
 from modules.data.catalog.queries import build_queries
-from modules.checksums import sha256_file
 from modules.settings import load_section, merge_section
 
 log = logging.getLogger(__name__)
