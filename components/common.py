@@ -5,13 +5,14 @@ import glob
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from modules.config import load_params
+from modules.config import load_params, param_seed
 
 log = logging.getLogger(__name__)
 # where a component writes a model artifact's payload inside ``artifact.uri`` (the layout TFX's Pusher expects)
@@ -22,6 +23,26 @@ def params_from(params_json: str) -> dict[str, Any]:
     """The params the pipeline was built with (a JSON string, so a changed hyperparameter changes the
     TFX cache key); '' falls back to params.yaml as modules.config resolves it."""
     return json.loads(params_json) if params_json else load_params()
+
+
+def params_and_seed(params_json: str) -> tuple[dict[str, Any], int]:
+    """``params_from(params_json)`` and the run's seed (``params["seed"]``): what every trainer/builder takes."""
+    params = params_from(params_json)
+    return params, param_seed(params)
+
+
+def record_output(artifact: Any, info_file: str, info: Mapping[str, Any], ints: Mapping[str, Any] | None = None,
+                  strings: Mapping[str, Any] | None = None) -> None:
+    """Finish a component's output artifact: ``info`` as indented JSON at ``artifact.uri/info_file`` (the summary
+    each component leaves beside its payload), then the custom properties, ``ints`` as int and ``strings`` as str
+    (what the pipeline's resolvers and the metadata store show)."""
+    with open(os.path.join(artifact.uri, info_file), "w") as f:
+        json.dump(info, f, indent=2)
+    for key, value in (ints or {}).items():
+        artifact.set_int_custom_property(key, int(value))
+    for key, value in (strings or {}).items():
+        artifact.set_string_custom_property(key, str(value))
+    log.info("%s: %s, %s", artifact.uri, info_file, {**(ints or {}), **(strings or {})})
 
 
 def load_items(data_dir: str | Path) -> pd.DataFrame:

@@ -76,27 +76,3 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
         raise ValueError(f"{p}: expected a mapping at the top level")
     data.setdefault("seed", DEFAULT_SEED)
     return copy.deepcopy(data)
-
-
-def defaults(*path: str) -> dict[str, Any]:
-    """params.yaml's section at ``path`` (e.g. ``defaults("encoders", "tower")``): what a caller's params lack is
-    filled from here, so params.yaml stays the only source of default values (no inline copies to drift apart)."""
-    node: Any = load_params()
-    for key in path:
-        node = node[key]
-    if not isinstance(node, dict):
-        raise ValueError(f"params.yaml: {'.'.join(path)} is not a section")
-    return node
-
-
-def with_defaults(values: Mapping[str, Any] | None, *path: str, nested: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``values`` over params.yaml's section at ``path``: the keys a caller left out come from params.yaml, never
-    from an inline copy. Sub-sections named in ``nested`` are merged key by key; any other value given replaces
-    params.yaml's whole (e.g. an ``rrf_weights: {}`` stays empty)."""
-    base = defaults(*path)
-    given = dict(values or {})
-    out = {**base, **given}
-    for key in nested:
-        if isinstance(base.get(key), Mapping) and isinstance(given.get(key), Mapping):
-            out[key] = {**base[key], **given[key]}
-    return out

@@ -9,7 +9,8 @@ params.yaml lacks, an unknown key or a value of the wrong type raises ``ValueErr
 (``retrieval.hnsw.ef_search: expected int, got str``). An int is accepted (and stored as a float) where a float is
 expected; a bool is never an int. Lists become tuples and free-form mappings read-only ``MappingProxyType``s.
 A section given in ``params`` is merged over params.yaml's key by key; any other value (a list, a free-form
-mapping such as ``rrf_weights``) replaces params.yaml's whole, as :func:`modules.config.with_defaults` does.
+mapping such as ``rrf_weights``) replaces params.yaml's whole, as it does in :func:`load_section` and
+:func:`section_dict` (one section, for callers that hold only that).
 """
 from __future__ import annotations
 
@@ -490,6 +491,51 @@ def load_settings(params: Mapping[str, Any] | None = None) -> Settings:
     base = load_params(None)
     merged = _merge(base, params, Settings, "") if params is not None else base
     return _build(Settings, merged, "")
+
+
+def load_section(path: str, values: Mapping[str, Any] | None = None) -> Any:
+    """The typed section at dotted ``path`` (``"fusion"``, ``"encoders.tower"``) with ``values`` over params.yaml's
+    (sub-sections merged key by key), for a caller that holds one section: a component's sub-dict, an engine's
+    stored settings. ``values`` None: params.yaml's section as it is."""
+    return _walk(load_settings(_nest(path, values)), path)
+
+
+def section_dict(path: str, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`load_section`'s merged values as a plain dict (JSON-ready, exactly as given or as params.yaml writes
+    them), checked the same way: what a bundle stores so that it loads the same after params.yaml changes."""
+    merged = merge_section(path, values)
+    load_section(path, merged)                   # refuse unknown, missing or wrong-typed keys
+    return merged
+
+
+def merge_section(path: str, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``values`` over params.yaml's section at ``path`` as a plain dict, not yet checked: for a caller that runs
+    its own checks (with its own messages) first and :func:`load_section` after."""
+    base: Any = load_params(None)
+    for name in path.split("."):
+        base = base[name]
+    return _merge(base, values, _walk_type(path), path)
+
+
+def _nest(path: str, values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if values is None:
+        return None
+    for name in reversed(path.split(".")):
+        values = {name: values}
+    return dict(values)
+
+
+def _walk(node: Any, path: str) -> Any:
+    for name in path.split("."):
+        node = getattr(node, name)
+    return node
+
+
+def _walk_type(path: str) -> type:
+    cls: Any = Settings
+    for name in path.split("."):
+        cls = typing.get_type_hints(cls)[name]
+    return cls
 
 
 def _is_section(tp: Any) -> bool:

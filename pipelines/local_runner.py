@@ -148,8 +148,9 @@ def run_pipeline(
     ``<pipeline root>/logs/run-<time>.log`` (``verbose`` echoes it to the terminal too).
     """
     from components.data_check.rules import DataCheckError, check_data_dir
-    from modules.data.delta_ingest import DELTA_FILE, DeltaIngestError, apply_delta
+    from modules.data.delta_ingest import DeltaIngestError, apply_delta
     from modules.data.delta_ingest import format_summary as format_delta_summary
+    from modules.data.delta_log import DELTA_FILE
     from pipelines.configs import pipeline_settings
 
     problem = params_problem(params_path)

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, ORJSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from modules.config import load_params
+from modules.settings import load_settings
 from serving.bundle_loading import BundleLoader, ServingBundle, load_components
 from serving.bundle_manager import BundleManager
 from serving.deps import Settings
@@ -58,7 +59,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     def on_swap(bundle: ServingBundle) -> None:
         metrics.bundle_loaded.set(bundle.loaded_at)
 
-    tf_cfg = s.scfg.get("tf_serving", {}) or {}
+    tf_cfg = s.config.serving.tf_serving
     manager = BundleManager(
         serving_dir, params, loader=loader or load_components, on_swap=on_swap,
         prepare=(lambda b: plug_tf_serving(b, s.tf_url, tf_cfg)) if s.tf_url else None)
@@ -110,8 +111,8 @@ def _add_middleware(app: FastAPI, s: Settings, metrics: Metrics) -> None:
         return response
 
     limits = {p: s.max_upload + MULTIPART_OVERHEAD for p in UPLOAD_PATHS}
-    limits["/admin/items"] = int(float(s.scfg["max_admin_body_mb"]) * 1024 * 1024)
-    app.add_middleware(RequestGuard, limits=limits, default_limit=int(float(s.scfg["max_json_body_kb"]) * 1024),
+    limits["/admin/items"] = int(s.config.serving.max_admin_body_mb * 1024 * 1024)
+    app.add_middleware(RequestGuard, limits=limits, default_limit=int(s.config.serving.max_json_body_kb * 1024),
                        on_reject=lambda path, status: metrics.observe_request("guard", "ANY", status, 0.0))
 
 
@@ -145,7 +146,7 @@ def serve(serving_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, wo
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn's 5 s default let an overloaded worker close a keep-alive connection the client was reusing
-    keep_alive = float(load_params()["serving"]["keep_alive_s"])
+    keep_alive = load_settings().serving.keep_alive_s
     opts = {"host": host, "port": port, "log_level": "info", "access_log": False, "timeout_keep_alive": keep_alive}
     if workers <= 1:
         uvicorn.run(create_app(serving_dir), **opts)

@@ -87,7 +87,7 @@ def runtime_text_encoder(version_dir: Path, params: dict) -> Any | None:
     from modules.encoders.text_runtime import RUNTIME_FILE, load_runtime, runtime_params
 
     rt_dir = version_dir / "model" / "text_runtime"
-    if runtime_params(params)["kind"] != "onnx" or not (rt_dir / RUNTIME_FILE).is_file():
+    if runtime_params(params).kind != "onnx" or not (rt_dir / RUNTIME_FILE).is_file():
         log.info("%s: no ONNX text runtime; using the TensorFlow text encoder", version_dir.name)
         return None
     return load_runtime(rt_dir, params)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modules.bundle import BundleError, read_latest
-from modules.config import load_params
+from modules.settings import load_settings
 from serving.bundle_loading import BundleLoader, ServingBundle, build_bundle, load_components
 from serving.delta import DeltaLog
 from serving.live_catalog import LiveCatalogMixin
@@ -63,11 +63,11 @@ class BundleManager(LiveCatalogMixin):
         self.on_swap = on_swap
         self.prepare = prepare
         self.delta = DeltaLog(self.serving_dir)
-        scfg = {**load_params().get("serving", {}), **params.get("serving", {})}
-        self.max_pixels = int(scfg["max_image_pixels"])
-        self.min_side = int(scfg["min_image_side"])
-        self.fallback_versions = int(scfg["fallback_versions"])
-        self._decode_slots = threading.BoundedSemaphore(int(scfg["max_concurrent_decodes"]))
+        limits = load_settings(params).serving
+        self.max_pixels = limits.max_image_pixels
+        self.min_side = limits.min_image_side
+        self.fallback_versions = limits.fallback_versions
+        self._decode_slots = threading.BoundedSemaphore(limits.max_concurrent_decodes)
         self._refused: tuple[str, int] | None = None   # (version, manifest mtime) the watcher must not retry
         self._bundle: ServingBundle | None = None
         self._reload_lock = threading.Lock()      # one reload at a time

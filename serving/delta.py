@@ -28,7 +28,7 @@ from typing import Any
 from PIL import Image
 
 # The log format (validation and folding) lives in modules/, shared with the pipeline's ingestion.
-from modules.data.delta_ingest import DELTA_FILE, DELTA_IMAGES_DIR, DeltaState, fold_delta, read_delta_log
+from modules.data.delta_log import DELTA_FILE, DELTA_IMAGES_DIR, DeltaState, fold_delta, read_delta_log
 
 __all__ = ["DELTA_FILE", "DELTA_IMAGES_DIR", "DeltaLog", "DeltaState"]
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from modules.config import load_params
 from modules.settings import Settings as TypedSettings
 from modules.settings import load_settings
 from serving.bundle_loading import ServingBundle
@@ -36,7 +35,6 @@ class Settings:
 
     serving_dir: str | Path
     params: dict
-    scfg: dict = field(repr=False)          # params["serving"] over params.yaml's serving section
     config: TypedSettings = field(repr=False)  # load_settings(params): every section, typed and checked
     max_upload: int                         # bytes of one uploaded image
     max_pixels: int
@@ -53,10 +51,8 @@ class Settings:
         """Limits from ``load_settings(params)``: params over params.yaml, checked (ValueError names a bad key)."""
         typed = load_settings(params)
         limits = typed.serving
-        # scfg: the raw section for what is read by key elsewhere (feature_store, tf_serving, messages quoting it)
-        scfg = {**load_params().get("serving", {}), **params.get("serving", {})}
         return cls(
-            serving_dir=serving_dir, params=params, scfg=scfg, config=typed,
+            serving_dir=serving_dir, params=params, config=typed,
             max_upload=int(limits.max_upload_mb * 1024 * 1024),
             max_pixels=limits.max_image_pixels,
             max_attributes=limits.max_item_attributes,
@@ -73,9 +69,14 @@ class Settings:
         return "tf_serving" if self.tf_url else "in_process"
 
     @property
-    def upload_mb(self) -> Any:
-        """``serving.max_upload_mb`` as written in params (messages quote it)."""
-        return self.scfg["max_upload_mb"]
+    def upload_mb(self) -> float | int:
+        """``serving.max_upload_mb`` as messages quote it (a whole number without ``.0``)."""
+        return quoted(self.config.serving.max_upload_mb)
+
+    @property
+    def b64_mb(self) -> float | int:
+        """``serving.max_image_base64_mb`` as messages quote it."""
+        return quoted(self.config.serving.max_image_base64_mb)
 
     def public(self, message: str | None) -> str | None:
         """A message without the server's absolute paths (shown to clients)."""
@@ -84,6 +85,11 @@ class Settings:
         for root in sorted({str(Path(self.serving_dir).resolve()), str(self.serving_dir)}, key=len, reverse=True):
             message = message.replace(root, "SERVING_DIR")
         return message
+
+
+def quoted(value: float) -> float | int:
+    """A typed float setting as params.yaml most likely wrote it: ``10.0`` -> ``10``, ``0.5`` stays."""
+    return int(value) if float(value).is_integer() else value
 
 
 async def get_settings(request: Request) -> Settings:

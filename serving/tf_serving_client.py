@@ -23,6 +23,7 @@ import httpx
 import numpy as np
 
 from modules.bundle import BundleError
+from modules.settings import TfServingSettings
 
 DEFAULT_MODEL = "text_encoder"
 DEFAULT_SIGNATURE = "text_embedding"
@@ -133,7 +134,7 @@ def _bundle_tokenizer(bundle: Any) -> tuple[Any, int | None]:
     return AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True), max_len
 
 
-def plug_tf_serving(bundle: Any, url: str, cfg: dict) -> None:
+def plug_tf_serving(bundle: Any, url: str, cfg: TfServingSettings) -> None:
     """Replace the engine's in-process query encoder of a loaded ``serving.bundle_loading.ServingBundle`` by TF
     Serving at ``url``, tokenising with the bundle's tokenizer (``cfg``: params ``serving.tf_serving``)."""
     engine = bundle.engine
@@ -145,8 +146,7 @@ def plug_tf_serving(bundle: Any, url: str, cfg: dict) -> None:
         tokenizer = getattr(local, "tokenizer", None)
     if tokenizer is None:
         raise BundleError(f"{bundle.path}: no tokenizer for the TF Serving backend (model/text_encoder/1/assets.extra/tokenizer)")
-    client = TFServingClient(url, model=cfg.get("model", "text_encoder"), signature=cfg.get("signature", "text_embedding"),
-                             timeout_s=float(cfg.get("timeout_s", 2.0)))
+    client = TFServingClient(url, model=cfg.model, signature=cfg.signature, timeout_s=cfg.timeout_s)
     engine.text_encoder = TFServingTextEncoder(client, tokenizer, dim=local.dim,
                                                max_seq_length=max_len or getattr(local, "max_seq_length", 256),
                                                name=f"tf_serving:{getattr(local, 'name', 'text')}")

@@ -297,7 +297,7 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     save_image_encoder(tower, staging / "search" / "image_tower", "backbone")
     rec.save(staging / "recommend")
     # the ONNX query encoder, as BundlePusher ships it
-    copy_runtime(cached_export(text_enc, runtime_params(params)["precision"]), staging / "model" / "text_runtime")
+    copy_runtime(cached_export(text_enc, runtime_params(params).precision), staging / "model" / "text_runtime")
     shutil.copytree(data / "images", staging / "images", ignore=shutil.ignore_patterns("queries"))
     write_manifest(staging, {"version": version, "data_hash": "tiny-real", "metrics": {}, "blessing": "test-fixture"})
     serving_dir = root / "serving_dir"

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from components.data_check.rules import check_data_dir
-from modules.data.delta_ingest import DeltaIngestError, apply_delta, fold_delta, parse_delta_lines, read_delta_log
+from modules.data.delta_ingest import DeltaIngestError, apply_delta
+from modules.data.delta_log import fold_delta, parse_delta_lines, read_delta_log
 from serving.delta import DeltaLog
 
 CUTOFF = 1_700_000_000

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from serving_fixtures import build_serving_dir, png_bytes
 
-from modules.data.delta_ingest import read_delta_log
+from modules.data.delta_log import read_delta_log
 
 TOKEN = "crash-token"
 TESTS = Path(__file__).resolve().parent

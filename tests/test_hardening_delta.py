@@ -13,7 +13,7 @@ from serving_fixtures import TinyEngine, build_bundle, build_serving_dir, tiny_l
 import serving.bundle_loading as loading
 import serving.bundle_manager as bm
 from modules.config import load_params
-from modules.data.delta_ingest import read_delta_log
+from modules.data.delta_log import read_delta_log
 from serving.app import create_app
 from serving.delta import DeltaLog
 

@@ -116,7 +116,7 @@ def test_weighted_rrf_lets_a_strong_list_win():
     dropped = rrf(lists, k=60, weights={"text": 0.0, "image": 0.0})
     assert dropped[9] == 0.0 and set(dropped) == {5, 7, 8, 9}  # a zero weight keeps the candidates
     with pytest.raises(ValueError, match="weights"):
-        rrf(lists, weights={"bm25": -1.0})
+        rrf(lists, k=60, weights={"bm25": -1.0})
 
 
 def test_tfidf_candidate_scores_equal_the_full_pass():

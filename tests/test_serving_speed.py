@@ -169,7 +169,7 @@ def test_rrf_arrays_equal_the_per_row_python_sum_bit_for_bit():
     assert rows.tolist() == sorted(ref) and scores.tolist() == [ref[r] for r in sorted(ref)]   # exact, not approx
     assert rrf(lists, k=60, weights=weights) == ref
     assert rrf_arrays({"a": [4, 4]}, k=0)[1].tolist() == [1.0 + 0.5]    # a row listed twice counts twice
-    assert len(rrf_arrays({})[0]) == 0
+    assert len(rrf_arrays({}, k=60)[0]) == 0
 
 
 def _ranker():

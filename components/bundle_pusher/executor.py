@@ -75,10 +75,10 @@ def stage_text_runtime(encoder: Any, params: dict[str, Any], staging: Path, layo
     from modules.encoders.text_runtime import cached_export, copy_runtime, runtime_params
 
     cfg = runtime_params(params)
-    if cfg["kind"] != "onnx":
+    if cfg.kind != "onnx":
         return
     layout["text_runtime"] = "model/text_runtime"
-    copy_runtime(cached_export(encoder, cfg["precision"]), staging / layout["text_runtime"])
+    copy_runtime(cached_export(encoder, cfg.precision), staging / layout["text_runtime"])
 
 
 def copy_catalog_images(data_dir: str, staging: Path) -> int:

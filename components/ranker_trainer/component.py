@@ -5,16 +5,14 @@ price, popularity, cold-start flag); labels are the judged grades. Early stoppin
 validation slice carved from the train queries (modules/search/rerank_train.py). Eval queries are never read here.
 """
 # No "from __future__ import annotations": the @component decorator reads real type hints.
-import json
 import logging
 import os
 
 from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
-from components.common import SERVING_SUBDIR, params_from, read_queries
+from components.common import SERVING_SUBDIR, params_and_seed, read_queries, record_output
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
-from modules.config import param_seed
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +31,7 @@ def RankerTrainer(  # noqa: N802
     from modules.search.rerank_train import build_training_frame, train_ranker
     from modules.tracking import child_run, emissions
 
-    params = params_from(params_json)
-    seed = param_seed(params)
+    params, seed = params_and_seed(params_json)
     train_queries = [q for q in read_queries(queries, "train") if q.get("source", "judged") == "judged"] or read_queries(
         queries, "train"
     )
@@ -52,7 +49,7 @@ def RankerTrainer(  # noqa: N802
         importance = model.feature_importance()
         mlflow.log_dict(importance, "ranker_feature_importance.json")
         mlflow.log_artifacts(out, artifact_path="ranker")
-    with open(os.path.join(ranker.uri, "train_info.json"), "w") as f:
-        json.dump({"metrics": metrics, "feature_importance": importance, "emissions_kg": em.get("emissions_kg")}, f, indent=2)
-    ranker.set_int_custom_property("n_train_queries", len(set(qids)))
+    record_output(ranker, "train_info.json",
+                  {"metrics": metrics, "feature_importance": importance, "emissions_kg": em.get("emissions_kg")},
+                  ints={"n_train_queries": len(set(qids))})
     log.info("RankerTrainer: %d train queries, %d rows -> %s", len(set(qids)), len(X), out)

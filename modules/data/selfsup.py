@@ -26,8 +26,9 @@ import numpy as np
 from PIL import Image, ImageEnhance
 from tqdm import tqdm
 
-from modules.config import DEFAULT_SEED, defaults
+from modules.config import DEFAULT_SEED
 from modules.data.images import ImageError, load_image
+from modules.settings import section_dict
 
 STOPWORDS: frozenset[str] = frozenset(
     "a an and the of for with in on to by from at or as is it its this that".split()
@@ -42,7 +43,7 @@ def tokenize(title: str) -> list[str]:
 
 def selfsup_params(params: dict | None) -> dict[str, Any]:
     """The ``ingest.selfsup`` section of ``params`` over params.yaml's (the only source of defaults)."""
-    base = defaults("ingest", "selfsup")
+    base = section_dict("ingest.selfsup")
     section = ((params or {}).get("ingest") or {}).get("selfsup") or {}
     return {**base, **{k: v for k, v in section.items() if k in base}}
 

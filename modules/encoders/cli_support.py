@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modules.data.images import ImageError, load_image
+from modules.settings import load_settings
 
 CLI_IMAGE_ENCODERS = ("color", "tower", "clip")
 
@@ -39,11 +40,12 @@ def encode_json_lines(
         from modules.config import load_params
 
         params = load_params()
+    max_pixels = load_settings(params).serving.max_image_pixels
     # Load every image first, so a bad path fails before any model is loaded or anything is printed.
     loaded = []
     for path in images:
         try:
-            loaded.append(load_image(Path(path), max_pixels=int(params.get("serving", {}).get("max_image_pixels", 40_000_000))))
+            loaded.append(load_image(Path(path), max_pixels=max_pixels))
         except ImageError as e:
             raise ImageError(f"--image {path}: {e}") from e
 

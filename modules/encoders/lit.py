@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from modules.settings import load_section
+
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "lit_config.json"
@@ -161,8 +163,8 @@ class LitEncoder:
         if self._backbone is None:
             from modules.encoders.backbone import Backbone
 
-            self._backbone = Backbone(self.config["backbone"]["name"],
-                                      threads=int(self.config.get("threads", 1)))
+            threads = self.config["threads"] if "threads" in self.config else load_section("encoders.backbone").threads
+            self._backbone = Backbone(self.config["backbone"]["name"], threads=int(threads))
             want = self.config["backbone"].get("sha256")
             if want and want != self._backbone.sha256:
                 raise ValueError(f"backbone file {self._backbone.path} differs from the one this encoder was "
@@ -206,7 +208,7 @@ class LitEncoder:
         t0 = time.perf_counter()
         head, history = train_text_head(np.asarray(text_emb)[rows], image_vecs[rows], lit, seed, progress)
         config = {"kind": KIND, "backbone": dict(backbone_info), "pca_dim": int(comps.shape[0]),
-                  "text": cfg["text"], "lit": lit, "threads": int(bb.get("threads", 1)), "history": history,
+                  "text": cfg["text"], "lit": lit, "threads": load_section("encoders.backbone", bb).threads, "history": history,
                   "train_items": int(len(rows)), "train_seconds": round(time.perf_counter() - t0, 2)}
         return cls(config, {"pca_mean": mean, "pca_components": comps, **head})
 

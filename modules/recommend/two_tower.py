@@ -50,6 +50,7 @@ from modules.recommend.features import (  # noqa: E402
     validate_interactions,
     validate_items,
 )
+from modules.settings import load_section  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,13 @@ EMBEDDINGS_IDS = "item_ids.json"
 
 
 def _tt_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Accept either the whole params.yaml, its ``recommend`` section, or the ``two_tower`` section."""
+    """Accept either the whole params.yaml, its ``recommend`` section, or the ``two_tower`` section; the event
+    weights and price bands a caller's section lacks come from params.yaml's ``recommend`` section."""
     rec = params.get("recommend", params)
     tt = dict(rec.get("two_tower", rec))
-    tt.setdefault("event_weights", rec.get("event_weights", {"view": 1.0, "click": 1.0, "add_to_cart": 1.0, "purchase": 1.0}))
-    tt.setdefault("n_price_bands", rec.get("n_price_bands", 5))
+    base = load_section("recommend")
+    tt.setdefault("event_weights", dict(rec["event_weights"] if "event_weights" in rec else base.event_weights))
+    tt.setdefault("n_price_bands", rec["n_price_bands"] if "n_price_bands" in rec else base.n_price_bands)
     return tt
 
 

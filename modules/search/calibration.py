@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modules.settings import load_section
+
 if TYPE_CHECKING:
     from modules.search.engine import SearchEngine
 
@@ -39,10 +41,10 @@ def calibrate_from_train_queries(engine: SearchEngine, train_queries: Sequence[M
 
     ``retrieval.low_confidence_threshold`` set in params wins; with no text queries (nothing to calibrate on) the
     threshold stays unset and no result is flagged. Returns the threshold in use."""
-    hp = params.get("retrieval", {})
-    if hp.get("low_confidence_threshold") is not None:
+    hp = load_section("retrieval", params.get("retrieval"))
+    if hp.low_confidence_threshold is not None:
         return engine.low_conf_threshold
-    n = int(hp.get("low_confidence_calibration_queries", 200))
+    n = hp.low_confidence_calibration_queries
     real = sample_query_texts(train_queries, n, seed)
     if not real:
         log.warning("low_confidence: no TRAIN text queries to calibrate on; results are never flagged")

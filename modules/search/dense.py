@@ -11,12 +11,14 @@ several worker processes share one copy in the page cache.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
-from modules.config import with_defaults
+from modules.settings import HnswSettings, load_section
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -29,24 +31,23 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 class DenseIndex:
     """HNSW inner-product index with the raw vectors kept alongside for exact scoring and fallback."""
 
-    def __init__(self, dim: int, m: int = 32, ef_construction: int = 200, ef_search: int = 128,
-                 exact: bool = False, exact_below: int = 0) -> None:
-        self.dim, self.m, self.ef_construction, self.ef_search, self.exact = dim, m, ef_construction, ef_search, exact
-        self.exact_below = exact_below   # a filter allowing at most this many rows is searched exactly
+    def __init__(self, dim: int, hnsw: HnswSettings, exact: bool = False) -> None:
+        self.dim, self.m, self.ef_construction, self.ef_search = dim, hnsw.M, hnsw.ef_construction, hnsw.ef_search
+        self.exact = exact
+        self.exact_below = hnsw.filter_exact_below   # a filter allowing at most this many rows is searched exactly
         if exact:
             self.index: faiss.Index = faiss.IndexFlatIP(dim)
         else:
-            self.index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
-            self.index.hnsw.efConstruction = ef_construction
-            self.index.hnsw.efSearch = ef_search
+            self.index = faiss.IndexHNSWFlat(dim, self.m, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efConstruction = self.ef_construction
+            self.index.hnsw.efSearch = self.ef_search
         self.vectors = np.zeros((0, dim), dtype=np.float32)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, params: dict | None = None, exact: bool = False) -> DenseIndex:
-        """Index ``vectors`` (normalised here) with the ``retrieval.hnsw`` parameters."""
-        hnsw = with_defaults((params or {}).get("hnsw"), "retrieval", "hnsw")
-        idx = cls(vectors.shape[1], m=int(hnsw["M"]), ef_construction=int(hnsw["ef_construction"]),
-                  ef_search=int(hnsw["ef_search"]), exact=exact, exact_below=int(hnsw["filter_exact_below"]))
+    def build(cls, vectors: np.ndarray, params: Mapping[str, Any] | None = None, exact: bool = False) -> DenseIndex:
+        """Index ``vectors`` (normalised here) with the ``retrieval.hnsw`` parameters (``params``: a ``retrieval``
+        section; the ``hnsw`` keys it lacks come from params.yaml)."""
+        idx = cls(vectors.shape[1], load_section("retrieval.hnsw", (params or {}).get("hnsw")), exact=exact)
         idx.add(vectors)
         return idx
 

@@ -55,7 +55,7 @@ def candidates(s: EngineState, text: str | None, img: Image.Image | None, image_
     allowed = allowed_rows(s, filters, intents if hard_intents else None)
     vec = encode_query(s, text, retrieval_text, img, image_weight)
     retrieved = retrieve(s, text, retrieval_text, img, vec, intents, allowed)
-    fused = fuse_lists(retrieved.lists, s.hp, has_text=text is not None, has_image=img is not None)
+    fused = fuse_lists(retrieved.lists, s.retrieval, has_text=text is not None, has_image=img is not None)
     if not len(fused[0]):
         return empty_candidates(), intents, {}
     feats = candidate_columns(s, text, retrieval_text, img is not None, vec, intents, retrieved, fused, context)
@@ -168,7 +168,7 @@ class SearchEngine:
             return self.search_image(img, top_k=top_k, filters=filters, context=context, rerank=rerank)
         q = clean_query(text, self.state.hp)
         top_k = check_top_k(top_k)
-        w = float(self.state.hp.get("composed_image_weight", 0.5) if image_weight is None else image_weight)
+        w = float(self.state.retrieval.composed_image_weight if image_weight is None else image_weight)
         if not math.isfinite(w) or not 0.0 <= w <= 1.0:
             raise ValueError(f"image_weight must be in [0, 1], got {image_weight!r}")
         return self._hybrid(q, img, w, top_k, "multimodal", t0, filters, context, rerank)
@@ -205,7 +205,7 @@ class SearchEngine:
             text = clean_query(text, self.state.hp)
         if text is None and img is None:
             raise ValueError("query is empty")
-        w = float(self.state.hp.get("composed_image_weight", 0.5)) if (text and img is not None) else 1.0
+        w = self.state.retrieval.composed_image_weight if (text and img is not None) else 1.0
         feats, _, _ = candidates(self.state, text, img, w, filters, False, context)
         out = pd.DataFrame({c: feats[c] for c in ("item_id", *RANK_FEATURES, "score")})
         return out.head(top_k).reset_index(drop=True) if top_k else out

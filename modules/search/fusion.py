@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modules.settings import LearnedFusionSettings, load_section
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 METHODS = ("concat", "late", "learned")
@@ -47,8 +49,8 @@ def _mlp(in_dim: int, hidden_dim: int, out_dim: int, seed: int):
 class Fusion:
     """A fitted fusion: item-side ``fuse_items`` and query-side ``query_vector`` in the same space."""
 
-    def __init__(self, method: str, text_dim: int, image_dim: int, late_image_weight: float = 0.5,
-                 hidden_dim: int = 512, seed: int = 42) -> None:
+    def __init__(self, method: str, text_dim: int, image_dim: int, late_image_weight: float, hidden_dim: int,
+                 seed: int) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown fusion method {method!r}; choose from {METHODS}")
         if not 0.0 <= late_image_weight <= 1.0:
@@ -63,19 +65,20 @@ class Fusion:
     @classmethod
     def build(cls, method: str, text_emb: np.ndarray, image_emb: np.ndarray, params: Mapping[str, Any],
               seed: int = 42, train_pairs: tuple[np.ndarray, np.ndarray] | None = None) -> Fusion:
-        """Fit a fusion. ``params`` is the ``fusion:`` section. ``train_pairs`` = (query_emb (m, d_text), item_rows
-        (m,)) is required for ``learned`` (see ``build_train_pairs``)."""
-        f = cls(method, text_emb.shape[1], image_emb.shape[1],
-                late_image_weight=float(params.get("late_image_weight", 0.5)),
-                hidden_dim=int(params.get("learned", {}).get("hidden_dim", 512)), seed=seed)
+        """Fit a fusion. ``params`` is the ``fusion:`` section (what it lacks comes from params.yaml's).
+        ``train_pairs`` = (query_emb (m, d_text), item_rows (m,)) is required for ``learned`` (see
+        ``build_train_pairs``)."""
+        cfg = load_section("fusion", params)
+        f = cls(method, text_emb.shape[1], image_emb.shape[1], late_image_weight=cfg.late_image_weight,
+                hidden_dim=cfg.learned.hidden_dim, seed=seed)
         if method == "learned":
             if train_pairs is None:
                 raise ValueError("learned fusion needs train_pairs (query_emb, item_rows); use build_train_pairs()")
-            f._train(text_emb, image_emb, train_pairs, params.get("learned", {}), seed)
+            f._train(text_emb, image_emb, train_pairs, cfg.learned, seed)
         return f
 
     def _train(self, text_emb: np.ndarray, image_emb: np.ndarray, pairs: tuple[np.ndarray, np.ndarray],
-               cfg: Mapping[str, Any], seed: int) -> None:
+               cfg: LearnedFusionSettings, seed: int) -> None:
         import tensorflow as tf
         import tf_keras as keras
 
@@ -86,17 +89,17 @@ class Fusion:
             raise ValueError(f"query embeddings have dim {q_emb.shape[1]}, expected {self.text_dim}")
         tf.random.set_seed(seed)
         rng = np.random.default_rng(seed)
-        max_pairs = cfg.get("max_pairs")
-        if max_pairs and len(rows) > int(max_pairs):
+        max_pairs = cfg.max_pairs
+        if max_pairs and len(rows) > max_pairs:
             # a seeded subsample bounds the cost at full scale (433K pairs from 1,663 judged texts at 100K items)
             keep = np.sort(rng.choice(len(rows), size=int(max_pairs), replace=False))
             q_emb, rows = q_emb[keep], rows[keep]
         self.n_train_pairs = len(rows)
         x_items = np.concatenate([_l2(text_emb), _l2(image_emb)], axis=1).astype(np.float32)
         self.model = _mlp(x_items.shape[1], self.hidden_dim, self.text_dim, seed)
-        opt = keras.optimizers.Adam(float(cfg.get("learning_rate", 1e-3)))
-        temperature = float(cfg.get("temperature", 0.05))
-        batch = int(cfg.get("batch_size", 256))
+        opt = keras.optimizers.Adam(cfg.learning_rate)
+        temperature = cfg.temperature
+        batch = cfg.batch_size
         model = self.model
 
         @tf.function(reduce_retracing=True)
@@ -109,7 +112,7 @@ class Fusion:
             opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return loss
 
-        for _ in range(int(cfg.get("epochs", 20))):
+        for _ in range(cfg.epochs):
             order = rng.permutation(len(rows))
             losses = []
             for s in range(0, len(order), batch):

@@ -20,6 +20,7 @@ from modules.search.fusion import Fusion
 from modules.search.lexical import BM25Index, TfidfIndex
 from modules.search.query import QueryParser
 from modules.search.state import EngineState, retrieval_params, section
+from modules.settings import load_section
 
 
 def encoder_kind(encoder: Any) -> str:
@@ -79,8 +80,8 @@ def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, t
             if section(params, name):
                 engine_params[name] = section(params, name)
     engine_params["retrieval"] = retrieval_params(engine_params.get("retrieval"))
-    hnsw = engine_params["retrieval"]["hnsw"]
-    ef, below = int(hnsw["ef_search"]), int(hnsw["filter_exact_below"])
+    hnsw = load_section("retrieval.hnsw", engine_params["retrieval"]["hnsw"])
+    ef, below = hnsw.ef_search, hnsw.filter_exact_below
     filled_path = d / "filled_attributes.json"
     # keyword arguments are evaluated in order: the files first, the (slow) encoders last
     return EngineState(

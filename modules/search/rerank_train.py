@@ -17,21 +17,17 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from modules.config import with_defaults
 from modules.search.features import RANK_FEATURES, query_kind
 from modules.search.rerank import LambdaMARTRanker, check_features
+from modules.settings import RankingSettings, load_section
 
 
-def _ranking_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``ranking:`` section of params.yaml (accepts the whole params dict or the section itself)."""
-    if params is None:
-        from modules.config import load_params
-
-        params = load_params()
-    section = params.get("ranking", params)
-    if not isinstance(section, Mapping):
+def _ranking_params(params: Mapping[str, Any] | None) -> RankingSettings:
+    """The typed ``ranking:`` section: ``params`` (the whole params dict or the section itself) over params.yaml's."""
+    section = None if params is None else params.get("ranking", params)
+    if section is not None and not isinstance(section, Mapping):
         raise ValueError("params['ranking'] must be a mapping")
-    return with_defaults(section, "ranking")  # params.yaml fills what the caller left out
+    return load_section("ranking", section)  # params.yaml fills what the caller left out
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,7 +109,7 @@ def build_training_frame(
 
     features = list(RANK_FEATURES if features is None else features)
     rp = _ranking_params(params)
-    k_value = candidates_k if candidates_k is not None else rp.get("candidates_k")
+    k_value = candidates_k if candidates_k is not None else rp.candidates_k
     k = int(k_value) if k_value else None  # None: the whole candidate pool, exactly what serving re-ranks
     frames: list[pd.DataFrame] = []
     labels: list[np.ndarray] = []
@@ -168,19 +164,19 @@ def _check_training_rows(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, qid
     return y, qids
 
 
-def _lgbm_ranker(rp: Mapping[str, Any], seed: int) -> lgb.LGBMRanker:
+def _lgbm_ranker(rp: RankingSettings, seed: int) -> lgb.LGBMRanker:
     """The LambdaMART model the ``ranking:`` section describes (deterministic, row-wise)."""
     return lgb.LGBMRanker(
         objective="lambdarank",
-        n_estimators=int(rp.get("n_estimators", 400)),
-        learning_rate=float(rp.get("learning_rate", 0.05)),
-        num_leaves=int(rp.get("num_leaves", 31)),
-        min_child_samples=int(rp.get("min_data_in_leaf", 10)),
-        subsample=float(rp["bagging_fraction"]),
-        subsample_freq=1 if float(rp["bagging_fraction"]) < 1.0 else 0,
-        colsample_bytree=float(rp["feature_fraction"]),
+        n_estimators=rp.n_estimators,
+        learning_rate=rp.learning_rate,
+        num_leaves=rp.num_leaves,
+        min_child_samples=rp.min_data_in_leaf,
+        subsample=rp.bagging_fraction,
+        subsample_freq=1 if rp.bagging_fraction < 1.0 else 0,
+        colsample_bytree=rp.feature_fraction,
         random_state=seed,
-        n_jobs=int(rp.get("n_jobs", 2)),
+        n_jobs=rp.n_jobs,
         deterministic=True,
         force_row_wise=True,
         verbose=-1,
@@ -214,9 +210,9 @@ def train_ranker(
     y, qids = _check_training_rows(X, y, groups, qids)
     features = [str(c) for c in X.columns]
     Xf = X.astype(np.float32).reset_index(drop=True)
-    eval_at = [int(k) for k in rp.get("eval_at", [10])]
+    eval_at = list(rp.eval_at)
     model = _lgbm_ranker(rp, seed)
-    train_rows, valid_rows = split_groups_for_validation(qids, float(rp.get("valid_fraction", 0.2)), seed)
+    train_rows, valid_rows = split_groups_for_validation(qids, rp.valid_fraction, seed)
     fit_kwargs: dict[str, Any] = {}
     info: dict[str, Any] = {"seed": seed, "eval_at": eval_at}
     if valid_rows.any() and train_rows.any():
@@ -224,7 +220,7 @@ def train_ranker(
             "eval_set": [(Xf[valid_rows], y[valid_rows])],
             "eval_group": [_groups_from_qids(qids[valid_rows])],
             "eval_at": eval_at,
-            "callbacks": [lgb.early_stopping(int(rp.get("early_stopping_rounds", 30)), verbose=False)],
+            "callbacks": [lgb.early_stopping(rp.early_stopping_rounds, verbose=False)],
         }
     else:
         train_rows = np.ones(len(Xf), dtype=bool)
@@ -242,7 +238,7 @@ def train_ranker(
     if fit_kwargs:
         by_kind = validation_by_kind(Xf[valid_rows], y[valid_rows], qids[valid_rows], trimmed.predict(Xf[valid_rows]),
                                      k=eval_at[0])
-        info.update(_kind_gate(by_kind, float(rp.get("min_validation_gain", 0.0))))
+        info.update(_kind_gate(by_kind, rp.min_validation_gain))
     return LambdaMARTRanker(trimmed, features, trained_qids=qids.tolist(), info=info)
 
 

@@ -37,9 +37,8 @@ def photo_similarity(state: EngineState, img: Image.Image, q_photo: np.ndarray) 
     view of shape is not; weights tuned on TRAIN image queries (params.yaml)."""
     from modules.encoders.color import color_features_and_name
 
-    cfg = state.hp["photo"]
-    w_tower, w_color = float(cfg["tower_weight"]), float(cfg["color_weight"])
-    bonus = float(cfg["dominant_color_bonus"])
+    cfg = state.retrieval.photo
+    w_tower, w_color, bonus = cfg.tower_weight, cfg.color_weight, cfg.dominant_color_bonus
     img = img.convert("RGB")
     q_color, dominant = color_features_and_name(img, state.params.get("encoders", {}).get("color"))
     tower_sim = state.image_index.vectors @ l2_normalize(q_photo).ravel()
@@ -63,13 +62,13 @@ def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Ima
              intents: Intents, allowed: np.ndarray) -> Retrieved:
     """Every candidate list of the query, ``retrieval.candidates`` rows each. A photo query without a colour
     intent takes the photo's dominant colour as its (model-free) colour intent: ``intents.color`` is set here."""
-    pool = int(state.hp.get("candidates", 200))
+    pool = state.retrieval.candidates
     n = state.n_rows
     color_sim = np.zeros(n, np.float32)
     photo_sim = None
     if vec.photo is not None:
         photo_sim, color_sim, dominant = photo_similarity(state, img, vec.photo)
-        if not intents.color and text is None and state.hp.get("photo", {}).get("dominant_color_intent", True):
+        if not intents.color and text is None and state.retrieval.photo.dominant_color_intent:
             intents.color = dominant  # model-free colour intent of a photo query
 
     lists: dict[str, np.ndarray] = {}

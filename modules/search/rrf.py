@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
+from modules.settings import RetrievalSettings
 
-def rrf_arrays(ranked_lists: Mapping[str, Sequence[int]], k: int = 60, weights: Mapping[str, float] | None = None
+def rrf_arrays(ranked_lists: Mapping[str, Sequence[int]], k: int, weights: Mapping[str, float] | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted reciprocal rank fusion as arrays: ``(rows, scores)``, the distinct rows ascending (int64) and
     ``score(d) = sum over lists of w_list / (k + rank(d))`` (float64, ranks from 1).
@@ -35,18 +35,18 @@ def rrf_arrays(ranked_lists: Mapping[str, Sequence[int]], k: int = 60, weights: 
     return all_rows, scores
 
 
-def rrf(ranked_lists: Mapping[str, Sequence[int]], k: int = 60, weights: Mapping[str, float] | None = None
+def rrf(ranked_lists: Mapping[str, Sequence[int]], k: int, weights: Mapping[str, float] | None = None
         ) -> dict[int, float]:
     """``rrf_arrays`` as a dict ``row -> score``."""
     rows, scores = rrf_arrays(ranked_lists, k, weights)
     return dict(zip(rows.tolist(), scores.tolist(), strict=True))
 
 
-def fuse_lists(lists: Mapping[str, Sequence[int]], hp: Mapping[str, Any], has_text: bool, has_image: bool
+def fuse_lists(lists: Mapping[str, Sequence[int]], hp: RetrievalSettings, has_text: bool, has_image: bool
                ) -> tuple[np.ndarray, np.ndarray]:
     """RRF (``rrf_arrays``: rows ascending, scores) of a query's candidate lists with its kind's list weights
     (tuned on TRAIN queries of that kind): ``rrf_weights`` for text, ``photo_rrf_weights`` for photo and
     ``composed_rrf_weights`` for photo + text."""
     weights_key = "rrf_weights" if not has_image else ("photo_rrf_weights" if not has_text else "composed_rrf_weights")
-    weights = dict(hp.get(weights_key) or {})
-    return rrf_arrays(lists, k=int(hp.get("rrf_k", 60)), weights=weights)
+    weights = dict(getattr(hp, weights_key) or {})
+    return rrf_arrays(lists, k=hp.rrf_k, weights=weights)

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modules.config import with_defaults
 from modules.search.dense import DenseIndex, l2_normalize
 from modules.search.fusion import Fusion
 from modules.search.lexical import BM25Index, TfidfIndex
 from modules.search.query import QueryParser
+from modules.settings import RetrievalSettings, load_section, section_dict
 
 REQUIRED_COLUMNS = ("item_id", "title")
 RECORD_DEFAULTS: dict[str, Any] = {"description": "", "category": "", "brand": "", "price": 0.0,
@@ -48,7 +48,7 @@ def document_text(items: pd.DataFrame) -> list[str]:
 def retrieval_params(values: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ``retrieval`` section over params.yaml's (``hnsw`` and ``photo`` merged key by key): an engine's settings
     are complete once, at build or load, so no stage carries an inline default."""
-    return with_defaults(values, "retrieval", nested=("hnsw", "photo"))
+    return section_dict("retrieval", values)
 
 
 def section(params: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -95,6 +95,7 @@ class EngineState:
     live_added: np.ndarray                # True: added by add_items after the build
     filled: dict[str, dict[str, Any]]     # {item_id: {column: {"value", "confidence"}}} learned attributes
     low_conf_threshold: float | None = None
+    retrieval: RetrievalSettings = field(init=False, repr=False)  # params["retrieval"], typed (set at construction)
     # Derived per-row attributes (``refresh``) and caches.
     row_ids: np.ndarray = field(init=False, repr=False)
     id_to_row: dict[str, int] = field(init=False, repr=False)
@@ -109,6 +110,7 @@ class EngineState:
     item_colors_arr: np.ndarray | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
+        self.retrieval = load_section("retrieval", self.params["retrieval"])
         self.refresh()
 
     @property
@@ -191,7 +193,7 @@ def build_state(items: pd.DataFrame, text_emb: np.ndarray, image_emb: np.ndarray
     fusion = fusion or Fusion.build("concat", text_emb, image_emb, engine_params["fusion"])
     hp = engine_params["retrieval"]
     docs = document_text(items)
-    thr = hp.get("low_confidence_threshold")
+    thr = hp["low_confidence_threshold"]
     return EngineState(
         params=engine_params, items=items, text_encoder=text_encoder, image_encoder=image_encoder, ranker=ranker,
         fusion=fusion,

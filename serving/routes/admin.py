@@ -35,7 +35,7 @@ def admin_add_items(req: AddItemsRequest, _: BundleDep, manager: ManagerDep, met
                                       f"got {len(it.attributes)}"])
         if it.image_base64 is not None and len(it.image_base64) > settings.max_b64:
             raise HTTPException(413, f"item {it.item_id}: image_base64 larger than "
-                                     f"{settings.scfg['max_image_base64_mb']} MB")
+                                     f"{settings.b64_mb} MB")
     with metrics.stage("embed_add"):
         try:
             bundle, ms = manager.add_items([it.dict() for it in req.items])

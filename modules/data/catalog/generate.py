@@ -5,7 +5,6 @@ stream id (and the item/query index for images), so files are byte-identical wha
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import multiprocessing as mp
@@ -18,12 +17,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from modules.checksums import sha256_file
 from modules.data.catalog import vocab
 from modules.data.catalog.images import render_item
 from modules.data.catalog.interactions import sample_interactions, sample_users, users_frame
 from modules.data.catalog.items import PUBLIC_COLUMNS, TRUTH_COLUMNS, sample_items
 from modules.data.catalog.queries import build_queries
-from modules.checksums import sha256_file
+from modules.settings import load_section, merge_section
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ _NOT_OUTPUT_AFFECTING = frozenset({"scale", "scales", "workers", "render_chunk"}
 _S_ITEMS, _S_USERS, _S_INTERACTIONS, _S_IMAGE, _S_STREET = 101, 201, 202, 401, 402
 
 
-def _rate(gen: dict, key: str, default: float | None = None, lo: float = 0.0, hi: float = 1.0) -> float:
-    value = gen.get(key, default)
+def _rate(gen: dict, key: str, lo: float = 0.0, hi: float = 1.0) -> float:
+    value = gen.get(key)
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -58,6 +58,7 @@ def resolve_config(scale: str, params: dict | None) -> tuple[dict, dict, list[st
     gen = params.get("generate") if isinstance(params, dict) else None
     if not isinstance(gen, dict):
         raise ValueError("params must contain a 'generate' mapping (see params.yaml)")
+    gen = merge_section("generate", gen)   # params.yaml's generate section fills what the caller left out
     scales = gen.get("scales") or {}
     if scale not in scales:
         raise ValueError(f"unknown scale {scale!r}; expected one of {sorted(scales)}")
@@ -73,22 +74,23 @@ def resolve_config(scale: str, params: dict | None) -> tuple[dict, dict, list[st
         raise ValueError(f"generate.categories has unknown categories {unknown}; known: {vocab.CATEGORY_NAMES}")
     if len(set(categories)) != len(categories):
         raise ValueError(f"generate.categories has duplicates: {categories}")
-    for key, default in (("color_in_title_rate", None), ("new_sku_fraction", None), ("query_eval_fraction", None),
-                         ("pattern_in_text_rate", 0.5), ("cold_query_fraction", 0.1)):
-        _rate(gen, key, default)
-    _rate(gen, "zipf_exponent", None, lo=0.01, hi=5.0)
-    _rate(gen, "new_sku_fraction", None, hi=0.9)
-    size = gen.get("image_size", 128)
+    for key in ("color_in_title_rate", "new_sku_fraction", "query_eval_fraction", "pattern_in_text_rate",
+                "cold_query_fraction"):
+        _rate(gen, key)
+    _rate(gen, "zipf_exponent", lo=0.01, hi=5.0)
+    _rate(gen, "new_sku_fraction", hi=0.9)
+    size = gen["image_size"]
     if not isinstance(size, int) or not 32 <= size <= 1024:
         raise ValueError(f"generate.image_size must be an integer in [32, 1024], got {size!r}")
     workers = gen.get("workers")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"generate.workers must be a positive integer, got {workers!r}")
-    hist, hold = gen.get("history_days", 180), gen.get("holdout_days", 28)
+    hist, hold = gen["history_days"], gen["holdout_days"]
     if not (isinstance(hist, int) and isinstance(hold, int) and 0 < hold < hist):
         raise ValueError(f"need integers 0 < holdout_days < history_days, got {hold!r}, {hist!r}")
-    if str(gen.get("image_format", "png")).lower() != "png":
-        raise ValueError(f"generate.image_format: only 'png' is supported, got {gen.get('image_format')!r}")
+    if str(gen["image_format"]).lower() != "png":
+        raise ValueError(f"generate.image_format: only 'png' is supported, got {gen['image_format']!r}")
+    load_section("generate", gen)          # every other key: known, present and of its type
     return gen, counts, categories
 
 
@@ -123,9 +125,9 @@ def _render_chunk(args: tuple[str, int, int, int, int, list[tuple[int, str, str,
 
 def _render_all(out: Path, seed: int, stream: int, jobs: list[tuple[int, str, str, str, str]], gen: dict,
                 desc: str, progress: bool, pool: Any) -> None:
-    size = int(gen.get("image_size", 128))
-    compress = int(gen.get("png_compress_level", 6))
-    chunk = max(1, int(gen.get("render_chunk", 200)))
+    size = int(gen["image_size"])
+    compress = int(gen["png_compress_level"])
+    chunk = max(1, int(gen["render_chunk"]))
     tasks = [(str(out), seed, stream, size, compress, jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
     results: Iterable[int] = pool.imap_unordered(_render_chunk, tasks) if pool else map(_render_chunk, tasks)
     with tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress) as bar:
@@ -153,9 +155,9 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
     out = Path(out_dir)
     _prepare_out_dir(out)
 
-    start_ts = int(gen.get("start_ts", 1_704_067_200))  # 2024-01-01 UTC
-    end_ts = start_ts + int(gen.get("history_days", 180)) * DAY
-    cutoff_ts = end_ts - int(gen.get("holdout_days", 28)) * DAY
+    start_ts = int(gen["start_ts"])
+    end_ts = start_ts + int(gen["history_days"]) * DAY
+    cutoff_ts = end_ts - int(gen["holdout_days"]) * DAY
 
     log.info("sampling %d items, %d users, %d interactions", counts["n_items"], counts["n_users"],
              counts["n_interactions"])
@@ -219,7 +221,7 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
         "cutoff_ts": cutoff_ts,
         "end_ts": end_ts,
         "new_item_ids_file": "new_items.txt",
-        "image_size": int(gen.get("image_size", 128)),
+        "image_size": int(gen["image_size"]),
         "categories": categories,
         "colors": vocab.COLOR_NAMES,
         "params": {k: v for k, v in gen.items() if k not in _NOT_OUTPUT_AFFECTING} | {"counts": counts},

@@ -107,8 +107,8 @@ def sample_interactions(items: pd.DataFrame, users: dict[str, np.ndarray], categ
     price_pct = items["price_pct"].to_numpy(dtype=np.float64)[item_idx]
     item_gender = items["gender"].to_numpy()[item_idx]
 
-    k = int(gen.get("user_candidates", 8))
-    band = float(gen.get("price_band_width", 0.25))
+    k = int(gen["user_candidates"])
+    band = float(gen["price_band_width"])
     user_idx = np.empty(n, dtype=np.int64)
     match = np.empty(n, dtype=np.float64)
     bucket = cat_idx * len(vocab.COLOR_NAMES) + col_idx
@@ -156,7 +156,7 @@ def sample_interactions(items: pd.DataFrame, users: dict[str, np.ndarray], categ
 
 def _sample_events(match: np.ndarray, gen: dict, rng: np.random.Generator) -> np.ndarray:
     """Event type per interaction: deeper funnel events are likelier when the item fits the user (match in 0..1)."""
-    mix = gen.get("event_mix", {"view": 0.70, "click": 0.20, "add_to_cart": 0.065, "purchase": 0.035})
+    mix = gen["event_mix"]
     unknown = set(mix) - set(EVENTS)
     if unknown:
         raise ValueError(f"generate.event_mix has unknown events {sorted(unknown)}; expected {EVENTS}")

@@ -57,7 +57,7 @@ def sample_items(n_items: int, categories: list[str], gen: dict, rng: np.random.
     tier = np.asarray([vocab.BRANDS[b] for b in cols["brand"]], dtype=object)
     tier_mult = np.asarray([vocab.BRAND_TIERS[t] for t in tier])
     mat_mult = np.asarray([vocab.MATERIAL_PRICE[m] for m in cols["material"]])
-    price = base_price * tier_mult * mat_mult * rng.lognormal(0.0, float(gen.get("price_noise", 0.25)), size=n)
+    price = base_price * tier_mult * mat_mult * rng.lognormal(0.0, float(gen["price_noise"]), size=n)
     price = np.round(np.maximum(np.floor(price), 4.0) + 0.99, 2)
 
     df = pd.DataFrame({"item_id": [item_id(i) for i in range(n)], "category": cat, **cols, "brand_tier": tier,
@@ -75,7 +75,7 @@ def sample_items(n_items: int, categories: list[str], gen: dict, rng: np.random.
 
     df["color_in_title"] = rng.random(n) < float(gen["color_in_title_rate"])
     df["pattern_in_text"] = (df["pattern"] != "solid").to_numpy() & (
-        rng.random(n) < float(gen.get("pattern_in_text_rate", 0.5)))
+        rng.random(n) < float(gen["pattern_in_text_rate"]))
     titles, descs = _write_texts(df, rng)
     df["title"] = titles
     df["description"] = descs

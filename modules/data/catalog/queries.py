@@ -147,8 +147,8 @@ def _spec_key(spec: dict, cold: bool) -> str:
 def build_text_queries(cat: _Catalog, n: int, n_cold: int, gen: dict, rng: np.random.Generator,
                        seed: int, progress: bool = False) -> list[dict]:
     """``n`` text queries of which ``n_cold`` are cold-start ("new ...") queries. Unique texts."""
-    max_g3 = int(gen.get("max_grade3", 50))
-    max_rel = int(gen.get("max_relevant", 300))
+    max_g3 = int(gen["max_grade3"])
+    max_rel = int(gen["max_relevant"])
     frac = float(gen["query_eval_fraction"])
     new_idx = np.flatnonzero(cat.is_new)
     n_cold = n_cold if new_idx.size else 0
@@ -187,7 +187,7 @@ def build_text_queries(cat: _Catalog, n: int, n_cold: int, gen: dict, rng: np.ra
 def build_image_queries(cat: _Catalog, n: int, gen: dict, rng: np.random.Generator,
                         seed: int) -> tuple[list[dict], list[StreetPhotoJob]]:
     """Street-photo queries: the source item is grade 3; same category+colour(+pattern) grade 1-2."""
-    max_rel = int(gen.get("max_relevant", 300))
+    max_rel = int(gen["max_relevant"])
     frac = float(gen["query_eval_fraction"])
     sources = rng.choice(len(cat.ids), size=n, replace=n > len(cat.ids))
     queries: list[dict] = []
@@ -212,7 +212,7 @@ def build_image_queries(cat: _Catalog, n: int, gen: dict, rng: np.random.Generat
 
 def build_composed_queries(cat: _Catalog, n: int, gen: dict, rng: np.random.Generator, seed: int) -> list[dict]:
     """'Like this but in <colour>': product image of a source item + a colour modifier."""
-    max_rel = int(gen.get("max_relevant", 300))
+    max_rel = int(gen["max_relevant"])
     frac = float(gen["query_eval_fraction"])
     out: list[dict] = []
     seen: set[tuple[str, str]] = set()
@@ -251,7 +251,7 @@ def build_queries(truth: pd.DataFrame, counts: dict, gen: dict, seed: int,
     """All judged queries (qids assigned, stable order) plus the street photos to render."""
     cat = _Catalog(truth)
     n_text = int(counts["n_text_queries"])
-    n_cold = int(round(n_text * float(gen.get("cold_query_fraction", 0.1))))
+    n_cold = int(round(n_text * float(gen["cold_query_fraction"])))
     text = build_text_queries(cat, n_text, n_cold, gen, np.random.default_rng([seed, 301]), seed, progress)
     for i, q in enumerate(text):
         q["qid"] = f"q_{'cold' if q['cold'] else 'text'}_{i + 1:05d}"
