@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modules.settings import merge_section
 from modules.recommend.content import ContentRecommender
 from modules.recommend.features import (
     ItemFeatures,
@@ -48,6 +47,7 @@ from modules.recommend.features import (
     validate_items,
     weighted_popularity,
 )
+from modules.settings import merge_section
 
 PATHS = ("hybrid", "two_tower", "als", "content", "popular")
 FALLBACKS = (None, "cold_user", "no_interactions", "content_only")

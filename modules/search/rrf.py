@@ -7,6 +7,7 @@ import numpy as np
 
 from modules.settings import RetrievalSettings
 
+
 def rrf_arrays(ranked_lists: Mapping[str, Sequence[int]], k: int, weights: Mapping[str, float] | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted reciprocal rank fusion as arrays: ``(rows, scores)``, the distinct rows ascending (int64) and
