@@ -6,7 +6,9 @@ Starts `serving.app.serve` (uvicorn, `--workers` processes) on a free loopback p
 drives `/search/text` with 1 client and with 50 clients (`--clients`) for `--seconds` each (bench.load's async
 client) and prints p50/p95/p99, req/s, errors and the resident memory of each worker process. Queries are
 seeded 2-4 word combinations of the bundle's own titles (`--distinct` of them), so the query-embedding cache
-sees realistic repeats rather than one hot query.
+sees realistic repeats rather than one hot query. With ``--image-data DATA`` (the catalog the bundle was built
+from) it then sends `/search/image` one client at a time for ``--seconds``: catalog photos re-encoded as 500-px
+JPEGs (``bench.search_stages.photo_jpegs``), and prints the same figures for them.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import psutil
 
@@ -71,6 +74,26 @@ def wait_ready(url: str, proc: subprocess.Popen, workers: int, timeout_s: float)
     raise SystemExit(f"server not ready after {timeout_s} s")
 
 
+def image_run(url: str, jpegs: list[bytes], seconds: float) -> dict:
+    """One client posting ``jpegs`` in turn to /search/image for ``seconds``: latency percentiles and errors."""
+    lat, errors = [], 0
+    with httpx.Client(base_url=url, timeout=30.0) as client:
+        deadline, i = time.perf_counter() + seconds, 0
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            r = client.post("/search/image", files={"image": ("q.jpg", jpegs[i % len(jpegs)], "image/jpeg")},
+                            data={"top_k": "10"})
+            ms = (time.perf_counter() - t0) * 1000
+            if r.status_code == 200:
+                lat.append(ms)
+            else:
+                errors += 1
+            i += 1
+    p50, p95, p99 = np.percentile(lat, [50, 95, 99]) if lat else (np.nan,) * 3
+    return {"requests": i, "errors": errors, "p50_ms": round(float(p50), 2), "p95_ms": round(float(p95), 2),
+            "p99_ms": round(float(p99), 2), "throughput_rps": round(len(lat) / seconds, 1)}
+
+
 def worker_rss_mb(proc: subprocess.Popen) -> list[float]:
     """Resident memory of each server process that holds a bundle (the uvicorn workers, or the one process)."""
     parent = psutil.Process(proc.pid)
@@ -88,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--distinct", type=int, default=5000, help="distinct queries in the pool")
     ap.add_argument("--ready-timeout", type=float, default=600.0)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--image-data", type=Path, default=None,
+                    help="catalog dir of the bundle: also time /search/image with 500-px JPEGs of its photos")
+    ap.add_argument("--image-count", type=int, default=200, help="distinct JPEG queries for the image run")
     a = ap.parse_args(argv)
     if not (a.serving_dir / "LATEST").is_file():
         ap.error(f"{a.serving_dir}/LATEST not found")
@@ -110,13 +136,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{clients:3d} clients: {r['requests']} req in {r['wall_s']} s = {r['throughput_rps']} req/s, "
                   f"{r['errors']} errors {r['error_reasons'] or ''}; /search/text ms p50 {o.get('p50_ms')} p95 {o.get('p95_ms')} "
                   f"p99 {o.get('p99_ms')}; RSS MB per worker {r['rss_mb_per_worker']}", flush=True)
+        if a.image_data:
+            from bench.search_stages import photo_jpegs
+
+            jpegs = photo_jpegs(a.image_data, a.image_count)
+            image_run(url, jpegs[:8], 5.0)                                       # warm-up, not reported
+            r = results["image"] = image_run(url, jpegs, a.seconds)
+            print(f"  1 client, /search/image (500-px JPEG): {r['requests']} req, {r['errors']} errors; ms p50 "
+                  f"{r['p50_ms']} p95 {r['p95_ms']} p99 {r['p99_ms']}", flush=True)
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(results, indent=2))
-    return 0 if all(r["errors"] == 0 for r in results["runs"]) else 1
+    runs = [*results["runs"], *([results["image"]] if "image" in results else [])]
+    return 0 if all(r["errors"] == 0 for r in runs) else 1
 
 
 if __name__ == "__main__":

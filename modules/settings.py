@@ -392,6 +392,7 @@ class ServingSettings:
     max_image_base64_mb: float
     fallback_versions: int
     keep_alive_s: float
+    worker_healthcheck_s: int
 
 
 # --- pipeline ----------------------------------------------------------------------------------------------------

@@ -146,10 +146,13 @@ def serve(serving_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, wo
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn's 5 s default let an overloaded worker close a keep-alive connection the client was reusing
-    keep_alive = load_settings().serving.keep_alive_s
-    opts = {"host": host, "port": port, "log_level": "info", "access_log": False, "timeout_keep_alive": keep_alive}
+    cfg = load_settings().serving
+    opts = {"host": host, "port": port, "log_level": "info", "access_log": False, "timeout_keep_alive": cfg.keep_alive_s}
     if workers <= 1:
         uvicorn.run(create_app(serving_dir), **opts)
         return
     os.environ["PIXELMATCH_SERVING_DIR"] = str(Path(serving_dir).resolve())
-    uvicorn.run("serving.app:app_from_env", factory=True, workers=workers, **opts)
+    # uvicorn's supervisor pings each worker and replaces one that does not answer within the health-check
+    # timeout; a worker still loading a large bundle on busy cores can miss its 5 s default and be killed over and over
+    uvicorn.run("serving.app:app_from_env", factory=True, workers=workers,
+                timeout_worker_healthcheck=cfg.worker_healthcheck_s, **opts)

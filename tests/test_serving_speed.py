@@ -232,3 +232,21 @@ def test_intent_matches_equal_the_per_row_rule_and_follow_a_catalog_change():
     assert item_matches(s) is matches
     s.refresh()                                     # what add_items does after the catalog changed
     assert item_matches(s) is not matches
+
+
+def test_serve_with_workers_gives_uvicorn_the_health_check_timeout(monkeypatch, tmp_path) -> None:
+    """Several workers: uvicorn's supervisor gets ``serving.worker_healthcheck_s`` (its 5 s default replaced
+    workers that were still loading a bundle on busy cores) and the keep-alive from params.yaml."""
+    import uvicorn
+
+    from modules.settings import load_settings
+    from serving.app import serve
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.setenv("PIXELMATCH_SERVING_DIR", "")   # serve() sets it; the monkeypatch undoes that
+    serve(tmp_path, port=8123, workers=2)
+    cfg = load_settings().serving
+    assert seen["app"] == "serving.app:app_from_env" and seen["workers"] == 2
+    assert seen["timeout_worker_healthcheck"] == cfg.worker_healthcheck_s > 5
+    assert seen["timeout_keep_alive"] == cfg.keep_alive_s
