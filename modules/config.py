@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -70,9 +71,17 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
     p = params_path(path)
     if not p.is_file():
         raise FileNotFoundError(f"params file not found: {p}")
-    with p.open() as f:
+    st = p.stat()
+    return copy.deepcopy(_parsed_params(str(p.resolve()), st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_params(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """One YAML parse per version of a params file (keyed on its modification time and size): settings are read
+    per photo in the catalog passes, where a parse each time cost more than the work."""
+    with open(path) as f:
         data = yaml.safe_load(f) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a mapping at the top level")
+        raise ValueError(f"{path}: expected a mapping at the top level")
     data.setdefault("seed", DEFAULT_SEED)
-    return copy.deepcopy(data)
+    return data

@@ -57,27 +57,23 @@ _EXPOSURE_PERCENTILE = 99.0  # busy scenes: this percentile of the max channel i
 _EXPOSURE_TARGET = 245.0
 N_TEXTURE = 8
 
-# Defaults of the ``encoders.color`` naming settings (params.yaml overrides them). Tuned on a seeded 1,500-photo
-# subsample of the tuning half of the fashion sample (``python -m bench.colour_naming --half tune --sample 1500``).
-_NAMING_DEFAULTS: dict[str, float | int] = {
-    "background_tolerance": 4.0,  # Lab distance to a border colour under which a pixel is background-coloured
-    "background_gap_closing": 2,  # the border flood fill does not pass through gaps narrower than this (pixels)
-    "edge_erosion": 1,  # foreground pixels peeled off its edge (anti-aliased mixtures of item and background)
-    "chroma_gain": 2.5,  # photo chroma -> survey-swatch chroma (fabric photos are duller than screen swatches)
-    "chroma_cap": 50.0,  # ... boosted at most up to this chroma (vivid pixels are left as they are)
-    "black_point": 15.0,  # photo L* mapped to the survey's 0 ...
-    "white_point": 85.0,  # ... and to 100
-    "achromatic_chroma": 12.0,  # scaled chroma under which a pixel is black, grey or white by lightness
-    "black_lightness": 30.0,  # scaled L* under which an achromatic pixel is black
-    "white_lightness": 85.0,  # scaled L* over which an achromatic pixel is white
-    "second_colour_share": 0.25,  # named_colors reports a second colour when it has at least this share
-    "skin_max_share": 0.6,  # skin-like pixels are left out unless they are more of the item than this
+# The ``encoders.color`` naming settings and their types (values: params.yaml, tuned on a seeded 1,500-photo
+# subsample of the tuning half of the fashion sample: ``python -m bench.colour_naming --half tune --sample 1500``).
+# background_tolerance: Lab distance to a border colour under which a pixel is background-coloured;
+# background_gap_closing: the border flood fill does not pass through gaps narrower than this (pixels);
+# edge_erosion: foreground pixels peeled off its edge (anti-aliased mixtures of item and background);
+# chroma_gain / chroma_cap: photo chroma -> survey-swatch chroma (fabric photos are duller than screen swatches),
+# boosted at most up to the cap; black_point / white_point: photo L* mapped to the survey's 0 and 100;
+# achromatic_chroma: scaled chroma under which a pixel is black, grey or white by lightness (black_lightness,
+# white_lightness); second_colour_share: named_colors reports a second colour from this share; skin_max_share:
+# skin-like pixels are left out unless they are more of the item than this.
+_NAMING_KEYS: dict[str, type] = {
+    "background_tolerance": float, "background_gap_closing": int, "edge_erosion": int, "chroma_gain": float,
+    "chroma_cap": float, "black_point": float, "white_point": float, "achromatic_chroma": float,
+    "black_lightness": float, "white_lightness": float, "second_colour_share": float, "skin_max_share": float,
 }
-_SKIN_DEFAULTS: dict[str, tuple[float, float]] = {  # CIE LCh ranges of skin tones (a model wearing the item)
-    "skin_hue": (25.0, 70.0),  # hue angle, degrees
-    "skin_chroma": (10.0, 40.0),
-    "skin_lightness": (40.0, 85.0),
-}
+# CIE LCh ranges of skin tones (a model wearing the item): hue angle (degrees), chroma, lightness
+_SKIN_KEYS: tuple[str, ...] = ("skin_hue", "skin_chroma", "skin_lightness")
 
 
 # --------------------------------------------------------------------------------------------- colour names
@@ -473,21 +469,24 @@ def color_feature_dim(params: dict[str, Any] | None = None) -> int:
 
 
 def _color_cfg(params: dict[str, Any] | None) -> dict[str, Any]:
-    """``encoders.color`` settings (``params`` may be the full params dict or that section) over the defaults:
+    """``encoders.color`` settings (``params`` may be the full params dict or that section) over params.yaml's:
     histogram_bins, kmeans_k (how many named colours :func:`color_features_and_name` keeps; only the first is
-    used), sample_pixels, texture_weight, dominant_weight, and the naming settings of :data:`_NAMING_DEFAULTS`
-    and :data:`_SKIN_DEFAULTS`."""
+    used), sample_pixels, texture_weight, dominant_weight, and the naming settings of :data:`_NAMING_KEYS` and
+    :data:`_SKIN_KEYS`."""
+    from modules.settings import merge_section
+
     cfg = dict(params or {})
     if "encoders" in cfg:
         cfg = dict(cfg["encoders"].get("color", {}))
+    c = merge_section("encoders.color", cfg)
     return {
-        "histogram_bins": tuple(int(b) for b in cfg.get("histogram_bins", DEFAULT_BINS)),
-        "kmeans_k": int(cfg.get("kmeans_k", 3)),
-        "sample_pixels": int(cfg.get("sample_pixels", 2048)),
-        "texture_weight": float(cfg.get("texture_weight", 0.5)),
-        "dominant_weight": float(cfg.get("dominant_weight", 0.5)),
-        **{key: type(default)(cfg.get(key, default)) for key, default in _NAMING_DEFAULTS.items()},
-        **{key: tuple(float(v) for v in cfg.get(key, default)) for key, default in _SKIN_DEFAULTS.items()},
+        "histogram_bins": tuple(int(b) for b in c["histogram_bins"]),
+        "kmeans_k": int(c["kmeans_k"]),
+        "sample_pixels": int(c["sample_pixels"]),
+        "texture_weight": float(c["texture_weight"]),
+        "dominant_weight": float(c["dominant_weight"]),
+        **{key: kind(c[key]) for key, kind in _NAMING_KEYS.items()},
+        **{key: tuple(float(v) for v in c[key]) for key in _SKIN_KEYS},
     }
 
 

@@ -13,14 +13,15 @@ if TYPE_CHECKING:
     from modules.search.state import EngineState
 
 
-def clean_query(query: Any, hp: dict[str, Any]) -> str:
-    """Whitespace-collapsed query, truncated to ``retrieval.max_query_chars``; ``ValueError`` when empty."""
+def clean_query(query: Any, max_chars: int) -> str:
+    """Whitespace-collapsed query, truncated to ``max_chars`` (``retrieval.max_query_chars``); ``ValueError`` when
+    empty."""
     if not isinstance(query, str):
         raise ValueError(f"query must be a string, got {type(query).__name__}")
     q = " ".join(query.split())
     if not q:
         raise ValueError("query is empty")
-    return q[: int(hp.get("max_query_chars", 512))]
+    return q[:max_chars]
 
 
 def check_top_k(top_k: Any) -> int:

@@ -138,7 +138,7 @@ class SearchEngine:
         ``retrieval.max_query_chars`` are truncated."""
         t0 = time.perf_counter()
         s = self.state
-        q = clean_query(query, s.hp)
+        q = clean_query(query, s.retrieval.max_query_chars)
         top_k = check_top_k(top_k)
         if retriever not in RETRIEVERS:
             raise ValueError(f"unknown retriever {retriever!r}; choose from {list(RETRIEVERS)}")
@@ -166,7 +166,7 @@ class SearchEngine:
         t0 = time.perf_counter()
         if isinstance(text, str) and not text.strip():
             return self.search_image(img, top_k=top_k, filters=filters, context=context, rerank=rerank)
-        q = clean_query(text, self.state.hp)
+        q = clean_query(text, self.state.retrieval.max_query_chars)
         top_k = check_top_k(top_k)
         w = float(self.state.retrieval.composed_image_weight if image_weight is None else image_weight)
         if not math.isfinite(w) or not 0.0 <= w <= 1.0:
@@ -202,7 +202,7 @@ class SearchEngine:
         else:
             text = query
         if text is not None:
-            text = clean_query(text, self.state.hp)
+            text = clean_query(text, self.state.retrieval.max_query_chars)
         if text is None and img is None:
             raise ValueError("query is empty")
         w = self.state.retrieval.composed_image_weight if (text and img is not None) else 1.0
@@ -213,7 +213,7 @@ class SearchEngine:
     def query_confidence(self, query: str) -> float:
         """Best dense (text) cosine of the query: the signal behind ``low_confidence``."""
         s = self.state
-        q = clean_query(query, s.hp)
+        q = clean_query(query, s.retrieval.max_query_chars)
         return text_confidence(s, np.asarray(s.text_encoder.encode_query(s.parser.parse(q).residual_text or q),
                                              np.float32))
 
