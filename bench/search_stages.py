@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     load_s = time.perf_counter() - t0
     clock = in_process(engine, args.kind, queries, args.warmup, args.cpu)
     reranks = engine.ranker is not None and engine.ranker.applies_to(args.kind)
-    print(f"bundle {version}: {engine.n_rows:,} items, loaded in {load_s:.1f} s; {len(clock.calls)} {args.kind} "
+    label = f"EVAL {args.kind}" if args.eval_queries and args.kind == "text" else args.kind
+    print(f"bundle {version}: {engine.n_rows:,} items, loaded in {load_s:.1f} s; {len(clock.calls)} {label} "
           f"queries in process, one at a time, default hybrid path, {'CPU' if args.cpu else 'wall'} time "
           f"({'with' if reranks else 'without'} the LambdaMART re-ranker)")
     print_table(clock.calls)

@@ -63,7 +63,7 @@ def test_search_stages_split_the_call(real: Path, capsys: pytest.CaptureFixture[
     from bench.search_stages import main
 
     assert main(["--serving-dir", str(real / "serving_dir"), "--data", str(real / "data"), "--queries", "6",
-                 "--warmup", "2"]) == 0
+                 "--warmup", "2", "--eval-queries"]) == 0
     out = capsys.readouterr().out
     assert "6 EVAL text queries" in out and "with the LambdaMART re-ranker" in out, out
     table = _table(out)
