@@ -214,8 +214,12 @@ def test_recommend_when_feature_store_hangs(serving_dir, monkeypatch):
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
     sd = real_serving_dir(tmp_path_factory.mktemp("real"))
-    with TestClient(create_app(sd, watch_interval_s=0)) as c:
-        yield c, sd
+    # no online store: the repo's own feature_repo/ holds one once a pipeline test has published to it, and the
+    # lookup (`auto`) would then turn on for this bundle too (tests/test_events_api.py covers the store)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIXELMATCH_FEATURE_REPO", str(tmp_path_factory.mktemp("no_feature_repo")))
+        with TestClient(create_app(sd, watch_interval_s=0)) as c:
+            yield c, sd
 
 
 @pytest.mark.integration
