@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
 import json
 import shutil
 import time
@@ -24,18 +23,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _feature_repo(work: Path, data_dir: Path, params: dict) -> Path:
-    from components.feast_publisher import executor
-    from modules.recommend.online_features import history_len
+    from components.feast_publisher.executor import user_features_repo
 
-    repo = work / "feature_repo"
-    shutil.rmtree(repo, ignore_errors=True)
-    shutil.copytree(REPO / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    (repo / "data").mkdir()
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    users = executor.user_table(str(data_dir), history_len(params), now, int(params["recommend"]["n_price_bands"]))
-    users.to_parquet(repo / "data" / executor.USER_TABLE, index=False)
-    executor.apply_and_materialize(repo, ["user_features"], now)
-    return repo
+    shutil.rmtree(work / "feature_repo", ignore_errors=True)
+    return user_features_repo(REPO / "feature_repo", work, str(data_dir), params)
 
 
 def main() -> None:

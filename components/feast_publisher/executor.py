@@ -5,6 +5,7 @@ import datetime as dt
 import importlib.util
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,17 @@ def apply_and_materialize(repo: Path, views: list[str], now: dt.datetime) -> Non
     store = FeatureStore(repo_path=str(repo))
     store.apply(_definitions(repo))
     store.materialize(start_date=now - dt.timedelta(days=1), end_date=now + dt.timedelta(minutes=1), feature_views=views)
+
+
+def user_features_repo(template: Path, dest: Path, data_dir: str, params: dict[str, Any]) -> Path:
+    """``dest/feature_repo``: a copy of the ``template`` Feast repo (its ``data/`` left out) with the user features
+    of ``data_dir``'s training window materialised online, as a run leaves it (item features need the EmbeddingGen
+    artifact and are not written). For tests and benchmarks of the online lookup; returns the repo path."""
+    repo = dest / "feature_repo"
+    shutil.copytree(template, repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    (repo / "data").mkdir()
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    users = user_table(str(data_dir), history_len(params), now, int(params["recommend"]["n_price_bands"]))
+    users.to_parquet(repo / "data" / USER_TABLE, index=False)
+    apply_and_materialize(repo, ["user_features"], now)
+    return repo
