@@ -71,8 +71,24 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
     p = params_path(path)
     if not p.is_file():
         raise FileNotFoundError(f"params file not found: {p}")
+    return copy.deepcopy(_cached(p))
+
+
+def params_section(dotted: str, path: str | Path | None = None) -> Any:
+    """A copy of one section of params.yaml (``"encoders.color"``): what :func:`load_params` would give under that
+    key, without copying the whole file (readers on a per-photo path)."""
+    p = params_path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"params file not found: {p}")
+    node: Any = _cached(p)
+    for name in dotted.split("."):
+        node = node[name]
+    return copy.deepcopy(node)
+
+
+def _cached(p: Path) -> dict[str, Any]:
     st = p.stat()
-    return copy.deepcopy(_parsed_params(str(p.resolve()), st.st_mtime_ns, st.st_size))
+    return _parsed_params(str(p.resolve()), st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=8)

@@ -15,13 +15,14 @@ mapping such as ``rrf_weights``) replaces params.yaml's whole, as it does in :fu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modules.config import load_params
+from modules.config import load_params, params_section
 
 # A field params.yaml may leave out (commented there): None when absent. The only place a value is not from params.yaml.
 OPTIONAL = {"optional": True}
@@ -512,10 +513,7 @@ def section_dict(path: str, values: Mapping[str, Any] | None = None) -> dict[str
 def merge_section(path: str, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``values`` over params.yaml's section at ``path`` as a plain dict, not yet checked: for a caller that runs
     its own checks (with its own messages) first and :func:`load_section` after."""
-    base: Any = load_params(None)
-    for name in path.split("."):
-        base = base[name]
-    return _merge(base, values, _walk_type(path), path)
+    return _merge(params_section(path), values, _walk_type(path), path)
 
 
 def _nest(path: str, values: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -535,7 +533,7 @@ def _walk(node: Any, path: str) -> Any:
 def _walk_type(path: str) -> type:
     cls: Any = Settings
     for name in path.split("."):
-        cls = typing.get_type_hints(cls)[name]
+        cls = _hints(cls)[name]
     return cls
 
 
@@ -549,7 +547,7 @@ def _merge(base: Mapping[str, Any], given: Any, cls: type, where: str) -> dict[s
         return dict(base)
     if not isinstance(given, Mapping):
         raise ValueError(f"{where or 'params'}: expected a mapping, got {type(given).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     out = dict(base)
     for key, value in given.items():
         tp = hints.get(key)
@@ -567,7 +565,7 @@ def _dotted(where: str, key: Any) -> str:
 def _build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, Mapping):
         raise ValueError(f"{where or 'params'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [str(k) for k in data if k not in fields]
     if unknown:
@@ -641,3 +639,9 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             return value
         raise wrong
     raise TypeError(f"{key}: unsupported field type {tp!r}")  # a declaration error in this module, not in params
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved field types of a settings dataclass (resolving them costs more than a merge; they never change)."""
+    return typing.get_type_hints(cls)
