@@ -311,12 +311,23 @@ class ContentRecommendSettings:
 
 
 @dataclass(frozen=True)
+class TasteSettings:
+    max_cardinality: int
+    smoothing: float
+    fit_users: int
+    fit_negatives: int
+    regularization_c: float
+
+
+@dataclass(frozen=True)
 class HybridRecommendSettings:
     collaborative: str                           # two_tower | als
     warm_interactions: int
     max_collab_weight: float
     cold_context_weight: float
     session_weight: float                        # share of the fresh (POST /events) session in a known user's score
+    new_arrival_slots: int                       # top-k places reserved for new arrivals (0: off)
+    new_arrival_days: int
 
 
 @dataclass(frozen=True)
@@ -328,6 +339,7 @@ class RecommendSettings:
     als: AlsSettings
     content: ContentRecommendSettings
     hybrid: HybridRecommendSettings
+    taste: TasteSettings
 
 
 # --- evaluation --------------------------------------------------------------------------------------------------

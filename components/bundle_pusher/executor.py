@@ -111,13 +111,15 @@ def build_recommender_dir(
     import pandas as pd
 
     from components.common import load_items
-    from modules.data.data_io import load_embedding_rows, training_interactions
+    from modules.data.data_io import load_embedding_rows, load_photo_colours, training_interactions
     from modules.recommend.hybrid import build_recommender
 
     items = load_items(data_dir)
-    text, image, color = load_embedding_rows(emb_dir, items["item_id"].astype(str).tolist())
+    ids = items["item_id"].astype(str).tolist()
+    text, image, color = load_embedding_rows(emb_dir, ids)
     rec = build_recommender(items, pd.DataFrame(training_interactions(data_dir)), text, image, color, params,
-                            seed=param_seed(params), two_tower_dir=two_tower_dir)
+                            seed=param_seed(params), two_tower_dir=two_tower_dir,
+                            photo_colours=load_photo_colours(emb_dir, ids))
     rec.save(out)
     config_path = out / "config.json"
     config = json.loads(config_path.read_text())

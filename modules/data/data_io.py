@@ -256,3 +256,17 @@ def load_embedding_rows(emb_dir: str | Path, item_ids: Sequence[str]) -> tuple[n
     text, image, color = (np.load(emb_dir / name, mmap_mode="r")[order]
                           for name in (EMB_TEXT_FILE, EMB_IMAGE_FILE, EMB_COLOR_FILE))
     return text, image, color
+
+
+def load_photo_colours(emb_dir: str | Path, item_ids: Sequence[str]) -> list[str] | None:
+    """The colour namer's name for each of ``item_ids``' photos ("" for none) from an EmbeddingGen artifact, or None
+    when the artifact has no names. Raises ``ValueError`` when an item has no row."""
+    emb_dir = Path(emb_dir)
+    if not (emb_dir / EMB_COLOR_NAMES_FILE).is_file():
+        return None
+    names = dict(zip(json.loads((emb_dir / EMB_IDS_FILE).read_text()),
+                     json.loads((emb_dir / EMB_COLOR_NAMES_FILE).read_text()), strict=True))
+    missing = [i for i in item_ids if i not in names]
+    if missing:
+        raise ValueError(f"colour names at {emb_dir} lack {len(missing)} item(s), e.g. {missing[:3]}")
+    return [str(names[i] or "") for i in item_ids]

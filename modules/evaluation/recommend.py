@@ -8,6 +8,9 @@ Protocol (per user who has both training history and held-out interactions):
   Recall@k, NDCG@k (binary gains) and MRR@k;
 * cold-start: targets = held-out items that are new SKUs (no training interactions); Recall@k over the whole
   catalog (can the model surface new items at all) and Recall@k among new SKUs only (does it pick the right one).
+* new-arrival slots (``new_arrival_slots`` > 0): each hybrid is scored a second time, as ``<model>+new_arrivals``,
+  with that many of its top-k places kept for new arrivals as served (``modules.recommend.new_arrivals``): what the
+  slots buy in whole-catalog new-SKU recall and what they cost in warm NDCG.
 
 Run at small scale (writes the ``recommend`` section of docs/benchmark_results.md):
     python -m modules.evaluation.recommend --data-dir /tmp/pm_small --out docs/benchmark_results.md
@@ -36,6 +39,7 @@ from modules.recommend.features import (
     weighted_popularity,
 )
 from modules.recommend.hybrid import CollabVectors, HybridRecommender, build_collab
+from modules.recommend.new_arrivals import with_new_arrivals
 from modules.settings import load_section
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,13 @@ MODEL_LABELS = {
     "hybrid_two_tower": "Hybrid (two-tower + content)",
     "hybrid_als": "Hybrid (ALS + content)",
 }
+SLOTTED = "+new_arrivals"
+
+
+def _label(name: str, slots: int) -> str:
+    base = name.removesuffix(SLOTTED)
+    label = MODEL_LABELS.get(base, base)
+    return f"{label}, {slots} new-arrival slots" if name.endswith(SLOTTED) else label
 
 
 def _rank(scores: np.ndarray, exclude: np.ndarray, k: int, candidates: np.ndarray | None = None) -> np.ndarray:
@@ -93,10 +104,15 @@ def _fit_collabs(models: tuple[str, ...], items: pd.DataFrame, train: pd.DataFra
 
 
 def _score_user(acc: dict[str, list[float]], scores: np.ndarray, seen: np.ndarray, targets: tuple[set[int], set[int]],
-                item_ids: list[str], new_idx: np.ndarray, k: int) -> None:
-    """Append one user's warm-target and cold-target metrics of one model to ``acc``."""
+                item_ids: list[str], new_idx: np.ndarray, k: int, slots: int = 0) -> None:
+    """Append one user's warm-target and cold-target metrics of one model to ``acc`` (``slots`` > 0: with that many
+    places of the top k kept for new arrivals)."""
     warm_t, cold_t = targets
-    ranked = [item_ids[i] for i in _rank(scores, seen, k)]
+    top = _rank(scores, seen, k)
+    if slots:
+        top = with_new_arrivals(top, np.where(np.isin(np.arange(len(scores)), seen), -np.inf, scores), new_idx, seen,
+                                slots)
+    ranked = [item_ids[i] for i in top]
     if warm_t:
         rel = {item_ids[i]: 1 for i in warm_t}
         acc.setdefault(f"recall@{k}", []).append(recall_at_k(ranked, rel, k))
@@ -117,10 +133,11 @@ def _sample_users(users: list[str], max_users: int | None, seed: int) -> list[st
 
 
 def _evaluate_users(models: tuple[str, ...], scorer: Any, users: list[str], test_items: pd.Series, histories: Any,
-                    new_idx: np.ndarray, item_ids: list[str], k: int
+                    new_idx: np.ndarray, item_ids: list[str], k: int, slots: int = 0
                     ) -> tuple[dict[str, dict[str, list[float]]], int, int]:
     """Per model, the per-user metric lists over ``users``; plus how many users had warm / cold targets."""
-    per_model: dict[str, dict[str, list[float]]] = {m: {} for m in models}
+    slotted = [m + SLOTTED for m in models if slots and m.startswith("hybrid_")]
+    per_model: dict[str, dict[str, list[float]]] = {m: {} for m in (*models, *slotted)}
     new_set = set(new_idx.tolist())
     n_warm_users = n_cold_users = 0
     for user in users:
@@ -137,6 +154,8 @@ def _evaluate_users(models: tuple[str, ...], scorer: Any, users: list[str], test
             if scores is None:  # model has no vector for this user: an empty ranking scores 0
                 scores = np.full(len(item_ids), -np.inf)
             _score_user(per_model[name], scores, seen, (warm_t, cold_t), item_ids, new_idx, k)
+            if name + SLOTTED in per_model:
+                _score_user(per_model[name + SLOTTED], scores, seen, (warm_t, cold_t), item_ids, new_idx, k, slots)
     return per_model, n_warm_users, n_cold_users
 
 
@@ -153,6 +172,8 @@ def evaluate_recommenders(
     models: tuple[str, ...] = tuple(MODEL_LABELS),
     return_recommenders: bool = False,
     max_users: int | None = None,
+    photo_colours: list[str] | None = None,
+    new_arrival_slots: int | None = None,
 ) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
     """Fit every model in ``models`` on the training window and score it on held-out interactions.
 
@@ -160,13 +181,15 @@ def evaluate_recommenders(
     training interactions at all when ``created_at`` is absent). Returns a dict of metrics (and, with
     ``return_recommenders``, the fitted objects keyed ``content``, ``collab_<kind>``, ``hybrid_<kind>``).
     ``max_users`` evaluates a seeded random sample of the held-out users (full scale: bounds the wall time).
+    ``photo_colours``: the colour namer's name per item (a taste column, as the pipeline builds it).
+    ``new_arrival_slots``: also score each hybrid with that many new-arrival places (None: params.yaml's value).
     """
     rec = params.get("recommend", params)
     k = load_section("evaluation", params.get("evaluation")).k
     items = validate_items(items)
     item_ids = items["item_id"].tolist()
     train, test = temporal_split(validate_interactions(interactions), int(cutoff_ts))
-    content = ContentRecommender.build(items, train, text_emb, image_emb, color_feats, params)
+    content = ContentRecommender.build(items, train, text_emb, image_emb, color_feats, params, photo_colours, seed)
     index = content.item_index
     train = validate_interactions(train, index)
     test = validate_interactions(test, index)
@@ -185,6 +208,11 @@ def evaluate_recommenders(
         if f"hybrid_{kind}" in models
     }
 
+    eligible = sorted(set(test["user_id"]) & set(histories.user_ids))
+    users = _sample_users(eligible, max_users, seed)
+    test_items = test.assign(idx=test["item_id"].map(index)).groupby("user_id")["idx"].agg(lambda s: set(s.tolist()))
+    slots = int(rec["hybrid"]["new_arrival_slots"] if new_arrival_slots is None else new_arrival_slots)
+
     def scorer(name: str, user: str) -> np.ndarray | None:
         if name == "popular":
             return popularity
@@ -195,11 +223,8 @@ def evaluate_recommenders(
         scored = hybrids[name].score_user(user)
         return None if scored is None else scored[0]
 
-    eligible = sorted(set(test["user_id"]) & set(histories.user_ids))
-    users = _sample_users(eligible, max_users, seed)
-    test_items = test.assign(idx=test["item_id"].map(index)).groupby("user_id")["idx"].agg(lambda s: set(s.tolist()))
     per_model, n_warm_users, n_cold_users = _evaluate_users(models, scorer, users, test_items, histories, new_idx,
-                                                            item_ids, k)
+                                                            item_ids, k, slots)
 
     results: dict[str, Any] = {
         "k": k,
@@ -215,8 +240,10 @@ def evaluate_recommenders(
         "n_users_sampled": len(users),
         "fit_seconds": time.perf_counter() - t0,
         "training": train_metrics,
+        "taste_weights": content.taste_weights,
+        "new_arrival_slots": slots,
         "models": {
-            name: {"label": MODEL_LABELS.get(name, name), **{m: float(np.mean(v)) for m, v in acc.items()}}
+            name: {"label": _label(name, slots), **{m: float(np.mean(v)) for m, v in acc.items()}}
             for name, acc in per_model.items()
         },
     }
@@ -309,7 +336,14 @@ def _content_inputs(data_dir: Path, items: pd.DataFrame, params: dict[str, Any],
 
 def main(argv: list[str] | None = None) -> None:
     from modules.config import load_params
-    from modules.data.data_io import load_embedding_rows, load_interactions, load_items, load_manifest, new_item_ids
+    from modules.data.data_io import (
+        load_embedding_rows,
+        load_interactions,
+        load_items,
+        load_manifest,
+        load_photo_colours,
+        new_item_ids,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True)
@@ -320,6 +354,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="an EmbeddingGen artifact dir (text.npy, image.npy, color.npy, item_ids.json) to reuse "
                          "instead of encoding the catalog again; its image rows join the content vectors")
     ap.add_argument("--max-users", type=int, default=None, help="evaluate a seeded random sample of users")
+    ap.add_argument("--new-arrival-slots", type=int, default=None,
+                    help="also score each hybrid with this many new-arrival places (default: params.yaml's)")
     ap.add_argument("--section", default=SECTION, help="the docs section to rewrite")
     ap.add_argument("--title", default="Recommendations (temporal split)")
     args = ap.parse_args(argv)
@@ -332,13 +368,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.embeddings:
         try:  # reuse the pipeline's vectors; a catalog/artifact mismatch is a usage error, not a traceback
             text, image, color = load_embedding_rows(args.embeddings, items["item_id"].astype(str).tolist())
+            photo_colours = load_photo_colours(args.embeddings, items["item_id"].astype(str).tolist())
         except (ValueError, FileNotFoundError) as exc:
             raise SystemExit(str(exc)) from exc
     else:
         text, color = _content_inputs(data_dir, items, params, seed)
+        photo_colours = None
     results = evaluate_recommenders(
         items, interactions, int(manifest["cutoff_ts"]), text, image, color, params, seed,
-        new_item_ids=new_item_ids(data_dir, items), max_users=args.max_users,
+        new_item_ids=new_item_ids(data_dir, items), max_users=args.max_users, photo_colours=photo_colours,
+        new_arrival_slots=args.new_arrival_slots,
     )
     print(json.dumps(results, indent=2, default=float))
     if args.json:

@@ -1,4 +1,6 @@
-"""Content-based recommender: cosine between a user's history centroid and fused item content vectors.
+"""Content-based recommender: cosine between a user's history centroid and fused item content vectors, mixed with
+the user's attribute taste (``modules.recommend.taste``: lifts of the catalog's own categorical columns, weights fitted
+on the training window) when one was built.
 
 Fused item vector = concatenation of L2-normalised blocks, each scaled by sqrt(block weight), then
 L2-normalised: text embedding, image embedding, colour/texture features, and attributes (one-hot category
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from modules.recommend.features import ItemFeatures, UserHistories, validate_interactions
+from modules.recommend.taste import AttributeTaste
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -52,11 +55,13 @@ class ContentRecommender:
     item_ids: list[str]
     vectors: np.ndarray  # (n_items, d) fused, L2-normalised
     histories: UserHistories
-    history_len: int = 20
-    exclude_purchased: bool = True
+    history_len: int
+    exclude_purchased: bool
+    taste: AttributeTaste | None = None  # None: cosine only (bundles saved before the taste existed)
 
     def __post_init__(self) -> None:
         self.item_index = {iid: i for i, iid in enumerate(self.item_ids)}
+        self.taste_weights: dict[str, float] = {}
 
     @classmethod
     def build(
@@ -67,13 +72,20 @@ class ContentRecommender:
         image_emb: np.ndarray | None,
         color_feats: np.ndarray | None,
         params: dict[str, Any],
+        photo_colours: list[str] | None = None,
+        seed: int = 0,
     ) -> ContentRecommender:
+        """``photo_colours``: the colour namer's name for each item's photo (an extra taste column when given)."""
         rec = params.get("recommend", params)
         feats = ItemFeatures.from_items(items, int(rec["n_price_bands"]))
         vectors = fuse_item_vectors(feats, text_emb, image_emb, color_feats, params)
         train = validate_interactions(train_interactions, feats.index)
         histories = UserHistories.from_interactions(train, feats.index)
-        return cls(feats.item_ids, vectors, histories, int(rec["content"]["history_len"]), bool(rec["exclude_purchased"]))
+        out = cls(feats.item_ids, vectors, histories, int(rec["content"]["history_len"]), bool(rec["exclude_purchased"]))
+        taste = AttributeTaste.from_items(items, photo_colours, params)
+        out.taste_weights = taste.fit(histories, out.score_items, params, seed)
+        out.taste = taste if out.taste_weights else None   # no history to fit on: cosine only
+        return out
 
     def centroid(self, item_idx: np.ndarray) -> np.ndarray | None:
         """Normalised mean vector of the given items (None for an empty list)."""
@@ -88,9 +100,14 @@ class ContentRecommender:
         c = self.centroid(item_idx)
         return None if c is None else self.vectors @ c
 
+    def score_history(self, item_idx: np.ndarray) -> np.ndarray | None:
+        """A user's history scored over every item: the cosine mixed with the attribute taste (None: empty)."""
+        cos = self.score_items(item_idx)
+        return cos if cos is None or self.taste is None else self.taste.score(item_idx, cos)
+
     def score_all(self, user_id: str) -> np.ndarray | None:
         """Scores of every item for a user's last ``history_len`` training interactions (None: no history)."""
-        return self.score_items(self.histories.recent(user_id, self.history_len))
+        return self.score_history(self.histories.recent(user_id, self.history_len))
 
     def indices_of(self, item_ids: list[str]) -> np.ndarray:
         """Catalog rows of the known ids among ``item_ids`` (unknown ids are ignored)."""

@@ -14,7 +14,13 @@ Fallbacks (``RecommendResponse.fallback``):
                        items per category
     "content_only"     the feature store is unavailable (``user_features={"available": False}``): the user's
                        snapshot history/context is scored by content only; no collaborative vector is used
-Each :class:`Rec` carries the ``path`` that produced it: "hybrid", "two_tower", "als", "content" or "popular".
+Each :class:`Rec` carries the ``path`` that produced it: "hybrid", "two_tower", "als", "content", "popular" or
+"new_arrival".
+
+New arrivals (``recommend.hybrid.new_arrival_slots`` > 0): items with no training interactions created within
+``new_arrival_days`` of the newest item. A new item's blended score is its content score alone, and next to tens of
+thousands of warm items it seldom reaches the top k; the slots give the last places of a known user's list to the
+best-scored new arrivals when fewer than that many made it on their own (docs/benchmark_results.md "Cold start").
 
 ``user_features`` (from the online feature store, optional): ``{"available": bool, "recent_item_ids": [...],
 "session_item_ids": [...]}``; ``recent_item_ids`` replaces the bundle's snapshot history for the content part;
@@ -47,9 +53,12 @@ from modules.recommend.features import (
     validate_items,
     weighted_popularity,
 )
+from modules.recommend.new_arrivals import new_arrival_index, with_new_arrivals
+from modules.recommend.taste import AttributeTaste
 from modules.settings import merge_section
 
-PATHS = ("hybrid", "two_tower", "als", "content", "popular")
+PATHS = ("hybrid", "two_tower", "als", "content", "popular", "new_arrival")
+TASTE_FILE = "taste.npz"
 FALLBACKS = (None, "cold_user", "no_interactions", "content_only")
 FEATURE_STORE_UNAVAILABLE: dict[str, Any] = {"available": False}
 MAX_TOP_K = 1000
@@ -126,6 +135,7 @@ class HybridRecommender:
         self.category = self.items["category"].astype(str).to_numpy()
         created = self.items["created_at"] if "created_at" in self.items else pd.Series(np.zeros(len(self.items)))
         self.created_at = pd.to_numeric(created, errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+        self.new_arrivals = new_arrival_index(self.counts, self.created_at, float(h["new_arrival_days"]))
 
     # ------------------------------------------------------------------------------------------------ scoring
     @property
@@ -141,7 +151,8 @@ class HybridRecommender:
         return bool(self.counts.sum() > 0)
 
     def _content_scores(self, history_idx: np.ndarray, context_idx: np.ndarray) -> np.ndarray | None:
-        parts = [s for s in (self.content.score_items(history_idx), self.content.score_items(context_idx)) if s is not None]
+        parts = [s for s in (self.content.score_history(history_idx), self.content.score_items(context_idx))
+                 if s is not None]
         return None if not parts else np.mean(parts, axis=0)
 
     def score_user(
@@ -199,7 +210,8 @@ class HybridRecommender:
         scores = scores + np.where(in_cats, 0.0, -1e6)  # other categories only fill up short lists
         return self._top(scores, np.full(len(scores), "content", dtype=object), k, exclude)
 
-    def _top(self, scores: np.ndarray, paths: np.ndarray, k: int, exclude: np.ndarray) -> list[Rec]:
+    def _top(self, scores: np.ndarray, paths: np.ndarray, k: int, exclude: np.ndarray, new_slots: int = 0
+             ) -> list[Rec]:
         scores = scores.astype(np.float64).copy()
         scores[exclude] = -np.inf
         k = min(k, int(np.isfinite(scores).sum()))
@@ -207,7 +219,10 @@ class HybridRecommender:
             return []
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [Rec(self.item_ids[i], float(scores[i]), str(paths[i])) for i in top]
+        placed = top
+        if new_slots > 0:
+            top = with_new_arrivals(top, scores, self.new_arrivals, exclude, new_slots)
+        return [Rec(self.item_ids[i], float(scores[i]), str(paths[i]) if i in placed else "new_arrival") for i in top]
 
     # ------------------------------------------------------------------------------------------------ public API
     def recommend(
@@ -250,15 +265,16 @@ class HybridRecommender:
         if not known:
             recs = self._cold_with_context(ctx, top_k, exclude) if len(ctx) else self._popular_by_category(top_k, exclude)
             return RecommendResponse(recs, "cold_user")
+        slots = int(self.params["hybrid"]["new_arrival_slots"])
         if not store_ok:
             scores = self._content_scores(history_idx, ctx)
             return RecommendResponse(
-                self._top(scores, np.full(len(scores), "content", dtype=object), top_k, exclude), "content_only"
+                self._top(scores, np.full(len(scores), "content", dtype=object), top_k, exclude, slots), "content_only"
             )
         scored = self.score_user(user_id, ctx, history_idx)
         assert scored is not None  # known user: the content part always exists
         scores = self._with_session(scored[0], self.content.indices_of(list(feats.get("session_item_ids") or [])))
-        return RecommendResponse(self._top(scores, scored[1], top_k, exclude), None)
+        return RecommendResponse(self._top(scores, scored[1], top_k, exclude, slots), None)
 
     # ------------------------------------------------------------------------------------------------ persistence
     def save(self, out_dir: str | Path) -> Path:
@@ -270,6 +286,8 @@ class HybridRecommender:
         table["popularity"] = self.popularity
         table.to_parquet(d / "items.parquet", index=False)
         np.save(d / "content_vectors.npy", self.content.vectors.astype(np.float32))
+        if self.content.taste is not None:
+            self.content.taste.save(d / TASTE_FILE)
         self.histories.save(d / "histories.json", self.item_ids)
         collab = None
         if self.collab is not None:
@@ -299,6 +317,7 @@ class HybridRecommender:
             UserHistories.load(d / "histories.json", index),
             int(config["content"]["history_len"]),
             bool(config["content"]["exclude_purchased"]),
+            AttributeTaste.load(d / TASTE_FILE) if (d / TASTE_FILE).is_file() else None,
         )
         collab = None
         if config["collab"] is not None:
@@ -366,15 +385,19 @@ def build_recommender(
     params: dict[str, Any],
     seed: int = 42,
     two_tower_dir: str | Path | None = None,
+    photo_colours: list[str] | None = None,
 ) -> HybridRecommender:
     """Build the serving recommender from training-window interactions (the pipeline's entry point).
+
+    ``photo_colours``: the colour namer's name for each item's photo, a column of the content model's attribute taste.
 
     The collaborative model follows ``params.recommend.hybrid.collaborative``; with no training interactions
     the recommender is content/popularity only (fallback "no_interactions").
     """
     rec = params.get("recommend", params)
     items = validate_items(items)
-    content = ContentRecommender.build(items, train_interactions, text_emb, image_emb, color_feats, params)
+    content = ContentRecommender.build(items, train_interactions, text_emb, image_emb, color_feats, params,
+                                       photo_colours, seed)
     train = validate_interactions(train_interactions, content.item_index)
     collab = None
     if len(train):

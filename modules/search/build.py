@@ -34,6 +34,7 @@ from modules.data.data_io import (
     item_text,
     load_embedding_rows,
     load_items,
+    load_photo_colours,
 )
 from modules.search.calibration import calibrate_from_train_queries
 from modules.search.engine import SearchEngine
@@ -139,6 +140,13 @@ def save_embeddings(emb: CatalogEmbeddings, out_dir: str | Path) -> Path:
     return out
 
 
+def _photo_colours(emb_dir: Path, item_ids: list[str]) -> list[str]:
+    names = load_photo_colours(emb_dir, item_ids)
+    if names is None:
+        raise FileNotFoundError(f"{emb_dir} has no {EMB_COLOR_NAMES_FILE}")
+    return names
+
+
 def load_embeddings(data_dir: str | Path, emb_dir: str | Path, params: Mapping[str, Any]) -> CatalogEmbeddings:
     """The EmbeddingGen artifact at ``emb_dir``, re-ordered to the catalog at ``data_dir``, with its encoders."""
     from modules.encoders.image_space import image_kind, load_image_encoder
@@ -149,12 +157,10 @@ def load_embeddings(data_dir: str | Path, emb_dir: str | Path, params: Mapping[s
     item_ids = items["item_id"].astype(str).tolist()
     text_emb, image_emb, color = load_embedding_rows(emb_dir, item_ids)
     attr_path = emb_dir / EMB_ATTRIBUTES_FILE
-    ids = json.loads((emb_dir / EMB_IDS_FILE).read_text())
-    names = dict(zip(ids, json.loads((emb_dir / EMB_COLOR_NAMES_FILE).read_text()), strict=True))
     return CatalogEmbeddings(
         items=items, text_encoder=text_encoder_from_params(dict(params)), text_emb=text_emb,
         image_encoder=load_image_encoder(emb_dir / EMB_TOWER_DIR, params), image_emb=image_emb, color=color,
-        color_names=[names[i] for i in item_ids],
+        color_names=_photo_colours(emb_dir, item_ids),
         attributes=json.loads(attr_path.read_text()) if attr_path.is_file() else {},
         image_kind=image_kind(params))
 
