@@ -143,7 +143,7 @@ def test_write_benchmark_replaces_only_its_section(tmp_path) -> None:
     text = md.read_text()
     assert "REC TABLE v1" in text and "intro kept" in text and "trailer kept" in text
     assert "old search" not in text
-    assert "| Hybrid | 0.7000 | 0.4000 | 0.6000 | n/a | 2.5 |" in text
+    assert "| Hybrid | 0.7000 | 0.4000 | 0.6000 | n/a | n/a | 2.5 |" in text
     assert "`pixelmatch benchmark --scale tiny`" in text and "test box" in text
     assert text.count("<!-- BEGIN search -->") == 1
     data = json.loads(paths["json"].read_text())

@@ -122,3 +122,15 @@ def test_served_recommendations_keep_new_arrival_slots(tiny: SimpleNamespace, tm
     back = HybridRecommender.load(tmp_path / "rec")
     assert back.content.taste is not None
     assert [r.item_id for r in back.recommend(user, top_k=10).items] == [r.item_id for r in resp.items]
+
+
+def test_evaluation_scores_the_slots_next_to_the_plain_hybrid(tiny: SimpleNamespace) -> None:
+    from modules.evaluation.recommend import evaluate_recommenders
+
+    res = evaluate_recommenders(tiny.items, tiny.inter, tiny.cutoff, tiny.text, None, None, tiny.params, seed=42,
+                                new_item_ids=tiny.new_ids, models=("content", "hybrid_als"), new_arrival_slots=3)
+    plain, slotted = res["models"]["hybrid_als"], res["models"]["hybrid_als+new_arrivals"]
+    assert res["new_arrival_slots"] == 3 and "3 new-arrival slots" in slotted["label"]
+    assert slotted["cold_recall@10"] >= plain["cold_recall@10"]
+    assert slotted["cold_recall@10_among_new"] == plain["cold_recall@10_among_new"]   # same scores, same new ranking
+    assert set(res["taste_weights"]) >= {"content", "price_band"}

@@ -51,6 +51,14 @@ def _method_rows(results: Mapping[str, Any], k: int) -> list[tuple[str, Mapping[
     return [(key, r) for key, r in results.items() if isinstance(r, Mapping) and f"ndcg@{k}" in r]
 
 
+def _cold_warm(r: dict[str, Any], k: int) -> str:
+    """Cold-query and warm-query NDCG@k and their ratio (the search cold-start goal is a ratio >= 0.95)."""
+    cold, warm = r.get(f"cold_ndcg@{k}"), r.get(f"warm_ndcg@{k}")
+    if cold is None or not warm:
+        return "n/a"
+    return f"{_fmt(cold)} / {_fmt(warm)} ({cold / warm:.2f})"
+
+
 def render_section(
     results: Mapping[str, Any],
     section: str,
@@ -70,14 +78,14 @@ def render_section(
         f"- Date: {date}",
         *[f"- {line}" for line in extra_lines],
         "",
-        f"| Method | NDCG@{k} | MRR | Recall@{k} | Cold-Start Recall@{k} | p95 ms |",
-        "|---|---|---|---|---|---|",
+        f"| Method | NDCG@{k} | MRR | Recall@{k} | Cold-Start Recall@{k} | cold / warm NDCG@{k} | p95 ms |",
+        "|---|---|---|---|---|---|---|",
     ]
     rows = _method_rows(results, k)
     for key, r in rows:
         lines.append(
             f"| {r.get('label', key)} | {_fmt(r[f'ndcg@{k}'])} | {_fmt(r['mrr'])} | {_fmt(r[f'recall@{k}'])} | "
-            f"{_fmt(r.get(f'cold_recall@{k}'))} | {_fmt(r['latency_ms']['p95'], 1)} |"
+            f"{_fmt(r.get(f'cold_recall@{k}'))} | {_cold_warm(r, k)} | {_fmt(r['latency_ms']['p95'], 1)} |"
         )
     lines += [
         "",

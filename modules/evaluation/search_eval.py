@@ -132,7 +132,10 @@ def _method_metrics(
     out = M.evaluate_run(run, qrels, k=k)
     cold = {q["qid"]: q["relevance"] for q in queries if q.get("cold")}
     cold_m = M.evaluate_run(run, cold, k=k)
+    warm_m = M.evaluate_run(run, {q: r for q, r in qrels.items() if q not in cold}, k=k)
     out[f"cold_recall@{k}"] = cold_m[f"recall@{k}"] if cold_m["n_queries"] else None
+    out[f"cold_ndcg@{k}"] = cold_m[f"ndcg@{k}"] if cold_m["n_queries"] else None   # cold start, search side:
+    out[f"warm_ndcg@{k}"] = warm_m[f"ndcg@{k}"] if warm_m["n_queries"] else None   # goal cold >= 0.95 x warm
     out["n_cold"] = cold_m["n_queries"]
     out["latency_ms"] = M.latency_summary(latencies)
     return out
