@@ -290,6 +290,10 @@ def render_recommend_section(
     if tt:
         lines += ["", f"Two-tower early stopping: best epoch {tt.get('best_epoch')} of {tt.get('epochs_run')}, "
                   f"recall@{k} {f(tt.get(f'eval_recall@{k}'))} on the last slice of the training window."]
+    taste = results.get("taste_weights")
+    if taste:
+        lines.append("Attribute taste weights (leave-last-out logistic fit on the training window): "
+                     + ", ".join(f"{name} {w:+.3f}" for name, w in taste.items()) + ".")
     lines.append(f"Total fit + evaluation wall time: {results['fit_seconds']:.0f} s.")
     return "\n".join(lines)
 
