@@ -183,3 +183,17 @@ def test_run_benchmark_cli_tiny_end_to_end(tmp_path) -> None:
     text = (tmp_path / "docs" / "bench.md").read_text()
     assert "<!-- BEGIN search-tiny -->" in text and "pixelmatch benchmark --scale tiny" in text
     assert out["ranker"]["n_train_queries"] > 0
+
+
+def test_cold_and_warm_ndcg_are_scored_apart() -> None:
+    queries = [{"qid": "c1", "relevance": {"new1": 1}, "cold": True},
+               {"qid": "w1", "relevance": {"old1": 1}, "cold": False},
+               {"qid": "w2", "relevance": {"old2": 1}}]
+    run = {"c1": [("x", 2.0), ("new1", 1.0)], "w1": [("old1", 1.0)], "w2": [("old2", 1.0)]}
+    out = E._method_metrics(run, queries, [1.0, 1.0, 1.0], k=10)
+    assert out["n_cold"] == 1
+    assert out["warm_ndcg@10"] == pytest.approx(1.0)
+    assert 0.5 < out["cold_ndcg@10"] < 0.7           # the new item found second: 1 / log2(3)
+    row = R._cold_warm(out, 10)
+    assert row.startswith(f"{out['cold_ndcg@10']:.4f} / 1.0000 (0.63")
+    assert R._cold_warm({"cold_ndcg@10": None, "warm_ndcg@10": 0.5}, 10) == "n/a"
