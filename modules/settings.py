@@ -244,6 +244,7 @@ class RetrievalSettings:
     low_confidence_threshold: float | None       # null: calibrated at index build
     low_confidence_calibration_queries: int
     max_query_chars: int                         # longer queries are truncated
+    fresh_days: int                              # freshness intents: products added within this many days
     composed_image_weight: float
     rrf_weights: Mapping[str, float]             # text queries: list name -> RRF weight, missing = 1
     photo_rrf_weights: Mapping[str, float]

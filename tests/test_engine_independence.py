@@ -176,3 +176,12 @@ def test_photo_augmentation_has_none_of_the_generators_street_photo_constants() 
     engine |= {(1 - float(x), 1 + float(x)) for x in (tower._BRIGHTNESS, tower._CONTRAST, tower._SATURATION)}
     close = {(e, r) for e in engine for r in recipe if np.allclose(e, r)}
     assert not close, close
+
+
+def test_freshness_phrases_are_not_the_generator_list() -> None:
+    from modules.data.catalog import vocab
+    from modules.search.query import FRESH_PHRASES
+
+    engine = set(FRESH_PHRASES)
+    assert engine != set(vocab.COLD_PREFIXES)
+    assert len(engine & set(vocab.COLD_PREFIXES)) / len(engine) <= MAX_GENERATOR_SHARE

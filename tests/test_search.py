@@ -428,3 +428,34 @@ def test_filled_attributes_are_searchable_and_explained(tmp_path):
     eng.save(tmp_path / "search")
     again = SearchEngine.load(tmp_path / "search", text_encoder=text_enc, image_encoder=img_enc)
     assert again.search_text("vermilion", top_k=1).results[0].explain["filled"]["shade"]["value"] == "vermilion"
+
+
+def test_freshness_phrases_search_recent_products_first() -> None:
+    from modules.search.filters import allowed_rows
+    from modules.search.query import QueryParser
+
+    day = 86_400
+    items = pd.DataFrame({
+        "item_id": [f"i{i}" for i in range(6)],
+        "title": ["black coat", "black coat", "black coat", "red coat", "black coat", "New Balance sneakers"],
+        "description": [""] * 6, "category": ["coats"] * 5 + ["sneakers"], "brand": ["a"] * 5 + ["New Balance"],
+        "price": [10.0] * 6, "gender": ["unisex"] * 6,
+        "created_at": [100 * day, 40 * day, 95 * day, 99 * day, 10 * day, 99 * day],
+    })
+    parser = QueryParser.from_catalog(items, [])
+    for q in ("latest black coat", "new arrivals: black coat", "just in black coat", "New black coat"):
+        assert parser.parse(q).fresh, q
+    for q in ("black coat", "New Balance sneakers", "renewed black coat"):
+        assert not parser.parse(q).fresh, q
+    from modules.search import document_text
+
+    text_enc = FakeTextEncoder()
+    engine = SearchEngine.build(items, text_enc.encode(document_text(items)), np.zeros((6, DIM), np.float32), None,
+                                text_enc, FakeImageEncoder(text_enc), load_params(), item_colors=[""] * 6)
+    assert allowed_rows(engine.state, None, fresh=True).tolist() == [True, False, True, True, False, True]
+    got = [r.item_id for r in engine.search_text("latest black coat", top_k=6).results]
+    assert got and set(got) <= {"i0", "i2", "i3", "i5"}
+    only_old = allowed_rows(engine.state, {"price_max": 10.0}, fresh=True)
+    assert only_old.sum() == 4
+    engine.state.alive[[0, 2, 3, 5]] = False          # nothing recent left: freshness is ignored, not an empty answer
+    assert allowed_rows(engine.state, None, fresh=True).tolist() == [False, True, False, False, True, False]

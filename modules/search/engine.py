@@ -52,7 +52,7 @@ def candidates(s: EngineState, text: str | None, img: Image.Image | None, image_
     ``score``), its intents and the query context handed to the re-ranker."""
     intents = s.parser.parse(text) if text else Intents()
     retrieval_text = (intents.residual_text or text) if text else ""
-    allowed = allowed_rows(s, filters, intents if hard_intents else None)
+    allowed = allowed_rows(s, filters, intents if hard_intents else None, fresh=bool(intents.fresh))
     vec = encode_query(s, text, retrieval_text, img, image_weight)
     retrieved = retrieve(s, text, retrieval_text, img, vec, intents, allowed)
     fused = fuse_lists(retrieved.lists, s.retrieval, has_text=text is not None, has_image=img is not None)

@@ -72,9 +72,11 @@ def filter_mask(items: pd.DataFrame, filters: Mapping[str, Any]) -> np.ndarray |
     return mask
 
 
-def allowed_rows(state: EngineState, filters: Mapping[str, Any] | None, intents: Intents | None = None) -> np.ndarray:
+def allowed_rows(state: EngineState, filters: Mapping[str, Any] | None, intents: Intents | None = None,
+                 fresh: bool = False) -> np.ndarray:
     """The rows a query may return: alive, passing ``filters`` and, when ``intents`` is given (hard intents), its
-    category, gender, price range and colour."""
+    category, gender, price range and colour; with ``fresh``, only products added within ``retrieval.fresh_days`` of
+    the newest one, unless none of those passes (then freshness is ignored rather than answering nothing)."""
     mask = state.alive.copy()
     fm = filter_mask(state.items, validate_filters(filters))
     if fm is not None:
@@ -90,7 +92,22 @@ def allowed_rows(state: EngineState, filters: Mapping[str, Any] | None, intents:
             mask &= state.price <= intents.price_max
         if intents.color:
             mask &= color_mask(state, intents.color)
+    if fresh:
+        recent = mask & recent_mask(state)
+        if recent.any():
+            mask = recent
     return mask
+
+
+def recent_mask(state: EngineState) -> np.ndarray:
+    """Rows added within ``retrieval.fresh_days`` of the newest live row, plus rows added live through the API without
+    a creation time (all rows when no row has a creation time)."""
+    alive = state.created[state.alive]
+    newest = int(alive.max()) if len(alive) else 0
+    if newest <= 0:
+        return np.ones(len(state.created), dtype=bool)
+    undated_live = state.live_added & (state.created <= 0)
+    return (state.created >= newest - int(state.retrieval.fresh_days * 86_400)) | undated_live
 
 
 def color_mask(state: EngineState, color: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Query understanding: colour, pattern, category, brand, gender and price intents from free text.
+"""Query understanding: colour, pattern, category, brand, gender, price and freshness intents from free text.
 
 The vocabularies come from the catalog itself (its categories, brands, genders, the pattern words that occur in its
 text, and the colour names of ``COLOR_TABLE``) plus general English synonyms: colour phrases from the XKCD
@@ -7,7 +7,9 @@ navy, "dusty rose" -> pink, "gray" -> grey), and small hand-written tables of ev
 genders and patterns ("trainers" -> sneakers, "men's" -> men, "tartan" -> checked). None of them is the synthetic
 generator's table (``tests/test_engine_independence.py``). A synonym is kept only when its target exists in the
 catalog, so the parser never invents a category the catalog does not have. Parsed intents are soft boosts and ranker features in
-``SearchEngine``, and optional hard filters (``search_text(..., hard_intents=True)``).
+``SearchEngine``, and optional hard filters (``search_text(..., hard_intents=True)``). A freshness phrase ("latest",
+"new arrivals", "just in", ...: ``FRESH_PHRASES``, everyday retail English) asks for recently added products, and the
+engine then searches those first (``retrieval.fresh_days``, ``filters.allowed_rows``).
 """
 from __future__ import annotations
 
@@ -57,6 +59,14 @@ DEFAULT_SYNONYMS: dict[str, dict[str, str]] = {
     },
 }
 
+# Everyday retail English for "recently added" (a query with one of them asks for new products).
+FRESH_PHRASES: tuple[str, ...] = (
+    "new", "newest", "latest", "new arrival", "new arrivals", "new in", "just in", "just arrived", "just landed",
+    "just dropped", "recently added", "brand new", "new season", "new collection", "this season", "fresh arrivals",
+)
+_FRESH_RE = re.compile(r"\b(?:" + "|".join(sorted((re.escape(p).replace(r"\ ", r"\s+") for p in FRESH_PHRASES),
+                                                  key=len, reverse=True)) + r")\b", re.I)
+
 _NUM = r"(\d+(?:[.,]\d+)?)"
 _CUR = r"(?:[$€£]\s*)?"
 _UNIT = r"(?:\s*(?:dollars|usd|eur|euros|bucks|gbp|pounds|€|£))?"
@@ -92,6 +102,7 @@ class Intents:
     price_min: float | None = None
     price_max: float | None = None
     brand: str | None = None
+    fresh: bool | None = None        # True: the query asks for recently added products
     residual_text: str = ""
 
     def to_dict(self) -> dict:
@@ -216,6 +227,9 @@ class QueryParser:
         for field in ("color", "pattern", "category", "gender", "brand"):
             if hits.get(field):
                 setattr(intents, field, hits[field][0])
+        fresh = {m.group(0).lower() for m in _FRESH_RE.finditer(rest)}
+        if fresh and not (fresh == {"new"} and intents.brand and "new" in _key(intents.brand)):  # "New Balance"
+            intents.fresh = True
         intents.residual_text = " ".join(rest.split())
         return intents
 

@@ -103,6 +103,7 @@ class EngineState:
     gender: np.ndarray = field(init=False, repr=False)
     brand: np.ndarray = field(init=False, repr=False)
     price: np.ndarray = field(init=False, repr=False)
+    created: np.ndarray = field(init=False, repr=False)     # created_at (unix seconds, 0 when unknown)
     title_colors: list = field(init=False, repr=False)
     patterns: list = field(init=False, repr=False)
     color_masks: dict[str, np.ndarray] = field(init=False, repr=False, default_factory=dict)
@@ -130,6 +131,8 @@ class EngineState:
         self.gender = df["gender"].str.lower().to_numpy(dtype=object)
         self.brand = df["brand"].str.lower().to_numpy(dtype=object)
         self.price = df["price"].to_numpy(dtype=np.float64)
+        created = df["created_at"] if "created_at" in df.columns else pd.Series(0, index=df.index)
+        self.created = pd.to_numeric(created, errors="coerce").fillna(0).to_numpy(dtype=np.int64)
         self.title_colors = [self.parser.colors_in(t) for t in df["title"]]
         pat_text = df["title"] + " " + df["description"] + (" " + df["pattern"] if "pattern" in df.columns else "")
         self.patterns = [self.parser.patterns_in(t) for t in pat_text]
