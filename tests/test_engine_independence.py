@@ -97,7 +97,7 @@ def test_no_engine_module_imports_the_generator() -> None:
 
 def test_colour_prototypes_are_not_the_generator_palette() -> None:
     from modules.data.catalog.vocab import COLORS
-    from modules.encoders import color
+    from modules.encoders import color_naming as color
     from modules.encoders.color_vocab import survey_terms
 
     generator_rgbs = {tuple(v) for v in COLORS.values()}

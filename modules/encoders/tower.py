@@ -101,8 +101,8 @@ def _texture_background(size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _swap_background(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``arr`` with its background (outside :func:`modules.encoders.color.foreground_mask`) replaced by a texture."""
-    from modules.encoders.color import foreground_mask
+    """``arr`` with its background (outside :func:`modules.encoders.color_mask.foreground_mask`) replaced by a texture."""
+    from modules.encoders.color_mask import foreground_mask
 
     mask = foreground_mask(arr.astype(np.float64) * 255.0)[..., None]
     return np.where(mask, arr, _texture_background(arr.shape[0], rng)).astype(np.float32)

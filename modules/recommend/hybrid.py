@@ -337,15 +337,16 @@ def build_collab(
         raise ValueError(f"unknown collaborative model {kind!r}; expected 'two_tower' or 'als'")
     if text_emb is None:
         raise ValueError("the two-tower model needs text embeddings")
-    from modules.recommend import two_tower as tt
+    from modules.recommend.two_tower import train_two_tower
+    from modules.recommend.two_tower_export import SavedTwoTower
 
     content = tower_content(text_emb, image_emb)
     if two_tower_dir is None:
-        model = tt.train_two_tower(train_interactions, items, content, params, seed=seed)
+        model = train_two_tower(train_interactions, items, content, params, seed=seed)
         users = model.user_vocab
         return CollabVectors("two_tower", users, model.user_embeddings(users, UserHistories.from_interactions(
             train_interactions, model.item_features.index)), model.candidate_embeddings()), model.metrics
-    saved = tt.SavedTwoTower(two_tower_dir)
+    saved = SavedTwoTower(two_tower_dir)
     feats = ItemFeatures.from_items(items, int(rec["n_price_bands"]))
     if saved.spec["content_dim"] != content.shape[1] or saved.spec["taste_dim"] != feats.taste_dim:
         raise ValueError("the two-tower SavedModel was exported for different content/taste dimensions")
