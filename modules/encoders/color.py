@@ -20,6 +20,7 @@ from PIL import Image
 # COLOR_TABLE, dominant_color_name and subject_box are imported from here by modules/search/{state,zero_shot,encode}.py,
 # which other branches are editing while this split lands: those imports move to color_naming / color_mask after the
 # merge, and these three names leave this import list.
+from modules.config import param_seed
 from modules.encoders.color_mask import foreground_mask, subject_box, thumbnail  # noqa: F401
 from modules.encoders.color_naming import (  # noqa: F401
     COLOR_NAMES,
@@ -81,19 +82,21 @@ def _texture(rgb: np.ndarray) -> np.ndarray:
     return np.array([edge_density, mean_mag, *energy, lap_energy, std], dtype=np.float32)
 
 
-def color_features(img: Image.Image, params: dict[str, Any] | None = None, seed: int = 42) -> np.ndarray:
+def color_features(img: Image.Image, params: dict[str, Any] | None = None, seed: int | None = None) -> np.ndarray:
     """Model-free feature vector (see :func:`color_features_and_name`)."""
     return color_features_and_name(img, params, seed)[0]
 
 
 def color_features_and_name(
-    img: Image.Image, params: dict[str, Any] | None = None, seed: int = 42
+    img: Image.Image, params: dict[str, Any] | None = None, seed: int | None = None
 ) -> tuple[np.ndarray, str]:
     """(features, named dominant colour) from one thumbnail, mask and k-means pass. Features: model-free feature vector: [sqrt(HSV histogram), weighted unit texture, weighted one-hot dominant colour].
 
     ``params`` may be the full params dict or its ``encoders.color`` section. The sqrt histogram has unit L2 norm,
     so cosine similarity of two vectors is dominated by colour (Hellinger affinity), then texture, then the name.
+    ``seed`` (the pixel votes' sample) not given: the run's (:func:`modules.config.param_seed`).
     """
+    seed = param_seed(params) if seed is None else seed
     cfg = color_settings(params)
     rgb = thumbnail(img)  # thumbnail and mask once; the three blocks share them
     mask = foreground_mask(rgb, cfg)
@@ -107,8 +110,7 @@ def color_features_and_name(
 
 
 def path_color_features(
-    path: str | Path, params: dict[str, Any] | None = None, seed: int = 42, max_pixels: int = 40_000_000,
-    min_side: int = 1,
+    path: str | Path, params: dict[str, Any] | None, seed: int, max_pixels: int, min_side: int
 ) -> tuple[np.ndarray, str] | None:
     """:func:`color_features_and_name` of an image file, or None (logged) when it cannot be read."""
     from modules.data.images import ImageError, load_image
@@ -122,11 +124,12 @@ def path_color_features(
 
 
 def color_features_for_paths(
-    paths: Sequence[str | Path], params: dict[str, Any] | None = None, seed: int = 42, workers: int = 1,
-    max_pixels: int = 40_000_000, progress: bool = True, min_side: int = 1,
+    paths: Sequence[str | Path], params: dict[str, Any] | None, seed: int, workers: int, max_pixels: int,
+    min_side: int, progress: bool = True,
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(features (n, dim), dominant colour names, readable mask) for image files, decoded one at a time (never
-    all in memory). ``workers`` > 1 spreads the files over that many spawned processes (numpy + PIL only)."""
+    all in memory) with the caller's decode limits. ``workers`` > 1 spreads the files over that many spawned
+    processes (numpy + PIL only)."""
     from functools import partial
 
     from modules.data.images import map_photos
@@ -152,9 +155,9 @@ class ColorEncoder:
 
     name = "color"
 
-    def __init__(self, params: dict[str, Any] | None = None, seed: int = 42) -> None:
+    def __init__(self, params: dict[str, Any] | None = None, seed: int | None = None) -> None:
         self.params = params
-        self.seed = seed
+        self.seed = param_seed(params) if seed is None else seed
         self.dim = color_feature_dim(params)
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:

@@ -23,6 +23,7 @@ from PIL import Image
 from scipy import ndimage
 from scipy.spatial.distance import cdist
 
+from modules.config import param_seed
 from modules.encoders import color_space
 from modules.encoders.color_settings import color_settings
 from modules.encoders.color_space import rgb_to_lab
@@ -73,7 +74,7 @@ def thumbnail(img: Image.Image) -> np.ndarray:
     return normalize_exposure(rgb) if is_busy_scene(rgb) else rgb
 
 
-def _scene_subject_mask(lab: np.ndarray, seed: int = 42) -> np.ndarray:
+def _scene_subject_mask(lab: np.ndarray, seed: int) -> np.ndarray:
     """Subject of a busy scene: Lab k-means clusters whose share of the centre disc exceeds their share of the
     border ring (clutter reaches the edges, the subject sits in the middle). Falls back to the centre disc."""
     h, w, _ = lab.shape
@@ -93,11 +94,12 @@ def _scene_subject_mask(lab: np.ndarray, seed: int = 42) -> np.ndarray:
 
 
 def foreground_mask(rgb: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
-    """Boolean (H, W) mask of non-background pixels of an (H, W, 3) RGB array (see module docstring)."""
+    """Boolean (H, W) mask of non-background pixels of an (H, W, 3) RGB array (see module docstring). A busy scene's
+    k-means is seeded with the run's seed (``params["seed"]``, else params.yaml's: ``params`` may be one section)."""
     lab = rgb_to_lab(rgb)
     border, near = _border_lab(lab)
     if near.mean() < _BORDER_UNIFORM:
-        return _scene_subject_mask(lab)  # busy scene (e.g. a street photo)
+        return _scene_subject_mask(lab, param_seed(params))  # busy scene (e.g. a street photo)
     cfg = color_settings(params)
     fg = _studio_foreground(lab, border[near], cfg)
     if fg.mean() < _MIN_FOREGROUND:
@@ -149,7 +151,7 @@ def _studio_foreground(lab: np.ndarray, border_colours: np.ndarray, cfg: dict[st
     return fg
 
 
-def _kmeans(x: np.ndarray, k: int, seed: int = 42, iters: int = 20) -> tuple[np.ndarray, np.ndarray]:
+def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Small deterministic k-means (k-means++ init). Returns (centres (k', 3), labels (n,)).
 
     k' < k when ``x`` has fewer than k distinct points (the k-means++ draw stops once every point is a centre).

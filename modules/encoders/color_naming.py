@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 from scipy.spatial.distance import cdist
 
+from modules.config import param_seed
 from modules.encoders import color_space
 from modules.encoders.color_mask import foreground_mask, is_busy_scene, thumbnail
 from modules.encoders.color_settings import color_settings
@@ -73,20 +74,25 @@ def naming_settings(rgb: np.ndarray, params: dict[str, Any] | None) -> dict[str,
 
 
 def dominant_colors(
-    img: Image.Image, k: int = 3, sample_pixels: int = 2048, seed: int = 42, params: dict[str, Any] | None = None
+    img: Image.Image, k: int = 3, sample_pixels: int | None = None, seed: int | None = None,
+    params: dict[str, Any] | None = None,
 ) -> list[tuple[str, float, tuple[int, int, int]]]:
     """The item's colours: ``[(name, share of the item's pixels, mean rgb), ...]``, largest first, at most ``k``.
 
-    Every foreground pixel (up to ``sample_pixels``, a seeded sample) votes for the basic term of its nearest XKCD
-    survey colour in CIE Lab; see :func:`named_colors` for the top colours with a minimum share."""
-    return vote_colors(*_item_pixels(img, params), k, sample_pixels, seed)
+    Every foreground pixel (up to ``sample_pixels``, a seeded sample; not given: ``encoders.color.sample_pixels``)
+    votes for the basic term of its nearest XKCD survey colour in CIE Lab; see :func:`named_colors` for the top
+    colours with a minimum share. ``seed`` not given: the run's (:func:`modules.config.param_seed`)."""
+    px, cfg = _item_pixels(img, params)
+    n = cfg["sample_pixels"] if sample_pixels is None else sample_pixels
+    return vote_colors(px, cfg, k, n, param_seed(params) if seed is None else seed)
 
 
 def named_colors(img: Image.Image, max_colors: int = 2, params: dict[str, Any] | None = None,
-                 seed: int = 42) -> list[tuple[str, float]]:
+                 seed: int | None = None) -> list[tuple[str, float]]:
     """Up to ``max_colors`` ``(name, share)`` of the item, largest first; colours after the first are kept only
-    when their share reaches ``encoders.color.second_colour_share``."""
+    when their share reaches ``encoders.color.second_colour_share``. ``seed`` not given: the run's."""
     cfg = color_settings(params)
+    seed = param_seed(params) if seed is None else seed
     found = vote_colors(*_item_pixels(img, params), len(COLOR_NAMES), cfg["sample_pixels"], seed)
     top = [(found[0][0], found[0][1])]
     top += [(n, share) for n, share, _ in found[1:] if share >= cfg["second_colour_share"]]
@@ -154,6 +160,6 @@ def _skin_like(lab: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     return (hue > h0) & (hue < h1) & (chroma > c0) & (chroma < c1) & (lab[:, 0] > l0) & (lab[:, 0] < l1)
 
 
-def dominant_color_name(img: Image.Image, k: int = 3, seed: int = 42) -> str:
-    """The single most prominent named colour of the item (background ignored)."""
+def dominant_color_name(img: Image.Image, k: int = 3, seed: int | None = None) -> str:
+    """The single most prominent named colour of the item (background ignored); ``seed`` not given: the run's."""
     return dominant_colors(img, k=k, seed=seed)[0][0]

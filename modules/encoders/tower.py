@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from modules.config import param_seed  # noqa: E402
 from modules.data.images import ImageError, image_to_array, load_image  # noqa: E402
 from modules.encoders.color import color_feature_dim, color_features  # noqa: E402
 from modules.settings import section_dict  # noqa: E402
@@ -212,13 +213,15 @@ class ImageTower:
         return np.concatenate(out).astype(np.float32)
 
     def encode_paths(
-        self, paths: Sequence[str | Path], batch_size: int = 128, progress: bool = False, on_error: str = "raise",
-        color_feats: np.ndarray | None = None,
+        self, paths: Sequence[str | Path], batch_size: int | None = None, progress: bool = False,
+        on_error: str = "raise", color_feats: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Embed image files in streamed batches. ``on_error="zero"`` gives unreadable files a zero row
-        (and logs them) instead of raising :class:`ImageError`. ``color_feats``: precomputed colour rows."""
+        """Embed image files in streamed batches (``batch_size`` not given: ``encoders.tower.batch_size``).
+        ``on_error="zero"`` gives unreadable files a zero row (and logs them) instead of raising
+        :class:`ImageError`. ``color_feats``: precomputed colour rows."""
         if on_error not in ("raise", "zero"):
             raise ValueError("on_error must be 'raise' or 'zero'")
+        batch_size = int(self.cfg["batch_size"]) if batch_size is None else batch_size
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
         starts: Any = range(0, len(paths), max(1, int(batch_size)))
         if progress:
@@ -247,7 +250,7 @@ class ImageTower:
         images: Sequence[ImageSource],
         text_emb: np.ndarray,
         params: dict[str, Any] | None = None,
-        seed: int = 42,
+        seed: int | None = None,
         progress: bool = True,
         color_feats: np.ndarray | None = None,
         val_fraction: float = 0.0,
@@ -259,8 +262,10 @@ class ImageTower:
         ``color_feats``: optional precomputed :func:`color_features` rows (saves one decoding pass).
         ``val_fraction``: hold out that share of items and log their in-batch retrieval accuracy per epoch.
         Unreadable files are left out of training (logged). ``images_checked=True`` (with ``color_feats``) skips
-        that check: the caller already decoded every source, e.g. in its colour-feature pass.
+        that check: the caller already decoded every source, e.g. in its colour-feature pass. ``seed`` not given:
+        the run's (:func:`modules.config.param_seed`).
         """
+        seed = param_seed(params) if seed is None else seed
         cfg = tower_params(params)
         text_emb = np.asarray(text_emb, dtype=np.float32)
         if len(images) != len(text_emb):

@@ -148,7 +148,7 @@ def evaluate_recommenders(
     image_emb: np.ndarray | None,
     color_feats: np.ndarray | None,
     params: dict[str, Any],
-    seed: int = 42,
+    seed: int | None = None,
     new_item_ids: set[str] | None = None,
     models: tuple[str, ...] = tuple(MODEL_LABELS),
     return_recommenders: bool = False,
@@ -161,6 +161,7 @@ def evaluate_recommenders(
     ``return_recommenders``, the fitted objects keyed ``content``, ``collab_<kind>``, ``hybrid_<kind>``).
     ``max_users`` evaluates a seeded random sample of the held-out users (full scale: bounds the wall time).
     """
+    seed = param_seed(params) if seed is None else seed
     rec = params.get("recommend", params)
     k = load_section("evaluation", params.get("evaluation")).k
     items = validate_items(items)

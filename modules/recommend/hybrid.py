@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modules.config import param_seed
 from modules.recommend.content import ContentRecommender
 from modules.recommend.features import (
     ItemFeatures,
@@ -317,7 +318,7 @@ def build_collab(
     image_emb: np.ndarray | None,
     content_vectors: np.ndarray,
     params: dict[str, Any],
-    seed: int = 42,
+    seed: int | None = None,
     two_tower_dir: str | Path | None = None,
 ) -> tuple[CollabVectors, dict[str, Any]]:
     """Fit (or load) the collaborative model and return its user/item vectors plus training metrics.
@@ -325,6 +326,7 @@ def build_collab(
     two_tower: uses the SavedModel in ``two_tower_dir`` when given, else trains in memory on
     ``tower_content(text_emb, image_emb)``. als: fits ALS; new items get content-projected factors.
     """
+    seed = param_seed(params) if seed is None else seed
     rec = params.get("recommend", params)
     items = validate_items(items)
     item_ids = items["item_id"].tolist()
@@ -365,7 +367,7 @@ def build_recommender(
     image_emb: np.ndarray | None,
     color_feats: np.ndarray | None,
     params: dict[str, Any],
-    seed: int = 42,
+    seed: int | None = None,
     two_tower_dir: str | Path | None = None,
 ) -> HybridRecommender:
     """Build the serving recommender from training-window interactions (the pipeline's entry point).
@@ -373,6 +375,7 @@ def build_recommender(
     The collaborative model follows ``params.recommend.hybrid.collaborative``; with no training interactions
     the recommender is content/popularity only (fallback "no_interactions").
     """
+    seed = param_seed(params) if seed is None else seed
     rec = params.get("recommend", params)
     items = validate_items(items)
     content = ContentRecommender.build(items, train_interactions, text_emb, image_emb, color_feats, params)

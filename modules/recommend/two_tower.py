@@ -83,7 +83,7 @@ def train_two_tower(
     items: pd.DataFrame,
     content_emb: np.ndarray,
     params: dict[str, Any],
-    seed: int = 42,
+    seed: int | None = None,
     cutoff_ts: int | None = None,
 ) -> TwoTowerModel:
     """Train the two-tower model on training-window interactions.
@@ -93,6 +93,7 @@ def train_two_tower(
     When ``cutoff_ts`` is given, rows with ``ts >= cutoff_ts`` are dropped (defence in depth: callers
     should already pass the training window only).
     """
+    seed = param_seed(params) if seed is None else seed
     p = tower_params(params)
     content_emb, feats, train = validated_inputs(train_interactions, items, content_emb, p, cutoff_ts)
     keras.utils.set_random_seed(seed)

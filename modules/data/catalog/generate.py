@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from modules.checksums import sha256_file
+from modules.config import param_seed
 from modules.data.catalog import vocab
 from modules.data.catalog.images import render_item
 from modules.data.catalog.interactions import sample_interactions, sample_users, users_frame
@@ -140,7 +141,7 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, lineterminator="\n")  # floats are pre-rounded; repr is deterministic
 
 
-def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: dict | None = None,
+def generate_catalog(scale: str, out_dir: str | Path, seed: int | None = None, params: dict | None = None,
                      progress: bool = True) -> dict:
     """Generate a synthetic catalog at ``scale`` (a key of params generate.scales) into ``out_dir``.
 
@@ -148,6 +149,7 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
     truth_items.csv, truth_users.csv, new_items.txt and manifest.json; returns the manifest.
     Raises ValueError on bad parameters or an output directory that must not be overwritten.
     """
+    seed = param_seed(params) if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
