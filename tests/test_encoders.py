@@ -393,7 +393,7 @@ def test_histogram_texture_and_features() -> None:
 def test_one_pass_features_and_name_equal_the_separate_calls() -> None:
     from modules.encoders.color import color_features_and_name
     from modules.encoders.color_naming import dominant_color_name
-    from modules.encoders.tower import photo_augment
+    from modules.encoders.tower_augment import photo_augment
 
     rng = np.random.default_rng(3)
     studio = _product_photo(COLOR_TABLE["green"], seed=2)
@@ -450,7 +450,8 @@ def test_street_photo_colour_uses_the_centred_subject_and_normalised_exposure() 
 
 def test_photo_augment_is_deterministic_in_range_and_sometimes_swaps_the_background() -> None:
     from modules.data.images import image_to_array
-    from modules.encoders.tower import photo_augment, tower_params
+    from modules.encoders.tower import tower_params
+    from modules.encoders.tower_augment import photo_augment
 
     arr = image_to_array(_product_photo(COLOR_TABLE["red"]), 48)
     a = photo_augment(arr, np.random.default_rng(1))
