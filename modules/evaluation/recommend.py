@@ -140,6 +140,36 @@ def _evaluate_users(models: tuple[str, ...], scorer: Any, users: list[str], test
     return per_model, n_warm_users, n_cold_users
 
 
+def _scorer(popularity: np.ndarray, content: ContentRecommender, collabs: dict[str, Any],
+            hybrids: dict[str, HybridRecommender]) -> Any:
+    """``scorer(model name, user) -> scores over the catalog`` (None: the hybrid has nothing for that user)."""
+    def scorer(name: str, user: str) -> np.ndarray | None:
+        if name == "popular":
+            return popularity
+        if name == "content":
+            return content.score_all(user)
+        if name in collabs:
+            return collabs[name].score_all(user)
+        scored = hybrids[name].score_user(user)
+        return None if scored is None else scored[0]
+
+    return scorer
+
+
+def _split_with_content(items: pd.DataFrame, interactions: pd.DataFrame, cutoff_ts: int, text_emb: np.ndarray,
+                        image_emb: np.ndarray | None, color_feats: np.ndarray | None,
+                        params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, ContentRecommender]:
+    """(training, held-out) interactions on catalog items, split at ``cutoff_ts``, and the content recommender built
+    on the training window (its histories checked for a held-out interaction: a leak raises)."""
+    train, test = temporal_split(validate_interactions(interactions), int(cutoff_ts))
+    content = ContentRecommender.build(items, train, text_emb, image_emb, color_feats, params)
+    train = validate_interactions(train, content.item_index)
+    test = validate_interactions(test, content.item_index)
+    if content.histories.max_ts is not None and content.histories.max_ts >= cutoff_ts:
+        raise AssertionError("leak: a training history contains a held-out interaction")
+    return train, test, content
+
+
 def evaluate_recommenders(
     items: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -166,14 +196,8 @@ def evaluate_recommenders(
     k = load_section("evaluation", params.get("evaluation")).k
     items = validate_items(items)
     item_ids = items["item_id"].tolist()
-    train, test = temporal_split(validate_interactions(interactions), int(cutoff_ts))
-    content = ContentRecommender.build(items, train, text_emb, image_emb, color_feats, params)
-    index = content.item_index
-    train = validate_interactions(train, index)
-    test = validate_interactions(test, index)
-    histories = content.histories
-    if histories.max_ts is not None and histories.max_ts >= cutoff_ts:
-        raise AssertionError("leak: a training history contains a held-out interaction")
+    train, test, content = _split_with_content(items, interactions, cutoff_ts, text_emb, image_emb, color_feats, params)
+    index, histories = content.item_index, content.histories
     counts = item_interaction_counts(train, index, len(items))
     popularity = weighted_popularity(train, index, len(items), rec["event_weights"])
     new_idx = _new_item_index(items, counts, cutoff_ts, new_item_ids)
@@ -186,36 +210,17 @@ def evaluate_recommenders(
         if f"hybrid_{kind}" in models
     }
 
-    def scorer(name: str, user: str) -> np.ndarray | None:
-        if name == "popular":
-            return popularity
-        if name == "content":
-            return content.score_all(user)
-        if name in collabs:
-            return collabs[name].score_all(user)
-        scored = hybrids[name].score_user(user)
-        return None if scored is None else scored[0]
-
+    scorer = _scorer(popularity, content, collabs, hybrids)
     eligible = sorted(set(test["user_id"]) & set(histories.user_ids))
     users = _sample_users(eligible, max_users, seed)
     test_items = test.assign(idx=test["item_id"].map(index)).groupby("user_id")["idx"].agg(lambda s: set(s.tolist()))
     per_model, n_warm_users, n_cold_users = _evaluate_users(models, scorer, users, test_items, histories, new_idx,
                                                             item_ids, k)
-
     results: dict[str, Any] = {
-        "k": k,
-        "cutoff_ts": int(cutoff_ts),
-        "n_items": len(items),
-        "n_new_items": len(new_idx),
-        "n_train_interactions": len(train),
-        "n_heldout_interactions": len(test),
-        "max_train_ts": histories.max_ts,
-        "n_users_warm": n_warm_users,
-        "n_users_cold_items": n_cold_users,
-        "n_users_eligible": len(eligible),
-        "n_users_sampled": len(users),
-        "fit_seconds": time.perf_counter() - t0,
-        "training": train_metrics,
+        "k": k, "cutoff_ts": int(cutoff_ts), "n_items": len(items), "n_new_items": len(new_idx),
+        "n_train_interactions": len(train), "n_heldout_interactions": len(test), "max_train_ts": histories.max_ts,
+        "n_users_warm": n_warm_users, "n_users_cold_items": n_cold_users, "n_users_eligible": len(eligible),
+        "n_users_sampled": len(users), "fit_seconds": time.perf_counter() - t0, "training": train_metrics,
         "models": {
             name: {"label": MODEL_LABELS.get(name, name), **{m: float(np.mean(v)) for m, v in acc.items()}}
             for name, acc in per_model.items()
