@@ -37,7 +37,7 @@ def _median_ms(fn, items: list, repeats: int) -> float:  # noqa: ANN001  (a one-
 def main(argv: list[str] | None = None) -> int:
     from modules.data.images import image_to_array
     from modules.encoders.color import color_features_and_name
-    from modules.encoders.tower import photo_augment
+    from modules.encoders.tower_augment import photo_augment
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a DATA_DIR with images/ (pixelmatch generate or ingest)")

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     from modules.attributes import attribute_features
     from modules.config import load_params, shared_dir
     from modules.data.data_io import EMB_COLOR_FILE, EMB_IDS_FILE, EMB_IMAGE_FILE
-    from modules.encoders.color import normalize_color_name
+    from modules.encoders.color_naming import normalize_color_name
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--embeddings", required=True, help="EmbeddingGen artifact folder of an ingested fashion sample")

@@ -49,7 +49,7 @@ def name_accuracy(catalog_csv: Path, images_dir: Path, rows: int | None = None, 
     """{label: {"n", "correct", "top2", "names"}} plus "overall" and "overall_top2", over the rows whose label
     maps onto the 16 basic colour names."""
     from modules.data.images import load_image
-    from modules.encoders.color import named_colors, normalize_color_name
+    from modules.encoders.color_naming import named_colors, normalize_color_name
 
     with catalog_csv.open(newline="", encoding="utf-8") as f:
         data = [r for i, r in enumerate(csv.DictReader(f)) if rows is None or i < rows]

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     from modules.config import load_params
     from modules.data.images import load_image
-    from modules.encoders import color
+    from modules.encoders import color_space
     from modules.encoders.backbone import Backbone
     from modules.encoders.color import color_features_and_name
     from modules.encoders.photo_pass import photo_pass
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     backbone = Backbone(name)
     stages: dict[str, list[float]] = {"decode": [], "colour": [], "backbone": []}
     rows = [0, 0]  # pixel rows the colour distances ran over: all of them, and the distinct ones (the cache)
-    cached = color.per_distinct_row
+    cached = color_space.per_distinct_row
 
     def counting(fn, pixels):  # noqa: ANN001, ANN202
         rows[0] += len(pixels)
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> dict:
         t2 = time.perf_counter()
         backbone.features([img])
         t3 = time.perf_counter()
-        color.per_distinct_row = counting  # counted outside the timed calls
+        color_space.per_distinct_row = counting  # counted outside the timed calls
         color_features_and_name(img, params, 42)
-        color.per_distinct_row = cached
+        color_space.per_distinct_row = cached
         for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2), strict=True):
             stages[key].append(dt * 1000)
     ms = {k: round(float(np.mean(v[1:] or v)), 2) for k, v in stages.items()}

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     from modules.config import load_params
     from modules.recommend import two_tower as tt
+    from modules.recommend.two_tower_model import TwoTowerNet
 
     params = load_params()
     p = params["recommend"]["two_tower"]
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
             return out
         return wrapper
 
-    tt._TwoTowerNet.fit = timed(tt._TwoTowerNet.fit, fit_s)
+    TwoTowerNet.fit = timed(TwoTowerNet.fit, fit_s)
     tt._recall_at_k = timed(tt._recall_at_k, eval_s)
     t0 = time.perf_counter()
     model = tt.train_two_tower(inter, items, content, params, seed=args.seed)

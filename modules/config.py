@@ -29,10 +29,13 @@ DEFAULT_SEED = 42
 CODE_DIRS = ("modules", "components")
 
 
-def param_seed(params: Mapping[str, Any] | None) -> int:
-    """The run's seed: ``params["seed"]`` (``load_params`` always sets it), ``DEFAULT_SEED`` when a caller's params
-    (a test's trimmed copy, a component's sub-dict) lack it."""
-    return int((params or {}).get("seed", DEFAULT_SEED))
+def param_seed(params: Mapping[str, Any] | None = None) -> int:
+    """The run's seed: ``params["seed"]`` (``load_params`` always sets it), else the params file's own (when a
+    caller's params, such as a test's trimmed copy, a component's sub-dict or one section, lack it, or there are
+    none): what a random routine uses when its caller passes no ``seed``."""
+    if params and "seed" in params:
+        return int(params["seed"])
+    return int(_cached(params_path())["seed"])
 
 
 def _is_test_file(path: Path) -> bool:

@@ -69,14 +69,14 @@ def compile_pipeline(
     image: str | None = None,
     params_path: str | None = None,
     data_hash: str = "",
-    two_tower: bool = True,
+    two_tower: bool | None = None,
     beam_runner: str | None = None,
     beam_args: list[str] | None = None,
     has_interactions: str | bool | None = None,
 ) -> Path:
     """Write the KFP V2 pipeline spec JSON to ``output_file`` and return its path.
 
-    ``None`` arguments fall back to ``pipeline.kubeflow`` in params.yaml.
+    ``None`` arguments fall back to ``pipeline.kubeflow`` in params.yaml (``two_tower``: ``pipeline.two_tower``).
     """
     from tfx import v1 as tfx
 
@@ -103,7 +103,7 @@ def compile_pipeline(
                                               kfp["beam_args"] if beam_args is None else beam_args),
         enable_cache=True,
         has_interactions=interactions,
-        enable_two_tower=two_tower and interactions,
+        enable_two_tower=(settings["two_tower"] if two_tower is None else two_tower) and interactions,
         feature_repo_dir="/pixelmatch/feature_repo",
     )
     out = Path(output_file)

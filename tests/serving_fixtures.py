@@ -252,7 +252,8 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     from modules.data.catalog.generate import generate_catalog
     from modules.data.data_io import item_text, load_interactions, load_items, load_manifest, split_interactions
     from modules.data.images import load_image
-    from modules.encoders.color import color_features, dominant_color_name
+    from modules.encoders.color import color_features
+    from modules.encoders.color_naming import dominant_color_name
     from modules.encoders.image_space import embed_catalog_images, save_image_encoder
     from modules.encoders.text import text_encoder_from_params
     from modules.encoders.text_runtime import cached_export, copy_runtime, runtime_params

@@ -9,13 +9,12 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from modules.config import shared_dir
-from modules.encoders.color import (
+from modules.encoders.color_mask import _raw_thumbnail, foreground_mask
+from modules.encoders.color_naming import (
     COLOR_NAMES,
     COLOR_TABLE,
-    _raw_thumbnail,
     dominant_color_name,
     dominant_colors,
-    foreground_mask,
     named_colors,
     nearest_color_name,
     normalize_color_name,
@@ -110,7 +109,7 @@ def test_real_photos_are_named_from_the_product() -> None:
 
 def test_subject_box_crops_busy_scenes_only():
     """A busy query photo is cropped to its subject; a studio shot is left whole."""
-    from modules.encoders.color import subject_box
+    from modules.encoders.color_mask import subject_box
 
     rng = np.random.default_rng(0)
     scene = rng.integers(0, 255, (200, 200, 3)).astype(np.uint8)  # cluttered background
@@ -126,16 +125,17 @@ def test_subject_box_crops_busy_scenes_only():
 
 def test_naming_once_per_distinct_pixel_is_bit_identical(monkeypatch: pytest.MonkeyPatch) -> None:
     """Naming (and the background distance) once per distinct pixel value gives the uncached answer bit for bit."""
-    from modules.encoders import color
+    from modules.encoders import color, color_naming, color_space
+    from modules.encoders.color_settings import color_settings
 
     rng = np.random.default_rng(3)
     photos = [_garment((200, 30, 30)), _garment((20, 40, 120), outline=(5, 5, 5)), _garment((240, 240, 240)),
               Image.fromarray(rng.integers(0, 255, (96, 96, 3)).astype(np.uint8))]  # a busy scene too
     cached = [color.color_features_and_name(p, seed=7) for p in photos]
-    lab = color.rgb_to_lab(rng.integers(0, 4, (500, 3)) * 60.0)  # many repeats
-    cfg = color._color_cfg(None)
-    assert np.array_equal(color._pixel_names(lab, cfg), color._pixel_names_rows(lab, cfg))
-    monkeypatch.setattr(color, "per_distinct_row", lambda fn, rows: fn(rows))  # no cache at all
+    lab = color_space.rgb_to_lab(rng.integers(0, 4, (500, 3)) * 60.0)  # many repeats
+    cfg = color_settings(None)
+    assert np.array_equal(color_naming._pixel_names(lab, cfg), color_naming._pixel_names_rows(lab, cfg))
+    monkeypatch.setattr(color_space, "per_distinct_row", lambda fn, rows: fn(rows))  # no cache at all
     for (feats, name), photo in zip(cached, photos, strict=True):
         plain_feats, plain_name = color.color_features_and_name(photo, seed=7)
         assert np.array_equal(feats, plain_feats) and name == plain_name

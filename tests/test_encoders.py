@@ -10,19 +10,15 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from modules.config import shared_dir
-from modules.encoders.color import (
+from modules.encoders.color import ColorEncoder, color_feature_dim, color_features, color_histogram, texture_features
+from modules.encoders.color_naming import (
     COLOR_NAMES,
     COLOR_TABLE,
-    ColorEncoder,
-    color_feature_dim,
-    color_features,
-    color_histogram,
     dominant_color_name,
     dominant_colors,
     normalize_color_name,
-    rgb_to_lab,
-    texture_features,
 )
+from modules.encoders.color_space import rgb_to_lab
 
 REFERENCE = shared_dir() / "reference" / "minilm_reference_embeddings.json"
 FASHION = shared_dir() / "datasets" / "fashion-sample"
@@ -395,8 +391,9 @@ def test_histogram_texture_and_features() -> None:
 
 
 def test_one_pass_features_and_name_equal_the_separate_calls() -> None:
-    from modules.encoders.color import color_features_and_name, dominant_color_name
-    from modules.encoders.tower import photo_augment
+    from modules.encoders.color import color_features_and_name
+    from modules.encoders.color_naming import dominant_color_name
+    from modules.encoders.tower_augment import photo_augment
 
     rng = np.random.default_rng(3)
     studio = _product_photo(COLOR_TABLE["green"], seed=2)
@@ -434,7 +431,7 @@ def _street_scene(rgb: tuple[int, int, int], seed: int, size: int = 128, exposur
 
 
 def test_street_photo_colour_uses_the_centred_subject_and_normalised_exposure() -> None:
-    from modules.encoders.color import _raw_thumbnail, is_busy_scene, normalize_exposure
+    from modules.encoders.color_mask import _raw_thumbnail, is_busy_scene, normalize_exposure
 
     studio = _product_photo(COLOR_TABLE["navy"])
     assert not is_busy_scene(_raw_thumbnail(studio))
@@ -453,7 +450,8 @@ def test_street_photo_colour_uses_the_centred_subject_and_normalised_exposure() 
 
 def test_photo_augment_is_deterministic_in_range_and_sometimes_swaps_the_background() -> None:
     from modules.data.images import image_to_array
-    from modules.encoders.tower import photo_augment, tower_params
+    from modules.encoders.tower import tower_params
+    from modules.encoders.tower_augment import photo_augment
 
     arr = image_to_array(_product_photo(COLOR_TABLE["red"]), 48)
     a = photo_augment(arr, np.random.default_rng(1))
@@ -508,7 +506,7 @@ def test_cli_json_lines(text_encoder, trained_tower, tmp_path: Path) -> None:
 
 
 def _kmeans_reference(x: np.ndarray, k: int, seed: int, iters: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """The textbook form of modules.encoders.color._kmeans (broadcast distances, per-cluster means)."""
+    """The textbook form of modules.encoders.color_mask._kmeans (broadcast distances, per-cluster means)."""
     rng = np.random.default_rng(seed)
     k = max(1, min(k, len(np.unique(x, axis=0))))
     centres = [x[rng.integers(len(x))]]
@@ -530,7 +528,7 @@ def _kmeans_reference(x: np.ndarray, k: int, seed: int, iters: int = 20) -> tupl
 
 @pytest.mark.parametrize("case", ["blobs", "few_distinct", "single_colour"])
 def test_fast_kmeans_matches_the_textbook_version(case: str) -> None:
-    from modules.encoders.color import _kmeans
+    from modules.encoders.color_mask import _kmeans
 
     rng = np.random.default_rng(7)
     if case == "blobs":

@@ -97,7 +97,7 @@ def test_no_engine_module_imports_the_generator() -> None:
 
 def test_colour_prototypes_are_not_the_generator_palette() -> None:
     from modules.data.catalog.vocab import COLORS
-    from modules.encoders import color
+    from modules.encoders import color_naming as color
     from modules.encoders.color_vocab import survey_terms
 
     generator_rgbs = {tuple(v) for v in COLORS.values()}
@@ -163,17 +163,18 @@ def _uniform_ranges(path: Path) -> set[tuple[float, float]]:
 
 
 def test_photo_augmentation_has_none_of_the_generators_street_photo_constants() -> None:
-    from modules.encoders import tower
+    from modules.encoders import tower, tower_augment
 
-    assert not hasattr(tower, "street_augment") and not hasattr(tower, "_clutter_background")
+    assert not any(hasattr(m, "street_augment") or hasattr(m, "_clutter_background") for m in (tower, tower_augment))
     recipe = {r for r in _uniform_ranges(REPO / "modules" / "data" / "catalog" / "images.py") if r != (0.0, 0.0)}
     assert len(recipe) > 15
     engine = set(_uniform_ranges(REPO / "modules" / "encoders" / "tower.py"))
-    engine |= {tuple(float(x) for x in v) for k, v in vars(tower).items()
+    engine |= set(_uniform_ranges(REPO / "modules" / "encoders" / "tower_augment.py"))
+    engine |= {tuple(float(x) for x in v) for k, v in vars(tower_augment).items()
                if k.startswith("_") and isinstance(v, tuple) and len(v) == 2
                and all(isinstance(x, (int, float)) for x in v)}
-    engine |= {(-float(tower._MAX_ROTATION), float(tower._MAX_ROTATION)), (-float(tower._HUE), float(tower._HUE))}
-    engine |= {(1 - float(x), 1 + float(x)) for x in (tower._BRIGHTNESS, tower._CONTRAST, tower._SATURATION)}
+    engine |= {(-float(tower_augment._MAX_ROTATION), float(tower_augment._MAX_ROTATION)), (-float(tower_augment._HUE), float(tower_augment._HUE))}
+    engine |= {(1 - float(x), 1 + float(x)) for x in (tower_augment._BRIGHTNESS, tower_augment._CONTRAST, tower_augment._SATURATION)}
     close = {(e, r) for e in engine for r in recipe if np.allclose(e, r)}
     assert not close, close
 

@@ -44,8 +44,8 @@ def test_one_decode_gives_what_the_two_passes_gave(tmp_path: Path) -> None:
     paths = _photos(tmp_path)
     real = [str(p) for p in paths if p is not None]
     lim = dict(max_pixels=int(params["serving"]["max_image_pixels"]), min_side=int(params["serving"]["min_image_side"]))
-    colour, names, ok = color_features_for_paths(real, params, seed=42, progress=False, **lim)
-    feats, ok_bb = features_for_paths(real, "efficientnet_lite3", progress=False, **lim)
+    colour, names, ok = color_features_for_paths(real, params, seed=42, workers=1, progress=False, **lim)
+    feats, ok_bb = features_for_paths(real, "efficientnet_lite3", workers=1, progress=False, **lim)
     assert np.array_equal(ok, ok_bb) and ok.sum() == len(real) - 1
     rows = [i for i, p in enumerate(paths) if p is not None]
     for workers in (1, 2):
@@ -55,5 +55,5 @@ def test_one_decode_gives_what_the_two_passes_gave(tmp_path: Path) -> None:
         assert np.array_equal(got.color[rows], colour) and [got.names[i] for i in rows] == names
         assert np.array_equal(got.backbone[rows], feats)  # bit for bit, also from the spawned workers
         assert not got.color[3].any() and got.names[3] == "" and not got.backbone[3].any()
-    colour_only = photo_pass(paths, params, 42, progress=False)
+    colour_only = photo_pass(paths, params, 42, workers=1, progress=False)
     assert colour_only.backbone is None and np.array_equal(colour_only.color[rows], colour)

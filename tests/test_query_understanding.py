@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from modules.encoders.color import COLOR_TABLE
+from modules.encoders.color_naming import COLOR_TABLE
 from modules.search.query import QueryParser
 
 

@@ -130,7 +130,8 @@ def test_save_load_roundtrip(hybrid: HybridRecommender, tmp_path: Path) -> None:
 
 def test_hybrid_with_exported_two_tower(tiny: SimpleNamespace, tmp_path: Path) -> None:
     from modules.recommend.features import tower_content
-    from modules.recommend.two_tower import export_two_tower, train_two_tower
+    from modules.recommend.two_tower import train_two_tower
+    from modules.recommend.two_tower_export import export_two_tower
 
     params = json.loads(json.dumps(tiny.params))
     params["recommend"]["hybrid"]["collaborative"] = "two_tower"

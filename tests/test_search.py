@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from modules.config import load_params
-from modules.encoders.color import COLOR_TABLE, dominant_color_name
+from modules.encoders.color_naming import COLOR_TABLE, dominant_color_name
 from modules.search import RANK_FEATURES, SearchEngine, UnknownItemError, calibrate_low_confidence
 from modules.search.lexical import tokenize
 from modules.search.zero_shot import zero_shot_attributes

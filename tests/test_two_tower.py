@@ -13,7 +13,8 @@ import tensorflow as tf
 from recommend_fixtures import tiny_split
 
 from modules.config import load_params
-from modules.recommend.two_tower import INPUTS_JSON, SavedTwoTower, export_two_tower, run_fn, train_two_tower
+from modules.recommend.two_tower import run_fn, train_two_tower
+from modules.recommend.two_tower_export import INPUTS_JSON, SavedTwoTower, export_two_tower
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_accidental_hit_mask_on_int_rows_equals_the_string_mask() -> None:
     """The in-batch mask compares int catalog rows: the same logits as comparing the (unique) id strings."""
     from tensorflow_recommenders.layers.loss import RemoveAccidentalHits
 
-    from modules.recommend.two_tower import _make_dataset
+    from modules.recommend.two_tower_data import make_dataset
 
     rng = np.random.default_rng(0)
     n_items, n = 30, 64
@@ -144,7 +145,7 @@ def test_accidental_hit_mask_on_int_rows_equals_the_string_mask() -> None:
               "category": tf.constant(ids), "brand": tf.constant(ids),
               "price": tf.constant(np.ones(n_items, np.float32))}
     item_idx = rng.integers(0, n_items, n)  # many in-batch repeats
-    ds = _make_dataset(np.array([f"u{i % 7}" for i in range(n)]), item_idx, np.full((n, 3), -1), np.zeros((n, 2),
+    ds = make_dataset(np.array([f"u{i % 7}" for i in range(n)]), item_idx, np.full((n, 3), -1), np.zeros((n, 2),
                        np.float32), np.ones(n, np.float32), np.ones(n, np.float32), tables, 32, shuffle_seed=1)
     layer = RemoveAccidentalHits()
     for b in ds:

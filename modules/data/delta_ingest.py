@@ -321,13 +321,18 @@ def _refresh_checksums(checksums: dict[str, Any], data_dir: Path, images_changed
             checksums[name] = sha256_file(data_dir / name)
 
 
-def apply_delta(data_dir: str | Path, serving_dir: str | Path, default_category: str = "other") -> dict[str, Any]:
+def apply_delta(data_dir: str | Path, serving_dir: str | Path, default_category: str | None = None) -> dict[str, Any]:
     """Apply ``serving_dir/delta.jsonl`` to DATA_DIR idempotently; return a summary (see the module docstring).
+    A record without a category gets ``default_category`` (not given: ``ingest.default_category``).
 
     Raises :class:`DeltaIngestError` only when DATA_DIR itself is unusable (no readable items.csv or a
     corrupt manifest.json); problems in the log are reported in ``summary["problems"]`` and skipped.
     """
     data_dir, serving_dir = Path(data_dir), Path(serving_dir)
+    if default_category is None:
+        from modules.settings import load_section
+
+        default_category = str(load_section("ingest").default_category)
     log_path = serving_dir / DELTA_FILE
     summary: dict[str, Any] = {"log": str(log_path), "records": 0, "skipped": 0, "upserted": 0, "inserted": 0,
                                "updated": 0, "deleted": 0, "interactions_removed": 0, "queries_changed": 0,

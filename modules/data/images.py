@@ -177,7 +177,7 @@ def image_to_array(img: Image.Image, size: int | tuple[int, int]) -> np.ndarray:
     return np.asarray(resized, dtype=np.float32) / 255.0
 
 
-def map_photos(job: Any, paths: Sequence[str | Path], workers: int = 1, chunksize: int = 32,
+def map_photos(job: Any, paths: Sequence[str | Path], workers: int, chunksize: int = 32,
                progress: bool = True, desc: str = "photos") -> Iterator[Any]:
     """``job(str(path))`` for every path, in order: the one home of parallel photo iteration (EmbeddingGen's photo
     pass, the colour and backbone passes). ``job`` must be picklable (a module-level function or a ``partial`` of

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modules.config import DEFAULT_SEED, load_params
+from modules.config import load_params, param_seed
 from modules.data.delta_ingest import csv_safe
 from modules.data.delta_log import ITEM_ID_PATTERN
 from modules.data.ingest_images import copy_images, fresh_images_dir, image_source
@@ -339,7 +339,7 @@ def ingest_catalog(
     images_dir: str | Path | None,
     out_dir: str | Path,
     mapping: dict[str, str] | None = None,
-    seed: int = DEFAULT_SEED,
+    seed: int | None = None,
     params: dict | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -350,6 +350,7 @@ def ingest_catalog(
     Raises :class:`IngestError` when the CSV cannot be read, lacks an id or title column, or has no usable row.
     """
     params = params if params is not None else load_params()
+    seed = param_seed(params) if seed is None else seed
     cfg = _ingest_params(params)
     csv_path = Path(csv_path)
     out = Path(out_dir)

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 from tqdm import tqdm
 
-from modules.config import DEFAULT_SEED
+from modules.config import param_seed
 from modules.data.images import ImageError, load_image
 from modules.settings import section_dict
 
@@ -129,7 +129,7 @@ def _split(queries: list[dict], eval_fraction: float, rng: np.random.Generator) 
 def make_selfsupervised_queries(
     items: Any,
     data_dir: str | Path,
-    seed: int = DEFAULT_SEED,
+    seed: int | None = None,
     n_text: int | None = None,
     n_image: int | None = None,
     params: dict | None = None,
@@ -141,6 +141,7 @@ def make_selfsupervised_queries(
     ``data_dir/images/queries/``. ``n_text`` / ``n_image`` default to ``ingest.selfsup`` in params.yaml
     and are capped by the number of usable items. The result is deterministic for a given seed.
     """
+    seed = param_seed(params) if seed is None else seed
     cfg = selfsup_params(params)
     records = _as_records(items)
     data_dir = Path(data_dir)

@@ -115,11 +115,15 @@ def square_rgb(img: Image.Image, size: int) -> np.ndarray:
 class Backbone:
     """Pooled, frozen features of photos: ``features(images)`` -> (n, feature_dim) float32 (not normalised)."""
 
-    def __init__(self, name: str = "efficientnet_lite3", threads: int = 1) -> None:
+    def __init__(self, name: str, threads: int | None = None) -> None:
+        """``name``: a backbone of :data:`BACKBONES` (the pipeline's: ``encoders.backbone.model``); ``threads``: TFLite
+        threads per interpreter, not given: ``encoders.backbone.threads``."""
+        from modules.settings import load_section
+
         self.spec = backbone_spec(name)
         self.path = model_path(self.spec)
         self.sha256 = sha256_file(self.path)
-        self.threads = int(threads)
+        self.threads = int(load_section("encoders.backbone").threads if threads is None else threads)
         self._model = _features_model_bytes(self.path, self.spec.feature_tensor_suffix)
         self._local = threading.local()
         self.dim = self.spec.feature_dim
@@ -175,10 +179,10 @@ def _worker_features(path: str, name: str, max_pixels: int, min_side: int) -> np
     return process_backbone(name).features([img])[0]
 
 
-def features_for_paths(paths: Sequence[str | Path], name: str = "efficientnet_lite3", workers: int = 1,
-                       max_pixels: int = 40_000_000, progress: bool = True, min_side: int = 1
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(features (n, dim), readable mask) of image files, decoded one at a time, over ``workers`` processes."""
+def features_for_paths(paths: Sequence[str | Path], name: str, workers: int, max_pixels: int, min_side: int,
+                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(features (n, dim), readable mask) of image files, decoded one at a time with the caller's decode limits, over
+    ``workers`` processes."""
     from functools import partial
 
     from modules.data.images import map_photos

@@ -1,5 +1,8 @@
-"""sRGB -> CIE Lab conversion (D65), shared by the colour vocabulary and the colour features."""
+"""sRGB -> CIE Lab conversion (D65), shared by the colour vocabulary and the colour features, and the row-wise
+cache both colour stages use (background distances, pixel names)."""
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -21,3 +24,13 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     a = 500 * (f[..., 0] - f[..., 1])
     b = 200 * (f[..., 1] - f[..., 2])
     return np.stack([L, a, b], axis=-1)
+
+
+def per_distinct_row(fn: Any, rows: np.ndarray) -> np.ndarray:
+    """``fn(rows)`` for a row-wise ``fn``, computed once per distinct row and spread back with ``np.unique``'s
+    inverse: the same values bit for bit (each row's result depends on that row alone)."""
+    if len(rows) > 1:
+        distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
+        if len(distinct) < len(rows):
+            return fn(distinct)[inverse.reshape(-1)]
+    return fn(rows)

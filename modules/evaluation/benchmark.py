@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from modules.config import DEFAULT_SEED, param_seed
+from modules.config import param_seed
 from modules.evaluation.blessing import bless, bless_for
 from modules.evaluation.report import write_benchmark
 from modules.evaluation.search_eval import METHODS, build_benchmark_engines, evaluate_engine
@@ -29,10 +29,11 @@ class NoBundleError(ValueError):
     """The serving directory holds no pushed bundle to measure."""
 
 
-def low_confidence_report(engine: Any, eval_queries: Sequence[Mapping[str, Any]], n: int = 200, seed: int = DEFAULT_SEED
+def low_confidence_report(engine: Any, eval_queries: Sequence[Mapping[str, Any]], n: int = 200, seed: int | None = None
                           ) -> dict[str, Any] | None:
     """How the calibrated ``low_confidence`` flag behaves on held-out data: the share of EVAL text queries it flags
     (false alarms) and the share of fresh gibberish (a different seed from the calibration set) it flags."""
+    seed = param_seed() if seed is None else seed
     from modules.search import gibberish_queries, sample_query_texts
 
     thr = engine.low_conf_threshold

@@ -159,6 +159,37 @@ def _evaluate_users(models: tuple[str, ...], scorer: Any, users: list[str], test
     return per_model, n_warm_users, n_cold_users
 
 
+def _scorer(popularity: np.ndarray, content: ContentRecommender, collabs: dict[str, Any],
+            hybrids: dict[str, HybridRecommender]) -> Any:
+    """``scorer(model name, user) -> scores over the catalog`` (None: the hybrid has nothing for that user)."""
+    def scorer(name: str, user: str) -> np.ndarray | None:
+        if name == "popular":
+            return popularity
+        if name == "content":
+            return content.score_all(user)
+        if name in collabs:
+            return collabs[name].score_all(user)
+        scored = hybrids[name].score_user(user)
+        return None if scored is None else scored[0]
+
+    return scorer
+
+
+def _split_with_content(items: pd.DataFrame, interactions: pd.DataFrame, cutoff_ts: int, text_emb: np.ndarray,
+                        image_emb: np.ndarray | None, color_feats: np.ndarray | None, params: dict[str, Any],
+                        photo_colours: list[str] | None, seed: int
+                        ) -> tuple[pd.DataFrame, pd.DataFrame, ContentRecommender]:
+    """(training, held-out) interactions on catalog items, split at ``cutoff_ts``, and the content recommender built
+    on the training window (its histories checked for a held-out interaction: a leak raises)."""
+    train, test = temporal_split(validate_interactions(interactions), int(cutoff_ts))
+    content = ContentRecommender.build(items, train, text_emb, image_emb, color_feats, params, photo_colours, seed)
+    train = validate_interactions(train, content.item_index)
+    test = validate_interactions(test, content.item_index)
+    if content.histories.max_ts is not None and content.histories.max_ts >= cutoff_ts:
+        raise AssertionError("leak: a training history contains a held-out interaction")
+    return train, test, content
+
+
 def evaluate_recommenders(
     items: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -167,7 +198,7 @@ def evaluate_recommenders(
     image_emb: np.ndarray | None,
     color_feats: np.ndarray | None,
     params: dict[str, Any],
-    seed: int = 42,
+    seed: int | None = None,
     new_item_ids: set[str] | None = None,
     models: tuple[str, ...] = tuple(MODEL_LABELS),
     return_recommenders: bool = False,
@@ -184,18 +215,14 @@ def evaluate_recommenders(
     ``photo_colours``: the colour namer's name per item (a taste column, as the pipeline builds it).
     ``new_arrival_slots``: also score each hybrid with that many new-arrival places (None: params.yaml's value).
     """
+    seed = param_seed(params) if seed is None else seed
     rec = params.get("recommend", params)
     k = load_section("evaluation", params.get("evaluation")).k
     items = validate_items(items)
     item_ids = items["item_id"].tolist()
-    train, test = temporal_split(validate_interactions(interactions), int(cutoff_ts))
-    content = ContentRecommender.build(items, train, text_emb, image_emb, color_feats, params, photo_colours, seed)
-    index = content.item_index
-    train = validate_interactions(train, index)
-    test = validate_interactions(test, index)
-    histories = content.histories
-    if histories.max_ts is not None and histories.max_ts >= cutoff_ts:
-        raise AssertionError("leak: a training history contains a held-out interaction")
+    train, test, content = _split_with_content(items, interactions, cutoff_ts, text_emb, image_emb, color_feats, params,
+                                               photo_colours, seed)
+    index, histories = content.item_index, content.histories
     counts = item_interaction_counts(train, index, len(items))
     popularity = weighted_popularity(train, index, len(items), rec["event_weights"])
     new_idx = _new_item_index(items, counts, cutoff_ts, new_item_ids)
@@ -208,40 +235,19 @@ def evaluate_recommenders(
         if f"hybrid_{kind}" in models
     }
 
+    scorer = _scorer(popularity, content, collabs, hybrids)
     eligible = sorted(set(test["user_id"]) & set(histories.user_ids))
     users = _sample_users(eligible, max_users, seed)
     test_items = test.assign(idx=test["item_id"].map(index)).groupby("user_id")["idx"].agg(lambda s: set(s.tolist()))
     slots = int(rec["hybrid"]["new_arrival_slots"] if new_arrival_slots is None else new_arrival_slots)
-
-    def scorer(name: str, user: str) -> np.ndarray | None:
-        if name == "popular":
-            return popularity
-        if name == "content":
-            return content.score_all(user)
-        if name in collabs:
-            return collabs[name].score_all(user)
-        scored = hybrids[name].score_user(user)
-        return None if scored is None else scored[0]
-
     per_model, n_warm_users, n_cold_users = _evaluate_users(models, scorer, users, test_items, histories, new_idx,
                                                             item_ids, k, slots)
-
     results: dict[str, Any] = {
-        "k": k,
-        "cutoff_ts": int(cutoff_ts),
-        "n_items": len(items),
-        "n_new_items": len(new_idx),
-        "n_train_interactions": len(train),
-        "n_heldout_interactions": len(test),
-        "max_train_ts": histories.max_ts,
-        "n_users_warm": n_warm_users,
-        "n_users_cold_items": n_cold_users,
-        "n_users_eligible": len(eligible),
-        "n_users_sampled": len(users),
-        "fit_seconds": time.perf_counter() - t0,
-        "training": train_metrics,
-        "taste_weights": content.taste_weights,
-        "new_arrival_slots": slots,
+        "k": k, "cutoff_ts": int(cutoff_ts), "n_items": len(items), "n_new_items": len(new_idx),
+        "n_train_interactions": len(train), "n_heldout_interactions": len(test), "max_train_ts": histories.max_ts,
+        "n_users_warm": n_warm_users, "n_users_cold_items": n_cold_users, "n_users_eligible": len(eligible),
+        "n_users_sampled": len(users), "fit_seconds": time.perf_counter() - t0, "training": train_metrics,
+        "taste_weights": content.taste_weights, "new_arrival_slots": slots,
         "models": {
             name: {"label": _label(name, slots), **{m: float(np.mean(v)) for m, v in acc.items()}}
             for name, acc in per_model.items()

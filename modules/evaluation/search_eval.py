@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modules.config import param_seed
 from modules.evaluation import metrics as M
 
 WARMUP_QUERIES = 3
@@ -244,7 +245,7 @@ def build_benchmark_engines(
     data_dir: str | Path,
     params: Mapping[str, Any],
     train_queries: Sequence[Mapping[str, Any]],
-    seed: int = 42,
+    seed: int | None = None,
     with_late: bool = True,
 ) -> BenchmarkEngines:
     """Embed and index the catalog exactly as the pipeline does (``modules.search.build``: EmbeddingGen's
@@ -253,6 +254,7 @@ def build_benchmark_engines(
 
     Only ``train_queries`` are used for anything learned from queries (the learned fusion's pairs, calibration).
     """
+    seed = param_seed(params) if seed is None else seed
     from modules.search.build import build_engine, embed_catalog
 
     emb = embed_catalog(data_dir, params, seed, progress=False)

@@ -53,8 +53,11 @@ def pad_square(img: Image.Image) -> tuple[Image.Image, int, int, int]:
 class RegionModels:
     """MoveNet pose keypoints and SSD-MobileNetV2 COCO boxes, loaded lazily."""
 
-    def __init__(self, threads: int = 1) -> None:
-        self.threads = int(threads)
+    def __init__(self, threads: int | None = None) -> None:
+        """``threads``: per interpreter, not given: ``look.models.threads``."""
+        from modules.settings import load_section
+
+        self.threads = int(load_section("look.models").threads if threads is None else threads)
         self.movenet_path = package_file(MOVENET_FILE)
         self.ssd_path = package_file(SSD_FILE)
         self._local = threading.local()

@@ -37,7 +37,8 @@ def look_config(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
 class LookProposer:
     """Region proposals for one photo. Models are loaded on first use (and shared by threads)."""
 
-    def __init__(self, cfg: Mapping[str, Any], seed: int = 42) -> None:
+    def __init__(self, cfg: Mapping[str, Any], seed: int | None = None) -> None:
+        seed = param_seed() if seed is None else seed
         self.cfg = dict(cfg)
         self.seed = int(seed)
         if self.cfg["mode"] not in MODES:

@@ -78,7 +78,7 @@ def _component_regions(mask: np.ndarray, min_area: int, label: str, full_area: f
     return out
 
 
-def salient_regions(img: Image.Image, cfg: Mapping[str, Any], min_region_frac: float, seed: int = 42) -> list[Region]:
+def salient_regions(img: Image.Image, cfg: Mapping[str, Any], min_region_frac: float, seed: int) -> list[Region]:
     """Regions of a (small, RGB) working copy of the photo, in its pixels."""
     blurred = img.filter(ImageFilter.GaussianBlur(float(cfg["blur"]))) if float(cfg["blur"]) > 0 else img
     arr = np.asarray(blurred, dtype=np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from modules.config import param_seed
 from modules.recommend.features import UserHistories, event_weight_array, validate_interactions
 from modules.settings import AlsSettings, load_section
 
@@ -56,10 +57,11 @@ class ALSRecommender:
         train_interactions: pd.DataFrame,
         item_ids: list[str],
         params: dict[str, Any],
-        seed: int = 42,
+        seed: int | None = None,
         content: np.ndarray | None = None,
     ) -> ALSRecommender:
         """Fit on training-window interactions; ``content`` (n_items, d) enables factors for new items."""
+        seed = param_seed(params) if seed is None else seed
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 

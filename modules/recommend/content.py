@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modules.config import param_seed
 from modules.recommend.features import ItemFeatures, UserHistories, validate_interactions
 from modules.recommend.taste import AttributeTaste
 
@@ -73,9 +74,10 @@ class ContentRecommender:
         color_feats: np.ndarray | None,
         params: dict[str, Any],
         photo_colours: list[str] | None = None,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> ContentRecommender:
-        """``photo_colours``: the colour namer's name for each item's photo (an extra taste column when given)."""
+        """``photo_colours``: the colour namer's name for each item's photo (an extra taste column when given);
+        ``seed`` (None: params.yaml's) draws the users and negatives the taste weights are fitted on."""
         rec = params.get("recommend", params)
         feats = ItemFeatures.from_items(items, int(rec["n_price_bands"]))
         vectors = fuse_item_vectors(feats, text_emb, image_emb, color_feats, params)
@@ -83,7 +85,7 @@ class ContentRecommender:
         histories = UserHistories.from_interactions(train, feats.index)
         out = cls(feats.item_ids, vectors, histories, int(rec["content"]["history_len"]), bool(rec["exclude_purchased"]))
         taste = AttributeTaste.from_items(items, photo_colours, params)
-        out.taste_weights = taste.fit(histories, out.score_items, params, seed)
+        out.taste_weights = taste.fit(histories, out.score_items, params, param_seed(params) if seed is None else seed)
         out.taste = taste if out.taste_weights else None   # no history to fit on: cosine only
         return out
 

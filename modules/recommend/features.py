@@ -115,7 +115,7 @@ class ItemFeatures:
         self._cat_idx = np.array([self.category_vocab.index(c) if c in self.category_vocab else -1 for c in self.category])
 
     @classmethod
-    def from_items(cls, items: pd.DataFrame, n_price_bands: int = 5) -> ItemFeatures:
+    def from_items(cls, items: pd.DataFrame, n_price_bands: int) -> ItemFeatures:
         items = validate_items(items)
         prices = items["price"].to_numpy(dtype=np.float32)
         return cls(

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modules.config import param_seed
 from modules.recommend.content import ContentRecommender
 from modules.recommend.features import (
     ItemFeatures,
@@ -336,7 +337,7 @@ def build_collab(
     image_emb: np.ndarray | None,
     content_vectors: np.ndarray,
     params: dict[str, Any],
-    seed: int = 42,
+    seed: int | None = None,
     two_tower_dir: str | Path | None = None,
 ) -> tuple[CollabVectors, dict[str, Any]]:
     """Fit (or load) the collaborative model and return its user/item vectors plus training metrics.
@@ -344,6 +345,7 @@ def build_collab(
     two_tower: uses the SavedModel in ``two_tower_dir`` when given, else trains in memory on
     ``tower_content(text_emb, image_emb)``. als: fits ALS; new items get content-projected factors.
     """
+    seed = param_seed(params) if seed is None else seed
     rec = params.get("recommend", params)
     items = validate_items(items)
     item_ids = items["item_id"].tolist()
@@ -356,15 +358,16 @@ def build_collab(
         raise ValueError(f"unknown collaborative model {kind!r}; expected 'two_tower' or 'als'")
     if text_emb is None:
         raise ValueError("the two-tower model needs text embeddings")
-    from modules.recommend import two_tower as tt
+    from modules.recommend.two_tower import train_two_tower
+    from modules.recommend.two_tower_export import SavedTwoTower
 
     content = tower_content(text_emb, image_emb)
     if two_tower_dir is None:
-        model = tt.train_two_tower(train_interactions, items, content, params, seed=seed)
+        model = train_two_tower(train_interactions, items, content, params, seed=seed)
         users = model.user_vocab
         return CollabVectors("two_tower", users, model.user_embeddings(users, UserHistories.from_interactions(
             train_interactions, model.item_features.index)), model.candidate_embeddings()), model.metrics
-    saved = tt.SavedTwoTower(two_tower_dir)
+    saved = SavedTwoTower(two_tower_dir)
     feats = ItemFeatures.from_items(items, int(rec["n_price_bands"]))
     if saved.spec["content_dim"] != content.shape[1] or saved.spec["taste_dim"] != feats.taste_dim:
         raise ValueError("the two-tower SavedModel was exported for different content/taste dimensions")
@@ -383,7 +386,7 @@ def build_recommender(
     image_emb: np.ndarray | None,
     color_feats: np.ndarray | None,
     params: dict[str, Any],
-    seed: int = 42,
+    seed: int | None = None,
     two_tower_dir: str | Path | None = None,
     photo_colours: list[str] | None = None,
 ) -> HybridRecommender:
@@ -394,6 +397,7 @@ def build_recommender(
     The collaborative model follows ``params.recommend.hybrid.collaborative``; with no training interactions
     the recommender is content/popularity only (fallback "no_interactions").
     """
+    seed = param_seed(params) if seed is None else seed
     rec = params.get("recommend", params)
     items = validate_items(items)
     content = ContentRecommender.build(items, train_interactions, text_emb, image_emb, color_feats, params,

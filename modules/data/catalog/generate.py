@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from modules.checksums import sha256_file
+from modules.config import param_seed
 from modules.data.catalog import vocab
 from modules.data.catalog.images import render_item
 from modules.data.catalog.interactions import sample_interactions, sample_users, users_frame
@@ -140,7 +141,85 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, lineterminator="\n")  # floats are pre-rounded; repr is deterministic
 
 
-def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: dict | None = None,
+def _render_photos(out: Path, seed: int, items: pd.DataFrame, street_jobs: list, gen: dict,
+                   progress: bool) -> tuple[int, int]:
+    """Render every product photo and every street photo (over ``generate.workers`` forked processes); returns
+    (product photos, street photos)."""
+    item_jobs = [(i, c, col, pat, path) for i, (c, col, pat, path) in
+                 enumerate(items[["category", "color", "pattern", "image_path"]].itertuples(index=False))]
+    street = [(j.item_index, items.at[j.item_index, "category"], items.at[j.item_index, "color"],
+               items.at[j.item_index, "pattern"], j.image_path) for j in street_jobs]
+    # street photos are seeded by query index, not item index (an item may be photographed twice)
+    street = [(q, *job[1:]) for q, job in enumerate(street)]
+    workers = int(gen["workers"])
+    # fork: workers inherit the loaded modules and never re-run the caller's __main__ (spawn would, and break
+    # unguarded scripts). Workers only run numpy/PIL, so forking a process that has loaded TensorFlow is safe.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    pool = ctx.Pool(workers) if workers > 1 else None
+    try:
+        _render_all(out, seed, _S_IMAGE, item_jobs, gen, "product images", progress, pool)
+        _render_all(out, seed, _S_STREET, street, gen, "street photos", progress, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return len(item_jobs), len(street)
+
+
+def _write_tables(out: Path, items: pd.DataFrame, users: Any, inter: pd.DataFrame, queries: list[dict],
+                  categories: Any) -> list[str]:
+    """items.csv, truth_items.csv, truth_users.csv, interactions.csv, queries.jsonl and new_items.txt; returns the
+    new item ids."""
+    _write_csv(items[PUBLIC_COLUMNS], out / "items.csv")
+    _write_csv(items[TRUTH_COLUMNS], out / "truth_items.csv")
+    _write_csv(users_frame(users, categories), out / "truth_users.csv")
+    _write_csv(inter, out / "interactions.csv")
+    with (out / "queries.jsonl").open("w", encoding="utf-8", newline="\n") as f:
+        for q in queries:
+            f.write(json.dumps(q, ensure_ascii=False) + "\n")
+    new_ids = items.loc[items["is_new"], "item_id"].tolist()
+    (out / "new_items.txt").write_text("".join(f"{i}\n" for i in new_ids))
+    return new_ids
+
+
+def _manifest(out: Path, seed: int, scale: str, gen: dict, counts: dict, categories: Any, items: pd.DataFrame,
+              inter: pd.DataFrame, queries: list[dict], new_ids: list[str], n_images: int, n_street: int,
+              window: tuple[int, int, int]) -> dict:
+    """The manifest (counts, time window, generator parameters, output checksums)."""
+    start_ts, cutoff_ts, end_ts = window
+    by_kind = pd.Series([q["kind"] for q in queries]).value_counts().to_dict() if queries else {}
+    manifest = {
+        "source": "generated",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "scale": scale,
+        "counts": {
+            "items": len(items),
+            "users": counts["n_users"],
+            "interactions": len(inter),
+            "interactions_train": int((inter["ts"] < cutoff_ts).sum()),
+            "new_items": len(new_ids),
+            "queries": len(queries),
+            "queries_by_kind": {k: int(by_kind.get(k, 0)) for k in ("text", "image", "composed")},
+            "queries_cold": sum(bool(q["cold"]) for q in queries),
+            "queries_eval": sum(q["split"] == "eval" for q in queries),
+            "images": n_images,
+            "street_photos": n_street,
+        },
+        "start_ts": start_ts,
+        "cutoff_ts": cutoff_ts,
+        "end_ts": end_ts,
+        "new_item_ids_file": "new_items.txt",
+        "image_size": int(gen["image_size"]),
+        "categories": categories,
+        "colors": vocab.COLOR_NAMES,
+        "params": {k: v for k, v in gen.items() if k not in _NOT_OUTPUT_AFFECTING} | {"counts": counts},
+        "checksums": {name: sha256_file(out / name) for name in OUTPUT_FILES if name != "manifest.json"},
+    }
+    return manifest
+
+
+def generate_catalog(scale: str, out_dir: str | Path, seed: int | None = None, params: dict | None = None,
                      progress: bool = True) -> dict:
     """Generate a synthetic catalog at ``scale`` (a key of params generate.scales) into ``out_dir``.
 
@@ -148,6 +227,7 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
     truth_items.csv, truth_users.csv, new_items.txt and manifest.json; returns the manifest.
     Raises ValueError on bad parameters or an output directory that must not be overwritten.
     """
+    seed = param_seed(params) if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
@@ -169,63 +249,9 @@ def generate_catalog(scale: str, out_dir: str | Path, seed: int = 42, params: di
     items["pop_rank"] = ranks
     queries, street_jobs = build_queries(items, counts, gen, seed, progress)
 
-    item_jobs = [(i, c, col, pat, path) for i, (c, col, pat, path) in
-                 enumerate(items[["category", "color", "pattern", "image_path"]].itertuples(index=False))]
-    street = [(j.item_index, items.at[j.item_index, "category"], items.at[j.item_index, "color"],
-               items.at[j.item_index, "pattern"], j.image_path) for j in street_jobs]
-    # street photos are seeded by query index, not item index (an item may be photographed twice)
-    street = [(q, *job[1:]) for q, job in enumerate(street)]
-    workers = int(gen["workers"])
-    # fork: workers inherit the loaded modules and never re-run the caller's __main__ (spawn would, and break
-    # unguarded scripts). Workers only run numpy/PIL, so forking a process that has loaded TensorFlow is safe.
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    pool = ctx.Pool(workers) if workers > 1 else None
-    try:
-        _render_all(out, seed, _S_IMAGE, item_jobs, gen, "product images", progress, pool)
-        _render_all(out, seed, _S_STREET, street, gen, "street photos", progress, pool)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-
-    _write_csv(items[PUBLIC_COLUMNS], out / "items.csv")
-    _write_csv(items[TRUTH_COLUMNS], out / "truth_items.csv")
-    _write_csv(users_frame(users, categories), out / "truth_users.csv")
-    _write_csv(inter, out / "interactions.csv")
-    with (out / "queries.jsonl").open("w", encoding="utf-8", newline="\n") as f:
-        for q in queries:
-            f.write(json.dumps(q, ensure_ascii=False) + "\n")
-    new_ids = items.loc[items["is_new"], "item_id"].tolist()
-    (out / "new_items.txt").write_text("".join(f"{i}\n" for i in new_ids))
-
-    by_kind = pd.Series([q["kind"] for q in queries]).value_counts().to_dict() if queries else {}
-    manifest = {
-        "source": "generated",
-        "generator_version": GENERATOR_VERSION,
-        "seed": seed,
-        "scale": scale,
-        "counts": {
-            "items": len(items),
-            "users": counts["n_users"],
-            "interactions": len(inter),
-            "interactions_train": int((inter["ts"] < cutoff_ts).sum()),
-            "new_items": len(new_ids),
-            "queries": len(queries),
-            "queries_by_kind": {k: int(by_kind.get(k, 0)) for k in ("text", "image", "composed")},
-            "queries_cold": sum(bool(q["cold"]) for q in queries),
-            "queries_eval": sum(q["split"] == "eval" for q in queries),
-            "images": len(item_jobs),
-            "street_photos": len(street),
-        },
-        "start_ts": start_ts,
-        "cutoff_ts": cutoff_ts,
-        "end_ts": end_ts,
-        "new_item_ids_file": "new_items.txt",
-        "image_size": int(gen["image_size"]),
-        "categories": categories,
-        "colors": vocab.COLOR_NAMES,
-        "params": {k: v for k, v in gen.items() if k not in _NOT_OUTPUT_AFFECTING} | {"counts": counts},
-        "checksums": {name: sha256_file(out / name) for name in OUTPUT_FILES if name != "manifest.json"},
-    }
+    n_images, n_street = _render_photos(out, seed, items, street_jobs, gen, progress)
+    new_ids = _write_tables(out, items, users, inter, queries, categories)
+    manifest = _manifest(out, seed, scale, gen, counts, categories, items, inter, queries, new_ids, n_images, n_street,
+                         (start_ts, cutoff_ts, end_ts))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     return manifest

@@ -232,6 +232,30 @@ def _street_background(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(bg, dtype=np.float32)
 
 
+def _light_and_finish(img: np.ndarray, size: int, street: bool, rng: np.random.Generator) -> Image.Image:
+    """A rendered (size, size, 3) float photo -> the final RGB image: a brightness gradient in a random direction;
+    street photos also get a colour cast, dimming, noise and a random crop resized back."""
+    # lighting: a linear brightness gradient in a random direction
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    phi = rng.uniform(0, 2 * math.pi)
+    strength = rng.uniform(0.25, 0.45) if street else rng.uniform(0.08, 0.2)
+    light = 1.0 + strength * (xx * math.cos(phi) + yy * math.sin(phi))
+    img = img * light[..., None]
+    if street:
+        cast = rng.uniform(0.85, 1.12, size=3).astype(np.float32)  # warm/cool cast
+        img = img * cast * rng.uniform(0.65, 0.95)
+        img = img + rng.normal(0.0, 5.0, size=img.shape).astype(np.float32)
+
+    out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+    if street:  # random crop, resized back
+        frac = rng.uniform(0.72, 0.92)
+        w = int(size * frac)
+        x0 = int(rng.integers(0, size - w + 1))
+        y0 = int(rng.integers(0, size - w + 1))
+        out = out.crop((x0, y0, x0 + w, y0 + w)).resize((size, size), Image.BILINEAR)
+    return out
+
+
 def render_item(category: str, color: str, pattern: str, rng: np.random.Generator, size: int = 128,
                 street: bool = False) -> Image.Image:
     """Draw one product photo (or, with ``street=True``, a street photo of the same product)."""
@@ -280,22 +304,4 @@ def render_item(category: str, color: str, pattern: str, rng: np.random.Generato
             fill = np.asarray(_ACCENT_RGB[kind], dtype=np.float32)
         img = img * (1.0 - a) + fill * a
 
-    # lighting: a linear brightness gradient in a random direction
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
-    phi = rng.uniform(0, 2 * math.pi)
-    strength = rng.uniform(0.25, 0.45) if street else rng.uniform(0.08, 0.2)
-    light = 1.0 + strength * (xx * math.cos(phi) + yy * math.sin(phi))
-    img = img * light[..., None]
-    if street:
-        cast = rng.uniform(0.85, 1.12, size=3).astype(np.float32)  # warm/cool cast
-        img = img * cast * rng.uniform(0.65, 0.95)
-        img = img + rng.normal(0.0, 5.0, size=img.shape).astype(np.float32)
-
-    out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
-    if street:  # random crop, resized back
-        frac = rng.uniform(0.72, 0.92)
-        w = int(size * frac)
-        x0 = int(rng.integers(0, size - w + 1))
-        y0 = int(rng.integers(0, size - w + 1))
-        out = out.crop((x0, y0, x0 + w, y0 + w)).resize((size, size), Image.BILINEAR)
-    return out
+    return _light_and_finish(img, size, street, rng)

@@ -84,29 +84,12 @@ def zipf_probabilities(n_items: int, exponent: float, rng: np.random.Generator) 
     return ranks, w / w.sum()
 
 
-def sample_interactions(items: pd.DataFrame, users: dict[str, np.ndarray], categories: list[str],
-                        n_interactions: int, gen: dict, rng: np.random.Generator,
-                        start_ts: int, cutoff_ts: int, end_ts: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Return (interactions sorted by ts, popularity rank per item).
-
-    ``items`` needs category, color, style, gender, price_pct, created_at, is_new. New SKUs (created at or after
-    the cutoff) only get events at or after their creation time, hence none in the training window, and each
-    gets at least one event so cold-start evaluation has something to find.
-    """
-    n_items = len(items)
-    ranks, p = zipf_probabilities(n_items, float(gen["zipf_exponent"]), rng)
-    is_new = items["is_new"].to_numpy(dtype=bool)
-    floor = is_new.astype(np.int64) if n_interactions >= int(is_new.sum()) else np.zeros(n_items, np.int64)
-    counts = rng.multinomial(n_interactions - int(floor.sum()), p) + floor
-    item_idx = np.repeat(np.arange(n_items), counts)
-    n = item_idx.size
-
-    cat_idx = items["category"].map({c: i for i, c in enumerate(categories)}).to_numpy()[item_idx]
-    col_idx = items["color"].map({c: i for i, c in enumerate(vocab.COLOR_NAMES)}).to_numpy()[item_idx]
-    sty_idx = items["style"].map({s: i for i, s in enumerate(vocab.STYLES)}).to_numpy()[item_idx]
-    price_pct = items["price_pct"].to_numpy(dtype=np.float64)[item_idx]
-    item_gender = items["gender"].to_numpy()[item_idx]
-
+def _choose_users(users: dict[str, np.ndarray], cat_idx: np.ndarray, col_idx: np.ndarray, sty_idx: np.ndarray,
+                  price_pct: np.ndarray, item_gender: np.ndarray, gen: dict,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The user of each interaction (by item category x colour bucket: candidates drawn by category and colour taste
+    and activity, then one picked by style, price band and gender fit) and how well the item fits that user (0..1)."""
+    n = len(cat_idx)
     k = int(gen["user_candidates"])
     band = float(gen["price_band_width"])
     user_idx = np.empty(n, dtype=np.int64)
@@ -136,6 +119,33 @@ def sample_interactions(items: pd.DataFrame, users: dict[str, np.ndarray], categ
         user_idx[rows] = chosen
         style_max = users["style_pref"][chosen].max(axis=1)
         match[rows] = (users["style_pref"][chosen, sty_idx[rows]] / style_max) * price_fit[np.arange(rows.size), pick]
+    return user_idx, match
+
+
+def sample_interactions(items: pd.DataFrame, users: dict[str, np.ndarray], categories: list[str],
+                        n_interactions: int, gen: dict, rng: np.random.Generator,
+                        start_ts: int, cutoff_ts: int, end_ts: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Return (interactions sorted by ts, popularity rank per item).
+
+    ``items`` needs category, color, style, gender, price_pct, created_at, is_new. New SKUs (created at or after
+    the cutoff) only get events at or after their creation time, hence none in the training window, and each
+    gets at least one event so cold-start evaluation has something to find.
+    """
+    n_items = len(items)
+    ranks, p = zipf_probabilities(n_items, float(gen["zipf_exponent"]), rng)
+    is_new = items["is_new"].to_numpy(dtype=bool)
+    floor = is_new.astype(np.int64) if n_interactions >= int(is_new.sum()) else np.zeros(n_items, np.int64)
+    counts = rng.multinomial(n_interactions - int(floor.sum()), p) + floor
+    item_idx = np.repeat(np.arange(n_items), counts)
+    n = item_idx.size
+
+    cat_idx = items["category"].map({c: i for i, c in enumerate(categories)}).to_numpy()[item_idx]
+    col_idx = items["color"].map({c: i for i, c in enumerate(vocab.COLOR_NAMES)}).to_numpy()[item_idx]
+    sty_idx = items["style"].map({s: i for i, s in enumerate(vocab.STYLES)}).to_numpy()[item_idx]
+    price_pct = items["price_pct"].to_numpy(dtype=np.float64)[item_idx]
+    item_gender = items["gender"].to_numpy()[item_idx]
+
+    user_idx, match = _choose_users(users, cat_idx, col_idx, sty_idx, price_pct, item_gender, gen, rng)
 
     events = _sample_events(match, gen, rng)
     created = items["created_at"].to_numpy(dtype=np.int64)[item_idx]

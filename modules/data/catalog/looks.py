@@ -127,11 +127,12 @@ def room_look(items: pd.DataFrame, data_dir: Path, cfg: Mapping[str, Any], rng: 
     return canvas, objects
 
 
-def generate_looks(data_dir: str | Path, n_looks: int | None = None, seed: int = 42,
+def generate_looks(data_dir: str | Path, n_looks: int | None = None, seed: int | None = None,
                    params: Mapping[str, Any] | None = None) -> list[dict]:
     """Write ``looks/*.png`` and ``looks.jsonl`` into a generated catalog's DATA_DIR; returns the records."""
-    from modules.config import load_params
+    from modules.config import load_params, param_seed
 
+    seed = param_seed(params) if seed is None else seed
     cfg = {**load_params()["look"]["generate"], **((params or {}).get("look", {}).get("generate", {}))}
     data_dir = Path(data_dir)
     items = pd.read_csv(data_dir / "items.csv", usecols=["item_id", "category", "image_path"]).dropna()
