@@ -42,6 +42,11 @@ def check_user_id(user_id: str | None, s: Settings) -> str | None:
     return user_id or None
 
 
+def with_context(context: dict | None) -> dict:
+    """The engine keyword for a personalised search (nothing without one: an engine without the hook still serves)."""
+    return {"context": context} if context is not None else {}
+
+
 def build_router(s: Settings) -> APIRouter:
     router = APIRouter(tags=["search"])
     _add_text(router, s)
@@ -66,7 +71,7 @@ def _add_text(router: APIRouter, s: Settings) -> None:
         filters = req.filters.to_engine() if req.filters else None
         context = user_context(bundle, features, metrics, user_id) if req.retriever == "hybrid" else None
         resp = run_search(bundle, metrics, "search_text", query, top_k=req.top_k, retriever=req.retriever,
-                          filters=filters, context=context)
+                          filters=filters, **with_context(context))
         return as_json(search_response(bundle, resp, t0, truncated))
 
 
@@ -84,9 +89,9 @@ def _add_image(router: APIRouter, s: Settings) -> None:
         user_id = check_user_id(user_id, s)
         filters = form_filters(category, price_min, price_max, gender)
         img = await read_upload(image, s, manager, metrics)
-        context = await run_in_threadpool(user_context, bundle, features, metrics, user_id)
+        context = await run_in_threadpool(user_context, bundle, features, metrics, user_id) if user_id else None
         resp = await run_in_threadpool(run_search, bundle, metrics, "search_image", img, top_k=top_k, filters=filters,
-                                       context=context)
+                                       **with_context(context))
         return as_json(search_response(bundle, resp, t0))
 
 
@@ -113,9 +118,9 @@ def _add_multimodal(router: APIRouter, s: Settings) -> None:
         text = text[:s.max_query_chars]
         filters = form_filters(category, price_min, price_max, gender)
         img = await read_upload(image, s, manager, metrics)
-        context = await run_in_threadpool(user_context, bundle, features, metrics, user_id)
+        context = await run_in_threadpool(user_context, bundle, features, metrics, user_id) if user_id else None
         resp = await run_in_threadpool(run_search, bundle, metrics, "search_multimodal", text, img,
-                                       image_weight=image_weight, top_k=top_k, filters=filters, context=context)
+                                       image_weight=image_weight, top_k=top_k, filters=filters, **with_context(context))
         return as_json(search_response(bundle, resp, t0, truncated))
 
 
