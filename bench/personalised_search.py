@@ -23,8 +23,10 @@ import numpy as np
 ORDINARY_METHODS = ("hybrid+ltr", "photo+ltr", "composed+ltr")
 
 
-def _ndcg_pair(bundle: Any, tower: Any, queries: list[dict], k: int) -> dict[str, float]:
-    """Mean NDCG@k of the user queries with and without the user's context (and without the ranker)."""
+def _ndcg_pair(bundle: Any, tower: Any, queries: list[dict], k: int, ev: dict, seed: int) -> dict[str, Any]:
+    """Mean NDCG@k of the user queries with and without the user's context (and without the ranker), and the
+    percentile bootstrap interval (``evaluation.bootstrap_samples``, ``ci_level``) of the paired difference."""
+    from modules.evaluation.eval_sample import bootstrap_ci
     from modules.evaluation.metrics import ndcg_at_k
     from modules.search.personalise import user_history
     from serving.personalise import snapshot_history
@@ -39,8 +41,11 @@ def _ndcg_pair(bundle: Any, tower: Any, queries: list[dict], k: int) -> dict[str
         on.append(ndcg_at_k(engine.search_text(q["text"], top_k=k, context=ctx).item_ids, q["relevance"], k))
         off.append(ndcg_at_k(engine.search_text(q["text"], top_k=k).item_ids, q["relevance"], k))
         plain.append(ndcg_at_k(engine.search_text(q["text"], top_k=k, rerank=False).item_ids, q["relevance"], k))
+    diff = np.asarray(on) - np.asarray(off)
     return {"n_queries": len(queries), "personalised": float(np.mean(on)), "not_personalised": float(np.mean(off)),
-            "no_ranker": float(np.mean(plain)), "user_tower_ms_median": float(np.median(ms))}
+            "no_ranker": float(np.mean(plain)), "user_tower_ms_median": float(np.median(ms)),
+            "diff_ci": bootstrap_ci(diff, int(ev["bootstrap_samples"]), float(ev["ci_level"]), seed),
+            "better": int((diff > 0).sum()), "worse": int((diff < 0).sum())}
 
 
 def _judged_only_ranker(engine: Any, data_dir: str, params: dict, seed: int) -> Any:
@@ -88,12 +93,12 @@ def run(serving_dir: str, data_dir: str, params_path: str | None = None) -> dict
     out: dict[str, Any] = {"bundle": version, "k": k, "ranker_info": ranker.info,
                            "two_tower_importance": ranker.feature_importance().get("two_tower", 0.0),
                            "n_user_train_in_ranker": sum(q.startswith("uq_") for q in ranker.trained_qids)}
-    out["user_eval"] = _ndcg_pair(bundle, tower, user_eval, k)
+    out["user_eval"] = _ndcg_pair(bundle, tower, user_eval, k, params["evaluation"], seed)
     out["ordinary_eval"] = _ordinary(bundle.engine, judged_eval, k, data_dir)
     baseline = _judged_only_ranker(bundle.engine, data_dir, params, seed)
     bundle.engine.ranker = baseline
     out["ordinary_eval_judged_only_ranker"] = _ordinary(bundle.engine, judged_eval, k, data_dir)
-    out["user_eval_judged_only_ranker"] = _ndcg_pair(bundle, tower, user_eval, k)
+    out["user_eval_judged_only_ranker"] = _ndcg_pair(bundle, tower, user_eval, k, params["evaluation"], seed)
     bundle.engine.ranker = ranker
     return out
 
@@ -111,8 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bundle {out['bundle']}: two_tower importance (gain) {out['two_tower_importance']:.1f}, "
           f"{out['n_user_train_in_ranker']} user-issued TRAIN queries in the ranker")
     print(f"EVAL user-issued queries (n={u['n_queries']}): NDCG@{k} personalised {u['personalised']:.4f}, "
-          f"not personalised {u['not_personalised']:.4f} (no ranker {u['no_ranker']:.4f}); "
+          f"not personalised {u['not_personalised']:.4f} (no ranker {u['no_ranker']:.4f}); difference "
+          f"{u['personalised'] - u['not_personalised']:+.4f}, bootstrap CI [{u['diff_ci'][0]:+.4f}, "
+          f"{u['diff_ci'][1]:+.4f}], better on {u['better']}, worse on {u['worse']}; "
           f"user tower median {u['user_tower_ms_median']:.2f} ms")
+    uj = out["user_eval_judged_only_ranker"]
+    print(f"  the same queries with a judged-only ranker: personalised {uj['personalised']:.4f}, "
+          f"not personalised {uj['not_personalised']:.4f}")
     for m in ORDINARY_METHODS:
         if m in o:
             print(f"ordinary EVAL {m} (n={o['n_' + m]}): NDCG@{k} {o[m]:.4f} with the bundle's ranker, "
