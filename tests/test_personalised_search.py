@@ -15,6 +15,7 @@ import pytest
 from modules.config import load_params
 from modules.evaluation.user_queries import build_user_queries
 from modules.search.personalise import UserScores, user_history
+from serving.personalise import snapshot_history
 
 CUTOFF = 1000
 
@@ -126,22 +127,27 @@ def test_ranker_trained_on_user_queries_learns_two_tower(tower_setup) -> None:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, tower_setup):
     from fastapi.testclient import TestClient
+    from feast_fixtures import build_feature_repo
     from serving_fixtures import real_serving_dir
 
     from serving.app import create_app
 
-    _, export, params, _ = tower_setup
-    serving = real_serving_dir(tmp_path_factory.mktemp("ps_serving"))
+    _, export, params, data = tower_setup
+    root = tmp_path_factory.mktemp("ps_serving")
+    serving = real_serving_dir(root)
+    params = copy.deepcopy(params)    # the online store on, with a generous timeout (a CPU shared with other jobs)
+    params["serving"]["feature_store"] = {"repo_path": str(build_feature_repo(root, data, load_params())),
+                                          "timeout_ms": 10_000}
     app = create_app(serving, params, watch_interval_s=0)
     with TestClient(app) as c:
         bundle = app.state.manager.bundle
         bundle.recommender.two_tower_dir = str(export)       # absolute: the bundle itself ships an ALS recommender
         user = next(iter(bundle.recommender.histories.sequences))
-        yield c, user
+        yield c, user, bundle
 
 
 def test_search_text_with_user_id_explains_two_tower(client) -> None:
-    c, user = client
+    c, user, _ = client
     plain = c.post("/search/text", json={"query": "dress", "top_k": 10})
     assert plain.status_code == 200
     assert plain.json()["results"] and all(r["explain"]["two_tower"] is None for r in plain.json()["results"])
@@ -154,7 +160,7 @@ def test_search_text_with_user_id_explains_two_tower(client) -> None:
 def test_search_image_with_user_id(client) -> None:
     from serving_fixtures import png_bytes
 
-    c, user = client
+    c, user, _ = client
     files = {"image": ("q.png", png_bytes("red", "dress"), "image/png")}
     r = c.post("/search/image", files=files, data={"user_id": user, "top_k": "5"})
     assert r.status_code == 200, r.text
@@ -162,7 +168,7 @@ def test_search_image_with_user_id(client) -> None:
 
 
 def test_unknown_user_gets_the_ordinary_answer(client) -> None:
-    c, _ = client
+    c, _, _ = client
     plain = c.post("/search/text", json={"query": "dress", "top_k": 10}).json()
     unknown = c.post("/search/text", json={"query": "dress", "top_k": 10, "user_id": "nobody-at-all"})
     assert unknown.status_code == 200
@@ -170,3 +176,17 @@ def test_unknown_user_gets_the_ordinary_answer(client) -> None:
     assert all(r["explain"]["two_tower"] is None for r in unknown.json()["results"])
     too_long = c.post("/search/text", json={"query": "dress", "user_id": "u" * 1000})
     assert too_long.status_code == 422
+
+
+def test_events_posted_now_change_the_user_embedding(client) -> None:
+    """POST /events writes session_items online; the next personalised search embeds the user with them."""
+    c, user, bundle = client
+    body = {"query": "bag", "top_k": 10, "user_id": user}
+    before = {r["item_id"]: r["explain"]["two_tower"] for r in c.post("/search/text", json=body).json()["results"]}
+    seen = set(snapshot_history(bundle, user))
+    fresh = [i for i in bundle.items if i not in seen][:3]
+    for item in fresh:
+        assert c.post("/events", json={"user_id": user, "item_id": item, "event": "purchase"}).status_code == 200
+    after = {r["item_id"]: r["explain"]["two_tower"] for r in c.post("/search/text", json=body).json()["results"]}
+    common = set(before) & set(after)
+    assert common and any(abs(before[i] - after[i]) > 1e-6 for i in common)
