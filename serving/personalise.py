@@ -7,7 +7,8 @@ store knows). The engine gets ``context={"two_tower": UserScores}``, so only the
 
 A ``user_id`` that neither the bundle nor the online store knows (or a bundle without a two-tower) is not an
 error: the answer is the ordinary one, with ``explain.two_tower`` null. The tower is built on the first
-personalised request of a bundle (it loads the SavedModel and embeds the catalog's items once) and kept with it.
+personalised request of a bundle (it loads the SavedModel and embeds the catalog's items once) and kept with it;
+items added live after that score 0 (the tower does not know them) until the next bundle.
 """
 from __future__ import annotations
 
