@@ -254,6 +254,18 @@ class RetrievalSettings:
 
 # --- ranking -----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class UserQuerySettings:
+    enabled: bool
+    min_history: int
+    max_per_user: int
+    extra_columns: tuple[str, ...]
+    extra_prob: float
+    grades: Mapping[str, int]                    # event type -> relevance grade
+    eval_fraction: float
+    max_train: int
+
+
+@dataclass(frozen=True)
 class RankingSettings:
     num_leaves: int
     learning_rate: float
@@ -267,6 +279,7 @@ class RankingSettings:
     feature_fraction: float
     bagging_fraction: float
     n_jobs: int
+    user_queries: UserQuerySettings
 
 
 # --- recommend ---------------------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def _model_stage(data: dict[str, Any], data_dir: str, params_json: str, two_towe
     )
     ranker = RankerTrainer(
         search_engine=index_builder.outputs["search_engine"], queries=queries, data_dir=data_dir,
-        params_json=params_json,
+        params_json=params_json, two_tower=two_tower_model,
     )
     nodes += [index_builder, ranker]
     return {"nodes": nodes, "embedding_gen": embedding_gen, "two_tower_model": two_tower_model,

@@ -118,6 +118,10 @@ class TextSearchRequest(_Strict):
     top_k: conint(strict=True, ge=1) = Field(10, description="1..serving.top_k_max; see with_top_k_max")
     retriever: Retriever = "hybrid"
     filters: Filters | None = None
+    user_id: constr(strict=True, min_length=1) | None = Field(
+        None, description="the signed-in user (at most serving.events.max_id_chars): personalises the hybrid ranking with the two-tower score "
+        "(explain.two_tower). A user the bundle and the online store do not know gets the ordinary answer, "
+        "explain.two_tower null.")
 
     @classmethod
     def with_top_k_max(cls, top_k_max: int) -> type[TextSearchRequest]:

@@ -3,6 +3,10 @@
 Features come from the engine's own candidate path (dense, BM25, two-tower scores, category/colour match,
 price, popularity, cold-start flag); labels are the judged grades. Early stopping watches a by-query
 validation slice carved from the train queries (modules/search/rerank_train.py). Eval queries are never read here.
+
+With the two-tower model (``two_tower``, optional) and ``ranking.user_queries.enabled``, the TRAIN-split user-issued
+queries of the interaction log (modules/evaluation/user_queries.py) join the judged ones, each with its user's
+two-tower scores, so the ranker learns the ``two_tower`` feature (0 on the judged, user-less queries).
 """
 # No "from __future__ import annotations": the @component decorator reads real type hints.
 import logging
@@ -24,9 +28,11 @@ def RankerTrainer(  # noqa: N802
     ranker: OutputArtifact[Model],
     data_dir: Parameter[str],
     params_json: Parameter[str] = "",
+    two_tower: InputArtifact[Model] = None,  # optional input
 ) -> None:
     """Train LambdaMART on the train queries and save it to ``ranker.uri/Format-Serving``."""
     import mlflow
+    from modules.evaluation.user_queries import personalised_queries, user_query_settings
     from modules.search import SearchEngine
     from modules.search.rerank_train import build_training_frame, train_ranker
     from modules.tracking import child_run, emissions
@@ -36,7 +42,14 @@ def RankerTrainer(  # noqa: N802
         queries, "train"
     )
     engine = SearchEngine.load(os.path.join(search_engine.uri, SERVING_SUBDIR), params=params)
-    X, y, groups, qids = build_training_frame(engine, train_queries, params=params, data_dir=data_dir, progress=True)
+    contexts: dict = {}
+    if two_tower is not None and user_query_settings(params).enabled:
+        user_queries, contexts = personalised_queries(engine, data_dir, os.path.join(two_tower.uri, SERVING_SUBDIR),
+                                                      params, seed)
+        train_queries += [q for q in user_queries if q["split"] == "train" and q["qid"] in contexts]
+        log.info("RankerTrainer: %d user-issued train queries", sum(q["split"] == "train" for q in user_queries))
+    X, y, groups, qids = build_training_frame(engine, train_queries, params=params, data_dir=data_dir, progress=True,
+                                              contexts=contexts)
     with child_run("training:ranker", params={f"ranking.{k}": v for k, v in params.get("ranking", {}).items()}):
         with emissions("ranker", os.path.join(ranker.uri, "codecarbon")) as em:
             model = train_ranker(X, y, groups, params=params, seed=seed, qids=qids)

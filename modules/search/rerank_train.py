@@ -82,10 +82,13 @@ def graded_labels(item_ids: Sequence[str], relevance: Mapping[str, int | float])
     return np.clip(np.array([rel.get(str(i), 0) for i in item_ids], dtype=np.int32), 0, 30)
 
 
-def _query_candidates(engine: Any, query: Mapping[str, Any], candidates_k: int | None, data_dir: str | None
-                      ) -> pd.DataFrame:
-    """Candidate features of one judged query through the engine's own retrieval path."""
-    return engine.candidate_features(query, top_k=candidates_k, data_dir=data_dir)
+def _query_candidates(engine: Any, query: Mapping[str, Any], candidates_k: int | None, data_dir: str | None,
+                      context: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Candidate features of one judged query through the engine's own retrieval path (``context``: the engine's
+    query context, e.g. a user's ``two_tower`` scores)."""
+    if context is None:
+        return engine.candidate_features(query, top_k=candidates_k, data_dir=data_dir)
+    return engine.candidate_features(query, top_k=candidates_k, data_dir=data_dir, context=context)
 
 
 def build_training_frame(
@@ -96,6 +99,7 @@ def build_training_frame(
     data_dir: str | None = None,
     features: Sequence[str] | None = None,
     progress: bool = False,
+    contexts: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """Per-candidate features and graded labels of the TRAIN queries, grouped by query.
 
@@ -103,7 +107,9 @@ def build_training_frame(
     grades (0 = not judged relevant), ``groups`` the row count of each query in order and ``qids``
     the query id of every row. Queries whose candidates hold no relevant item carry no ranking
     signal and are skipped. A query whose ``split`` is not ``train`` raises ``ValueError``.
-    ``features`` defaults to ``RANK_FEATURES``; ``progress`` draws a tqdm bar over the queries.
+    ``features`` defaults to ``RANK_FEATURES``; ``progress`` draws a tqdm bar over the queries. ``contexts``:
+    qid -> the engine context of that query (a user-issued query's ``two_tower`` scores,
+    ``modules.search.personalise.query_contexts``); queries without one are built without context.
     """
     from tqdm import tqdm
 
@@ -118,7 +124,7 @@ def build_training_frame(
     for q in tqdm(train_queries, desc="ranker: candidate features", unit="query", disable=not progress, leave=False):
         if q.get("split") != "train":
             raise ValueError(f"query {q.get('qid')!r} is not a train query (split={q.get('split')!r})")
-        cands = _query_candidates(engine, q, k, data_dir)
+        cands = _query_candidates(engine, q, k, data_dir, (contexts or {}).get(str(q["qid"])))
         if cands is None or len(cands) < 2:
             continue
         y = graded_labels(cands["item_id"].astype(str).tolist(), q.get("relevance", {}))
