@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modules.config import param_seed
 from modules.settings import UserQuerySettings, load_section
 
 SOURCE = "user"
@@ -74,7 +75,7 @@ def _user_queries(user: str, later: pd.DataFrame, items: pd.DataFrame, s: UserQu
 
 
 def build_user_queries(interactions: pd.DataFrame, items: pd.DataFrame, cutoff_ts: int,
-                       params: Mapping[str, Any] | None = None, seed: int = 42) -> list[dict[str, Any]]:
+                       params: Mapping[str, Any] | None = None, seed: int | None = None) -> list[dict[str, Any]]:
     """TRAIN and EVAL user-issued queries (see the module docstring), in a seeded order; qids ``uq_<user>_<n>``.
 
     ``interactions``: user_id, item_id, event, ts (the whole log: before and after ``cutoff_ts``); ``items``: at
@@ -82,7 +83,7 @@ def build_user_queries(interactions: pd.DataFrame, items: pd.DataFrame, cutoff_t
     at ``max_train`` (a seeded sample); EVAL queries are all kept.
     """
     s = user_query_settings(params)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(param_seed(params) if seed is None else seed)
     table = items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id").set_index("item_id")
     inter = interactions.assign(user_id=interactions["user_id"].astype(str),
                                 item_id=interactions["item_id"].astype(str))
@@ -104,9 +105,8 @@ def build_user_queries(interactions: pd.DataFrame, items: pd.DataFrame, cutoff_t
     return train + evaluation
 
 
-
 def personalised_queries(engine: Any, data_dir: str, two_tower_dir: str, params: Mapping[str, Any] | None = None,
-                         seed: int = 42, tower: Any = None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+                         seed: int | None = None, tower: Any = None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """The user-issued queries of ``data_dir`` (TRAIN and EVAL) and, per qid, the engine context that carries the
     user's two-tower scores: the user embedded from the training window (what the pushed bundle's snapshot holds),
     the items from the engine's catalog. ``tower``: a ready ``UserTower`` (else built from ``two_tower_dir``).
