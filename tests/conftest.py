@@ -35,3 +35,25 @@ def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("tiny_catalog")
     generate_catalog("tiny", data_dir, seed=42, progress=False)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def small_catalog(tiny_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny catalog cut to its first 60 items, the interactions and at most 60 judged queries on them: the
+    executors run on it in seconds rather than minutes (tests that chain several real executors). Read-only."""
+    import json
+    import shutil
+
+    import pandas as pd
+
+    data_dir = tmp_path_factory.mktemp("small_catalog") / "data"
+    shutil.copytree(tiny_catalog, data_dir)
+    items = pd.read_csv(data_dir / "items.csv", dtype=str, keep_default_na=False).head(60)
+    items.to_csv(data_dir / "items.csv", index=False)
+    keep = set(items["item_id"])
+    inter = pd.read_csv(data_dir / "interactions.csv", dtype=str, keep_default_na=False)
+    inter[inter["item_id"].isin(keep)].to_csv(data_dir / "interactions.csv", index=False)
+    queries = [q for q in map(json.loads, (data_dir / "queries.jsonl").read_text().splitlines())
+               if set(q.get("relevance", {})) <= keep][:60]
+    (data_dir / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    return data_dir
