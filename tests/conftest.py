@@ -57,3 +57,20 @@ def small_catalog(tiny_catalog: Path, tmp_path_factory: pytest.TempPathFactory) 
                if set(q.get("relevance", {})) <= keep][:60]
     (data_dir / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
     return data_dir
+
+
+def _repo_feature_data() -> dict[str, tuple[int, int]]:
+    """{file: (size, mtime_ns)} under the repository's own feature_repo/data (what a stray publish would change)."""
+    data = Path(__file__).resolve().parent.parent / "feature_repo" / "data"
+    return {str(p.relative_to(data)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(data.rglob("*")) if p.is_file()} if data.is_dir() else {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repo_feature_store_untouched():
+    """No test publishes into the repository's own feature_repo/data: tests publish into a private copy
+    (``feast_fixtures.empty_feature_repo`` / ``build_feature_repo``). Checked once, when the session ends."""
+    before = _repo_feature_data()
+    yield
+    assert _repo_feature_data() == before, ("a test wrote into feature_repo/data: publish into "
+                                            "feast_fixtures.empty_feature_repo(tmp_path) instead")

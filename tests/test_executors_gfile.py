@@ -16,25 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from executor_fixtures import make_artifact, run_executor
 
 from components.common import copy_tree, is_local, local_dirs, read_examples
 from modules.config import load_params
 
 # outputs whose content legitimately differs between two runs (timings, energy, MLflow run ids)
 VOLATILE_FILES = {"stats.json", "emissions.csv"}
-
-
-def _artifact(kind: type, uri: str) -> Any:
-    art = kind()
-    art.uri = uri
-    tf.io.gfile.makedirs(uri)  # the launcher creates every output directory before the executor runs
-    return art
-
-
-def _do(component: Any, inputs: dict[str, Any], outputs: dict[str, Any], props: dict[str, Any]) -> None:
-    """Run a @component's executor the way TFX's launcher does (lists of artifacts, exec properties)."""
-    executor = component.EXECUTOR_SPEC.executor_class()
-    executor.Do({k: [v] for k, v in inputs.items()}, {k: [v] for k, v in outputs.items()}, props)
 
 
 def _run_three(root: str, data_dir: str, params: dict) -> dict[str, Any]:
@@ -46,15 +34,15 @@ def _run_three(root: str, data_dir: str, params: dict) -> dict[str, Any]:
     from components.example_gen.component import DataExampleGen
     from components.index_builder.component import IndexBuilder
 
-    arts = {name: _artifact(Examples, f"{root}/{name}") for name in ("items", "interactions", "queries")}
-    _do(DataExampleGen, {}, arts, {"data_dir": data_dir, "data_hash": "h"})
-    arts["report"] = _artifact(DataReport, f"{root}/report")
-    arts["embeddings"] = _artifact(Embeddings, f"{root}/embeddings")
+    arts = {name: make_artifact(Examples, f"{root}/{name}") for name in ("items", "interactions", "queries")}
+    run_executor(DataExampleGen, {}, arts, {"data_dir": data_dir, "data_hash": "h"})
+    arts["report"] = make_artifact(DataReport, f"{root}/report")
+    arts["embeddings"] = make_artifact(Embeddings, f"{root}/embeddings")
     pj = json.dumps(params)
-    _do(EmbeddingGen, {"data_report": arts["report"]}, {"embeddings": arts["embeddings"]},
+    run_executor(EmbeddingGen, {"data_report": arts["report"]}, {"embeddings": arts["embeddings"]},
         {"data_dir": data_dir, "data_hash": "h", "params_json": pj})
-    arts["search_engine"] = _artifact(Model, f"{root}/search_engine")
-    _do(IndexBuilder, {"embeddings": arts["embeddings"], "queries": arts["queries"]},
+    arts["search_engine"] = make_artifact(Model, f"{root}/search_engine")
+    run_executor(IndexBuilder, {"embeddings": arts["embeddings"], "queries": arts["queries"]},
         {"search_engine": arts["search_engine"]}, {"data_dir": data_dir, "params_json": pj})
     return arts
 
