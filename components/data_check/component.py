@@ -37,6 +37,7 @@ def DataCheck(  # noqa: N802
             log.error("DataCheck failed: %s", exc)
             print(f"\n[pixelmatch] DataCheck stopped the run: {exc}\n", flush=True)
             raise
+        os.makedirs(local["report"], exist_ok=True)
         with open(os.path.join(local["report"], "report.json"), "w") as f:
             json.dump(counts, f, indent=2)
     for key, value in counts.items():

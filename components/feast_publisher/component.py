@@ -31,6 +31,7 @@ def FeastPublisher(  # noqa: N802
         return
     with local_dirs({"data": data_dir, "embeddings": embeddings}, {"state": state}) as local:
         info = executor.publish(local["data"], local["embeddings"], feature_repo_dir, params_from(params_json))
+        os.makedirs(local["state"], exist_ok=True)
         with open(os.path.join(local["state"], "feast.json"), "w") as f:
             json.dump(info, f, indent=2)
     state.set_int_custom_property("n_items", info["n_items"])

@@ -75,6 +75,7 @@ def RetrievalEvaluator(  # noqa: N802
         mlflow.set_tag("blessing_rule", res["rule"])
         mlflow.log_artifacts(local["metrics"], artifact_path="benchmark")
         mlflow.log_text("\n".join(res["reasons"]), "blessing_reasons.txt")
+        os.makedirs(local["blessing"], exist_ok=True)
         with open(os.path.join(local["blessing"], "BLESSED" if res["blessed"] else "NOT_BLESSED"), "w") as f:
             f.write("\n".join(res["reasons"]) + "\n")
     metrics_file = os.path.join(metrics.uri, executor.METRICS_FILE)
