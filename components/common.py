@@ -1,11 +1,13 @@
-"""Helpers shared by the PixelMatch components: params, items, queries from Examples, image loading."""
+"""Helpers shared by the PixelMatch components: params, items, queries from Examples, local staging of artifact URIs."""
 from __future__ import annotations
 
-import glob
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +37,12 @@ def record_output(artifact: Any, info_file: str, info: Mapping[str, Any], ints: 
                   strings: Mapping[str, Any] | None = None) -> None:
     """Finish a component's output artifact: ``info`` as indented JSON at ``artifact.uri/info_file`` (the summary
     each component leaves beside its payload), then the custom properties, ``ints`` as int and ``strings`` as str
-    (what the pipeline's resolvers and the metadata store show)."""
-    with open(os.path.join(artifact.uri, info_file), "w") as f:
-        json.dump(info, f, indent=2)
+    (what the pipeline's resolvers and the metadata store show). Written through tf.io.gfile: the URI may be remote."""
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(artifact.uri)
+    with tf.io.gfile.GFile(os.path.join(artifact.uri, info_file), "w") as f:
+        f.write(json.dumps(info, indent=2))
     for key, value in (ints or {}).items():
         artifact.set_int_custom_property(key, int(value))
     for key, value in (strings or {}).items():
@@ -56,7 +61,7 @@ def read_examples(examples_artifact: Any, split: str) -> list[dict[str, Any]]:
     """Decode one split of an Examples artifact (gzipped TFRecords) into plain dicts (single values unwrapped)."""
     import tensorflow as tf
 
-    files = sorted(glob.glob(os.path.join(examples_artifact.uri, f"Split-{split}", "*")))
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_artifact.uri, f"Split-{split}", "*")))
     rows: list[dict[str, Any]] = []
     if not files:
         return rows
@@ -102,3 +107,68 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     return str(obj)
+
+
+# --------------------------------------------------------------------------------- artifact URIs on any filesystem
+def is_local(uri: str) -> bool:
+    """A plain path (no ``scheme://``): the modules' pathlib code reads and writes it directly."""
+    return "://" not in str(uri)
+
+
+def copy_tree(src: str, dst: str) -> int:
+    """Copy the directory tree ``src`` into ``dst`` through tf.io.gfile (either side a path or a URI such as
+    ``gs://``, ``s3://``, ``ram://``); returns the number of files copied."""
+    import tensorflow as tf
+
+    src, n = str(src).rstrip("/"), 0
+    for root, _dirs, files in tf.io.gfile.walk(src):
+        rel = str(root)[len(src):].strip("/")
+        target = os.path.join(dst, rel) if rel else str(dst)
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)
+            n += 1
+    return n
+
+
+def _uri(x: Any) -> str | None:
+    return None if x is None else str(getattr(x, "uri", x))
+
+
+@contextlib.contextmanager
+def local_dirs(inputs: Mapping[str, Any] | None = None, outputs: Mapping[str, Any] | None = None
+               ) -> Iterator[dict[str, str | None]]:
+    """Local directories for a component body whose library code uses local paths (pathlib, numpy, FAISS, pandas).
+
+    ``inputs`` / ``outputs``: name -> an artifact (its ``uri``), a URI string or a path (``None``: an absent optional
+    input, yielded as ``None``). Yields name -> a local directory. A local path is yielded as is (no copy, no cost:
+    the local runner's case). A non-local URI (``gs://``, ``s3://``, ``ram://``, as a Kubeflow pipeline root gives)
+    is staged: an input is copied down to a temporary directory first; an output starts as an empty temporary
+    directory and is copied up to its URI when the body finishes without an exception. The temporary directory is
+    removed either way. Artifact URIs themselves are never changed, so properties that record a URI stay true."""
+    inputs, outputs = dict(inputs or {}), dict(outputs or {})
+    if set(inputs) & set(outputs):
+        raise ValueError(f"names both input and output: {sorted(set(inputs) & set(outputs))}")
+    local: dict[str, str | None] = {}
+    staged_out: dict[str, str] = {}
+    tmp: str | None = None
+    try:
+        for role, items in (("in", inputs), ("out", outputs)):
+            for name, x in items.items():
+                uri = _uri(x)
+                if uri is None or is_local(uri):
+                    local[name] = uri
+                    continue
+                tmp = tmp or tempfile.mkdtemp(prefix="pixelmatch-stage-")
+                local[name] = os.path.join(tmp, role, name)
+                os.makedirs(local[name])
+                if role == "in":
+                    log.info("staging %s: %d files from %s", name, copy_tree(uri, local[name]), uri)
+                else:
+                    staged_out[name] = uri
+        yield local
+        for name, uri in staged_out.items():
+            log.info("staging %s: %d files to %s", name, copy_tree(local[name], uri), uri)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)

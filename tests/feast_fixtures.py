@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.feast_publisher.executor import user_features_repo
+from components.feast_publisher.executor import copy_repo_template, user_features_repo
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def empty_feature_repo(dest: Path) -> Path:
+    """``dest/feature_repo``: the repo's feature_repo/ definitions with an empty ``data/``. Every test that publishes
+    (a pipeline run's FeastPublisher) publishes here, never into the repository's own feature_repo/data."""
+    return copy_repo_template(REPO / "feature_repo", dest)
 
 
 def build_feature_repo(dest: Path, data_dir: Path, params: dict) -> Path:

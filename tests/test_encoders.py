@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clip_fixtures import tiny_clip_dir
 from PIL import Image, ImageDraw, ImageFilter
 
 from modules.config import shared_dir
@@ -104,51 +105,11 @@ def test_savedmodel_signature_round_trip(text_encoder, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- CLIP
-def _tiny_clip_dir(root: Path) -> Path:
-    """A random tiny CLIP (config, weights, BPE tokenizer, image processor) written locally: nothing downloaded."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPTokenizer, TFCLIPModel
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
-
-    chars = list(bytes_to_unicode().values())
-    merges = [("r", "e"), ("re", "d</w>"), ("b", "l"), ("bl", "u"), ("blu", "e</w>")]
-    tokens = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
-    tok_dir = root / "tok_src"
-    tok_dir.mkdir()
-    (tok_dir / "vocab.json").write_text(json.dumps(vocab))
-    (tok_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
-    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"))
-
-    config = CLIPConfig(
-        text_config={
-            "vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "max_position_embeddings": 32,
-            "bos_token_id": vocab["<|startoftext|>"], "eos_token_id": vocab["<|endoftext|>"],
-            "pad_token_id": vocab["<|endoftext|>"],
-        },
-        vision_config={
-            "image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-        },
-        projection_dim=16,
-    )
-    model = TFCLIPModel(config)
-    model(
-        input_ids=np.array([[vocab["<|startoftext|>"], vocab["<|endoftext|>"]]]),
-        pixel_values=np.zeros((1, 3, 32, 32), np.float32),
-    )
-    out = root / "tiny_clip"
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(str(out))
-    return out
-
-
 def test_tiny_clip_round_trip(tmp_path: Path) -> None:
     from modules.encoders.base import ImageEncoder, make_image_encoder
     from modules.encoders.clip import ClipEncoder
 
-    model_dir = _tiny_clip_dir(tmp_path)
+    model_dir = tiny_clip_dir(tmp_path)
     enc = ClipEncoder(model_dir)
     assert enc.dim == 16 and isinstance(enc, ImageEncoder)
     images = [Image.new("RGB", (50, 40), (200, 20, 20)), Image.new("L", (10, 10), 40)]

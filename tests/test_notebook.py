@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from feast_fixtures import empty_feature_repo
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,8 +23,7 @@ def test_explore_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         root, mlflow_dir = tmp_path / "root", tmp_path / "mlflow"
         monkeypatch.setenv("PIXELMATCH_MLFLOW_DIR", str(mlflow_dir))
         generate_catalog("tiny", tmp_path / "data", seed=42)
-        repo = tmp_path / "feature_repo"
-        shutil.copytree(REPO / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
+        repo = empty_feature_repo(tmp_path)
         code = run_pipeline(str(tmp_path / "data"), str(tmp_path / "serving"), pipeline_root=str(root),
                             feature_repo=str(repo))
         assert code == EXIT_OK

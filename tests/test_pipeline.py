@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from feast_fixtures import empty_feature_repo
 
 from pipelines.local_runner import EXIT_LOCKED, EXIT_OK, run_lock, run_pipeline
 
@@ -94,8 +94,7 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
 
     data, serving, root = tmp_path / "data", tmp_path / "serving", tmp_path / "root"
     generate_catalog("tiny", data, seed=42)
-    repo = tmp_path / "feature_repo"
-    shutil.copytree(REPO / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    repo = empty_feature_repo(tmp_path)
     monkeypatch.setenv("PIXELMATCH_MLFLOW_DIR", str(tmp_path / "mlflow"))
 
     t0 = time.time()

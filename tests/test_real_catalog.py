@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from feast_fixtures import empty_feature_repo
 
 from modules.config import load_params, shared_dir
 from modules.data.ingest import ingest_catalog
@@ -70,12 +71,16 @@ def served_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     data, serving = tmp / "data", tmp / "serving"
     report = ingest_catalog(_write_catalog(tmp), None, data, mapping=MAPPING, seed=42, params=load_params(),
                             progress=False)
-    code = run_pipeline(str(data), str(serving), pipeline_root=str(tmp / "pipeline_root"))
+    repo = empty_feature_repo(tmp)  # never the repository's own feature_repo/data
+    code = run_pipeline(str(data), str(serving), pipeline_root=str(tmp / "pipeline_root"), feature_repo=str(repo))
     assert code == 0, f"pipeline exited {code}"
     assert (serving / "LATEST").is_file(), "the pipeline did not bless/push a bundle for the ingested catalog"
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(str(serving)), host="127.0.0.1", port=port, log_level="warning"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIXELMATCH_FEATURE_REPO", str(repo))   # the store this run published to
+        app = create_app(str(serving))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

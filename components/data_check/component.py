@@ -13,6 +13,7 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import ExampleAnomalies
 
 from components.artifacts import DataReport
+from components.common import local_dirs
 from components.data_check import executor
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
@@ -29,14 +30,15 @@ def DataCheck(  # noqa: N802
 ) -> None:
     """Stop the pipeline on any data problem; otherwise write a small JSON report."""
     tables = {"items": items_anomalies, "interactions": interactions_anomalies, "queries": queries_anomalies}
-    try:
-        counts = executor.run_check(data_dir, tables)
-    except Exception as exc:
-        log.error("DataCheck failed: %s", exc)
-        print(f"\n[pixelmatch] DataCheck stopped the run: {exc}\n", flush=True)
-        raise
-    os.makedirs(report.uri, exist_ok=True)
-    with open(os.path.join(report.uri, "report.json"), "w") as f:
-        json.dump(counts, f, indent=2)
+    with local_dirs({"data": data_dir}, {"report": report}) as local:
+        try:
+            counts = executor.run_check(local["data"], tables)
+        except Exception as exc:
+            log.error("DataCheck failed: %s", exc)
+            print(f"\n[pixelmatch] DataCheck stopped the run: {exc}\n", flush=True)
+            raise
+        os.makedirs(local["report"], exist_ok=True)
+        with open(os.path.join(local["report"], "report.json"), "w") as f:
+            json.dump(counts, f, indent=2)
     for key, value in counts.items():
         report.set_int_custom_property(key, int(value))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils
 
@@ -18,9 +19,9 @@ def anomaly_problems(table: str, anomalies_artifact) -> list[Problem]:
     problems: list[Problem] = []
     for split in artifact_utils.decode_split_names(anomalies_artifact.split_names):
         path = os.path.join(anomalies_artifact.uri, f"Split-{split}", ANOMALIES_FILE)
-        if not os.path.exists(path):
+        if not tf.io.gfile.exists(path):
             continue
-        with open(path, "rb") as f:
+        with tf.io.gfile.GFile(path, "rb") as f:
             anomalies = anomalies_pb2.Anomalies.FromString(f.read())
         for feature, info in sorted(anomalies.anomaly_info.items()):
             detail = "; ".join(r.description or r.short_description for r in info.reason) or info.description

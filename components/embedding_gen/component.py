@@ -3,7 +3,7 @@
 from tfx import v1 as tfx
 
 from components.artifacts import DataReport, Embeddings
-from components.common import params_and_seed, record_output
+from components.common import local_dirs, params_and_seed, record_output
 from components.embedding_gen import executor
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
@@ -17,7 +17,8 @@ def EmbeddingGen(  # noqa: N802
     params_json: Parameter[str] = "",
 ) -> None:
     """Embed every item of the checked catalog (data_report proves DataCheck passed on this data)."""
-    stats = executor.generate(data_dir, embeddings.uri, *params_and_seed(params_json))
+    with local_dirs({"data": data_dir}, {"embeddings": embeddings}) as local:
+        stats = executor.generate(local["data"], local["embeddings"], *params_and_seed(params_json))
     record_output(embeddings, "stats.json", stats, ints={k: stats[k] for k in ("n_items", "n_with_image", "text_dim",
                                                                                 "image_dim")},
                   strings={"data_hash": data_hash})

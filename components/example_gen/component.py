@@ -14,6 +14,7 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
 
+from components.common import local_dirs
 from components.example_gen import executor
 from components.tfx_types import OutputArtifact, Parameter
 from modules.data.data_io import read_cutoff
@@ -35,15 +36,16 @@ def DataExampleGen(  # noqa: N802 (TFX components are named like classes)
     interactions: OutputArtifact[Examples],
     queries: OutputArtifact[Examples],
 ) -> None:
-    """Write items / interactions / queries tf.Examples, split train/eval."""
-    root = Path(data_dir)
-    cutoff = read_cutoff(root)
-    for name, artifact, rows in (
-        ("items", items, executor.items_examples(root, cutoff)),
-        ("interactions", interactions, executor.interactions_examples(root, cutoff)),
-        ("queries", queries, executor.queries_examples(root)),
-    ):
-        counts = executor.write_splits(artifact.uri, rows)
-        _finish(artifact, counts)
-        artifact.set_string_custom_property("data_hash", data_hash)
-        log.info("DataExampleGen %s: %s (cutoff_ts=%s)", name, counts, cutoff)
+    """Write items / interactions / queries tf.Examples, split train/eval (written through tf.io.gfile)."""
+    with local_dirs({"data": data_dir}) as local:
+        root = Path(local["data"])
+        cutoff = read_cutoff(root)
+        for name, artifact, rows in (
+            ("items", items, executor.items_examples(root, cutoff)),
+            ("interactions", interactions, executor.interactions_examples(root, cutoff)),
+            ("queries", queries, executor.queries_examples(root)),
+        ):
+            counts = executor.write_splits(artifact.uri, rows)
+            _finish(artifact, counts)
+            artifact.set_string_custom_property("data_hash", data_hash)
+            log.info("DataExampleGen %s: %s (cutoff_ts=%s)", name, counts, cutoff)

@@ -79,12 +79,13 @@ def to_example(row: dict[str, Any], numeric: dict[str, type]) -> bytes:
 
 
 def write_splits(uri: str, rows_by_split: dict[str, Iterable[bytes]]) -> dict[str, int]:
-    """Write ``uri/Split-<name>/data_tfrecord-00000-of-00001.gz``; return the row count per split."""
+    """Write ``uri/Split-<name>/data_tfrecord-00000-of-00001.gz`` (``uri``: a path or any tf.io.gfile URI); return
+    the row count per split."""
     counts = {}
     options = tf.io.TFRecordOptions(compression_type="GZIP")
     for split, rows in rows_by_split.items():
         split_dir = os.path.join(uri, f"Split-{split}")
-        os.makedirs(split_dir, exist_ok=True)
+        tf.io.gfile.makedirs(split_dir)
         n = 0
         with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"), options) as w:
             for record in rows:

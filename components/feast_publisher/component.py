@@ -8,7 +8,7 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import PushedModel
 
 from components.artifacts import Embeddings, FeatureStoreState
-from components.common import params_from
+from components.common import local_dirs, params_from
 from components.feast_publisher import executor
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
@@ -25,14 +25,15 @@ def FeastPublisher(  # noqa: N802
     params_json: Parameter[str] = "",
 ) -> None:
     """Publish features after the push, so the online store matches the served bundle."""
-    os.makedirs(state.uri, exist_ok=True)
     if pushed.get_int_custom_property("pushed") != 1:
         log.warning("FeastPublisher: nothing new was pushed, the online store keeps the served bundle's features")
         state.set_int_custom_property("published", 0)
         return
-    info = executor.publish(data_dir, embeddings.uri, feature_repo_dir, params_from(params_json))
-    with open(os.path.join(state.uri, "feast.json"), "w") as f:
-        json.dump(info, f, indent=2)
+    with local_dirs({"data": data_dir, "embeddings": embeddings}, {"state": state}) as local:
+        info = executor.publish(local["data"], local["embeddings"], feature_repo_dir, params_from(params_json))
+        os.makedirs(local["state"], exist_ok=True)
+        with open(os.path.join(local["state"], "feast.json"), "w") as f:
+            json.dump(info, f, indent=2)
     state.set_int_custom_property("n_items", info["n_items"])
     state.set_int_custom_property("n_users", info["n_users"])
     state.set_string_custom_property("repo", info["repo"])

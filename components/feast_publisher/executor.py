@@ -155,13 +155,20 @@ def apply_and_materialize(repo: Path, views: list[str], now: dt.datetime) -> Non
     store.materialize(start_date=now - dt.timedelta(days=1), end_date=now + dt.timedelta(minutes=1), feature_views=views)
 
 
+def copy_repo_template(template: Path, dest: Path) -> Path:
+    """``dest/feature_repo``: a copy of the ``template`` Feast repo's definitions and config, with an empty ``data/``
+    (no tables, no registry, no online store): a private repo to publish into, never the template's own data."""
+    repo = Path(dest) / "feature_repo"
+    shutil.copytree(template, repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    (repo / "data").mkdir()
+    return repo
+
+
 def user_features_repo(template: Path, dest: Path, data_dir: str, params: dict[str, Any]) -> Path:
     """``dest/feature_repo``: a copy of the ``template`` Feast repo (its ``data/`` left out) with the user features
     of ``data_dir``'s training window materialised online, as a run leaves it (item features need the EmbeddingGen
     artifact and are not written). For tests and benchmarks of the online lookup; returns the repo path."""
-    repo = dest / "feature_repo"
-    shutil.copytree(template, repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    (repo / "data").mkdir()
+    repo = copy_repo_template(template, dest)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     users = user_table(str(data_dir), history_len(params), now, int(params["recommend"]["n_price_bands"]))
     users.to_parquet(repo / "data" / USER_TABLE, index=False)

@@ -10,7 +10,7 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
 from components.artifacts import Embeddings
-from components.common import SERVING_SUBDIR, params_and_seed, read_queries, record_output
+from components.common import SERVING_SUBDIR, local_dirs, params_and_seed, read_queries, record_output
 from components.index_builder import executor
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
@@ -24,8 +24,9 @@ def IndexBuilder(  # noqa: N802
     params_json: Parameter[str] = "",
 ) -> None:
     """Build and save the search engine; the learned fusion sees TRAIN-split queries only."""
-    out = os.path.join(search_engine.uri, SERVING_SUBDIR)
     params, seed = params_and_seed(params_json)
-    info = executor.build(data_dir, embeddings.uri, out, params, read_queries(queries, "train"), seed=seed)
+    with local_dirs({"data": data_dir, "embeddings": embeddings}, {"engine": search_engine}) as local:
+        info = executor.build(local["data"], local["embeddings"], os.path.join(local["engine"], SERVING_SUBDIR), params,
+                              read_queries(queries, "train"), seed=seed)
     record_output(search_engine, "build_info.json", info, ints={"n_items": info["n_items"]},
                   strings={"fusion": info["fusion"]})

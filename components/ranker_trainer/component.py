@@ -15,7 +15,7 @@ import os
 from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
-from components.common import SERVING_SUBDIR, params_and_seed, read_queries, record_output
+from components.common import SERVING_SUBDIR, local_dirs, params_and_seed, read_queries, record_output
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
 log = logging.getLogger(__name__)
@@ -41,19 +41,21 @@ def RankerTrainer(  # noqa: N802
     train_queries = [q for q in read_queries(queries, "train") if q.get("source", "judged") == "judged"] or read_queries(
         queries, "train"
     )
-    engine = SearchEngine.load(os.path.join(search_engine.uri, SERVING_SUBDIR), params=params)
-    contexts: dict = {}
-    if two_tower is not None and user_query_settings(params).enabled:
-        user_queries, contexts = personalised_queries(engine, data_dir, os.path.join(two_tower.uri, SERVING_SUBDIR),
-                                                      params, seed)
-        train_queries += [q for q in user_queries if q["split"] == "train" and q["qid"] in contexts]
-        log.info("RankerTrainer: %d user-issued train queries", sum(q["split"] == "train" for q in user_queries))
-    X, y, groups, qids = build_training_frame(engine, train_queries, params=params, data_dir=data_dir, progress=True,
-                                              contexts=contexts)
-    with child_run("training:ranker", params={f"ranking.{k}": v for k, v in params.get("ranking", {}).items()}):
-        with emissions("ranker", os.path.join(ranker.uri, "codecarbon")) as em:
+    staged = local_dirs({"data": data_dir, "engine": search_engine, "two_tower": two_tower}, {"ranker": ranker})
+    with staged as local, child_run("training:ranker",
+                                    params={f"ranking.{k}": v for k, v in params.get("ranking", {}).items()}):
+        engine = SearchEngine.load(os.path.join(local["engine"], SERVING_SUBDIR), params=params)
+        contexts: dict = {}
+        if two_tower is not None and user_query_settings(params).enabled:
+            user_queries, contexts = personalised_queries(
+                engine, local["data"], os.path.join(local["two_tower"], SERVING_SUBDIR), params, seed)
+            train_queries += [q for q in user_queries if q["split"] == "train" and q["qid"] in contexts]
+            log.info("RankerTrainer: %d user-issued train queries", sum(q["split"] == "train" for q in user_queries))
+        X, y, groups, qids = build_training_frame(engine, train_queries, params=params, data_dir=local["data"],
+                                                  progress=True, contexts=contexts)
+        with emissions("ranker", os.path.join(local["ranker"], "codecarbon")) as em:
             model = train_ranker(X, y, groups, params=params, seed=seed, qids=qids)
-        out = os.path.join(ranker.uri, SERVING_SUBDIR)
+        out = os.path.join(local["ranker"], SERVING_SUBDIR)
         model.save(out)
         info = dict(getattr(model, "info", {}) or {})
         metrics = {k: float(v) for k, v in info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -65,4 +67,5 @@ def RankerTrainer(  # noqa: N802
     record_output(ranker, "train_info.json",
                   {"metrics": metrics, "feature_importance": importance, "emissions_kg": em.get("emissions_kg")},
                   ints={"n_train_queries": len(set(qids))})
-    log.info("RankerTrainer: %d train queries, %d rows -> %s", len(set(qids)), len(X), out)
+    log.info("RankerTrainer: %d train queries, %d rows -> %s", len(set(qids)), len(X),
+             os.path.join(ranker.uri, SERVING_SUBDIR))

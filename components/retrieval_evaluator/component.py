@@ -18,7 +18,7 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model, ModelBlessing
 
 from components.artifacts import RetrievalMetrics
-from components.common import SERVING_SUBDIR, params_from, read_queries
+from components.common import SERVING_SUBDIR, local_dirs, params_from, read_queries
 from components.retrieval_evaluator import executor
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 
@@ -50,14 +50,16 @@ def RetrievalEvaluator(  # noqa: N802
     params = params_from(params_json)
     resolved = [baseline_blessing] if baseline_blessing is not None else []
     base, base_id, base_note = executor.baseline_metrics(resolved, data_hash, baseline_ledger)
-    with child_run("evaluation", params={"baseline_blessing_id": base_id or "none"}):
+    staged = local_dirs({"data": data_dir, "engine": search_engine, "ranker": ranker},
+                        {"metrics": metrics, "blessing": blessing})
+    with staged as local, child_run("evaluation", params={"baseline_blessing_id": base_id or "none"}):
         res = executor.evaluate(
-            os.path.join(search_engine.uri, SERVING_SUBDIR),
-            os.path.join(ranker.uri, SERVING_SUBDIR),
+            os.path.join(local["engine"], SERVING_SUBDIR),
+            os.path.join(local["ranker"], SERVING_SUBDIR),
             read_queries(queries, "eval"),
             params,
-            data_dir,
-            metrics.uri,
+            local["data"],
+            local["metrics"],
             base,
             baseline_note=base_note,
         )
@@ -71,12 +73,12 @@ def RetrievalEvaluator(  # noqa: N802
         mlflow.log_metrics(flat)
         mlflow.log_metric("blessed", int(res["blessed"]))
         mlflow.set_tag("blessing_rule", res["rule"])
-        mlflow.log_artifacts(metrics.uri, artifact_path="benchmark")
+        mlflow.log_artifacts(local["metrics"], artifact_path="benchmark")
         mlflow.log_text("\n".join(res["reasons"]), "blessing_reasons.txt")
+        os.makedirs(local["blessing"], exist_ok=True)
+        with open(os.path.join(local["blessing"], "BLESSED" if res["blessed"] else "NOT_BLESSED"), "w") as f:
+            f.write("\n".join(res["reasons"]) + "\n")
     metrics_file = os.path.join(metrics.uri, executor.METRICS_FILE)
-    os.makedirs(blessing.uri, exist_ok=True)
-    with open(os.path.join(blessing.uri, "BLESSED" if res["blessed"] else "NOT_BLESSED"), "w") as f:
-        f.write("\n".join(res["reasons"]) + "\n")
     blessing.set_int_custom_property("blessed", int(res["blessed"]))
     blessing.set_int_custom_property("current_model_id", search_engine.id)
     blessing.set_string_custom_property("current_model", search_engine.uri)

@@ -16,7 +16,7 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
 from components.artifacts import Embeddings
-from components.common import SERVING_SUBDIR, params_from
+from components.common import SERVING_SUBDIR, local_dirs, params_from
 from components.tfx_types import InputArtifact, OutputArtifact, Parameter
 from modules.data.data_io import read_cutoff
 
@@ -37,29 +37,31 @@ def TwoTowerTrainer(  # noqa: N802
 
     params = params_from(params_json)
     run_fn = importlib.import_module(MODULE).run_fn
-    serving_dir = os.path.join(model.uri, SERVING_SUBDIR)
-    run_dir = os.path.join(model.uri, "model_run")
-    fn_args = tfx.components.FnArgs(
-        train_files=sorted(glob.glob(os.path.join(interactions.uri, "Split-train", "*"))),
-        eval_files=sorted(glob.glob(os.path.join(interactions.uri, "Split-eval", "*"))),
-        serving_model_dir=serving_dir,
-        model_run_dir=run_dir,
-        custom_config={
-            "items_csv": os.path.join(data_dir, "items.csv"),
-            "embeddings_dir": embeddings.uri,
-            "cutoff_ts": read_cutoff(data_dir),
-            "params": params,
-        },
-    )
     tt = params.get("recommend", {}).get("two_tower", {})
-    with child_run("training:two_tower", params={f"two_tower.{k}": v for k, v in tt.items()}):
-        with emissions("two_tower", os.path.join(model.uri, "codecarbon")) as em:
-            run_fn(fn_args)
+    staged = local_dirs({"data": data_dir, "interactions": interactions, "embeddings": embeddings}, {"model": model})
+    with staged as local:
+        run_dir = os.path.join(local["model"], "model_run")
+        fn_args = tfx.components.FnArgs(
+            train_files=sorted(glob.glob(os.path.join(local["interactions"], "Split-train", "*"))),
+            eval_files=sorted(glob.glob(os.path.join(local["interactions"], "Split-eval", "*"))),
+            serving_model_dir=os.path.join(local["model"], SERVING_SUBDIR),
+            model_run_dir=run_dir,
+            custom_config={
+                "items_csv": os.path.join(local["data"], "items.csv"),
+                "embeddings_dir": local["embeddings"],
+                "cutoff_ts": read_cutoff(local["data"]),
+                "params": params,
+            },
+        )
+        with child_run("training:two_tower", params={f"two_tower.{k}": v for k, v in tt.items()}):
+            with emissions("two_tower", os.path.join(local["model"], "codecarbon")) as em:
+                run_fn(fn_args)
+        with open(os.path.join(run_dir, "metrics.json")) as f:
+            trained = json.load(f)
+        serving_dir = os.path.join(model.uri, SERVING_SUBDIR)
+        with open(os.path.join(local["model"], "train_info.json"), "w") as f:
+            json.dump({"emissions_kg": em.get("emissions_kg", 0.0), "serving_model_dir": serving_dir}, f)
     log.info("TwoTowerTrainer: SavedModel at %s (emissions %.2e kg)", serving_dir, em.get("emissions_kg", 0.0))
-    with open(os.path.join(run_dir, "metrics.json")) as f:
-        trained = json.load(f)
     for key in ("n_train_examples", "batch_size", "epochs_run", "best_epoch"):  # shown in the progress line
         if key in trained:
             model.set_int_custom_property(key, int(trained[key]))
-    with open(os.path.join(model.uri, "train_info.json"), "w") as f:
-        json.dump({"emissions_kg": em.get("emissions_kg", 0.0), "serving_model_dir": serving_dir}, f)
