@@ -394,6 +394,7 @@ class ServingSettings:
     fallback_versions: int
     keep_alive_s: float
     worker_healthcheck_s: int
+    math_threads: int                            # BLAS/OpenMP threads per server process; 0: library default
 
 
 # --- pipeline ----------------------------------------------------------------------------------------------------
