@@ -88,7 +88,7 @@ class IngestSettings:
 @dataclass(frozen=True)
 class TextRuntimeSettings:
     kind: str                                    # onnx | tf
-    precision: str                               # fp32 | int8
+    precision: str                               # fp32 | int8 | int8_mixed
     cache_size: int                              # LRU entries; 0 disables
     threads: int
 

@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -99,19 +100,21 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     return app
 
 
-def limit_math_threads(threads: int) -> None:
+def limit_math_threads(threads: int) -> Any:
     """Cap the BLAS and OpenMP thread pools of this process at ``threads`` (``serving.math_threads``; 0 leaves the
     libraries' default of one per core). Requests already run in parallel (threads and ``--workers`` processes),
     and a search's matrix products are small (a few hundred rows): a second BLAS thread per process only adds a
     hand-off, which on busy cores turned a 0.04 ms product into ~4 ms of waiting (docs/benchmark_results.md).
-    The limit is process-wide for OpenBLAS; OpenMP's applies to the calling thread's pool."""
+    The limit is process-wide for OpenBLAS; OpenMP's applies to the calling thread's pool. Returns the
+    ``threadpoolctl`` limiter (``.restore_original_limits()`` undoes the BLAS/OpenMP part), or None for 0."""
     if threads <= 0:
-        return
+        return None
     import faiss
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=int(threads))
+    limiter = threadpool_limits(limits=int(threads))
     faiss.omp_set_num_threads(int(threads))
+    return limiter
 
 
 def _add_middleware(app: FastAPI, s: Settings, metrics: Metrics) -> None:
