@@ -194,6 +194,8 @@ def print_table(calls: list[dict[str, float]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     from bench._common import latest_bundle_or_exit
     from modules.config import load_params
+    from modules.settings import load_settings
+    from serving.app import limit_math_threads
     from serving.bundle_loading import load_components
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -209,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="in process, time each stage by this thread's CPU time rather than wall time (a figure that "
                          "other processes on a busy machine do not inflate; onnxruntime runs on the calling thread "
                          "with encoders.text.runtime.threads: 1)")
+    ap.add_argument("--math-threads", type=int, default=None,
+                    help="BLAS/OpenMP threads in this process (default: serving.math_threads, as the server sets)")
     args = ap.parse_args(argv)
+    limit_math_threads(load_settings().serving.math_threads if args.math_threads is None else args.math_threads)
     version, version_dir = latest_bundle_or_exit(args.serving_dir)
     n = args.queries + args.warmup
     queries: list[Any] = text_queries(args) if args.kind == "text" else photo_jpegs(args.data, n)

@@ -88,7 +88,7 @@ class IngestSettings:
 @dataclass(frozen=True)
 class TextRuntimeSettings:
     kind: str                                    # onnx | tf
-    precision: str                               # fp32 | int8
+    precision: str                               # fp32 | int8 | int8_mixed
     cache_size: int                              # LRU entries; 0 disables
     threads: int
 
@@ -420,6 +420,7 @@ class ServingSettings:
     fallback_versions: int
     keep_alive_s: float
     worker_healthcheck_s: int
+    math_threads: int                            # BLAS/OpenMP threads per server process; 0: library default
 
 
 # --- pipeline ----------------------------------------------------------------------------------------------------

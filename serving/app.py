@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,6 +51,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     up and /ready at 503); the LATEST watcher starts with the app and stops at shutdown."""
     params = params if params is not None else load_params()
     s = Settings.from_params(serving_dir, params, watch_interval_s)
+    limit_math_threads(s.config.serving.math_threads)
     metrics = Metrics(window=s.config.serving.latency_window)
     fs_cfg = s.config.serving.feature_store
     features = FeatureStoreAdapter(
@@ -96,6 +98,23 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
                    events.build_router(s), items.router, ops.router, admin.router):
         app.include_router(router)
     return app
+
+
+def limit_math_threads(threads: int) -> Any:
+    """Cap the BLAS and OpenMP thread pools of this process at ``threads`` (``serving.math_threads``; 0 leaves the
+    libraries' default of one per core). Requests already run in parallel (threads and ``--workers`` processes),
+    and a search's matrix products are small (a few hundred rows): a second BLAS thread per process only adds a
+    hand-off, which on busy cores turned a 0.04 ms product into ~4 ms of waiting (docs/benchmark_results.md).
+    The limit is process-wide for OpenBLAS; OpenMP's applies to the calling thread's pool. Returns the
+    ``threadpoolctl`` limiter (``.restore_original_limits()`` undoes the BLAS/OpenMP part), or None for 0."""
+    if threads <= 0:
+        return None
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    limiter = threadpool_limits(limits=int(threads))
+    faiss.omp_set_num_threads(int(threads))
+    return limiter
 
 
 def _add_middleware(app: FastAPI, s: Settings, metrics: Metrics) -> None:
@@ -152,6 +171,8 @@ def serve(serving_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, wo
         uvicorn.run(create_app(serving_dir), **opts)
         return
     os.environ["PIXELMATCH_SERVING_DIR"] = str(Path(serving_dir).resolve())
+    if cfg.math_threads > 0:   # fresh worker processes: OpenMP reads this at start-up, for every thread's pool
+        os.environ.setdefault("OMP_NUM_THREADS", str(cfg.math_threads))
     # uvicorn's supervisor pings each worker and replaces one that does not answer within the health-check
     # timeout; a worker still loading a large bundle on busy cores can miss its 5 s default and be killed over and over
     uvicorn.run("serving.app:app_from_env", factory=True, workers=workers,

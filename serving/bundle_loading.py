@@ -66,6 +66,7 @@ def load_components(version_dir: Path, params: dict) -> tuple[Any, Any | None]:
     HybridRecommender from `recommend/` (optional). The query encoder is the bundle's ONNX runtime
     (`model/text_runtime/`) when it has one and encoders.text.runtime.kind is onnx, else the TF encoder."""
     from modules.search import SearchEngine
+    from modules.search.features import item_matches
 
     ranker = None
     if (version_dir / "ranker").is_dir():
@@ -74,6 +75,7 @@ def load_components(version_dir: Path, params: dict) -> tuple[Any, Any | None]:
         ranker = LambdaMARTRanker.load(version_dir / "ranker")
     engine = SearchEngine.load(version_dir / "search", params=params, ranker=ranker,
                                text_encoder=runtime_text_encoder(version_dir, params))
+    item_matches(engine.state).warm(engine.state)   # every colour's / pattern's rows now, not on a first query
     recommender = None
     if (version_dir / "recommend").is_dir():
         from modules.recommend.hybrid import HybridRecommender

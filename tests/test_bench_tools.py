@@ -70,3 +70,17 @@ def test_search_stages_split_the_call(real: Path, capsys: pytest.CaptureFixture[
     assert {"total", "MiniLM query encoding", "BM25 (whole catalog)", "LambdaMART re-rank"} <= set(table), table
     total = float(table["total"][0])
     assert total > 0 and all(float(cells[0]) <= total + 1e-6 for cells in table.values())
+
+
+def test_encoder_ndcg_of_the_bundles_own_runtime_is_unchanged(real: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench.encoder_ndcg with the bundle's own ONNX runtime as the 'other' encoder: same lists, same NDCG."""
+    import json
+
+    from bench.encoder_ndcg import main
+
+    _, vdir = latest_bundle_or_exit(real / "serving_dir")
+    assert main(["--serving-dir", str(real / "serving_dir"), "--data", str(real / "data"),
+                 "--runtime", str(vdir / "model" / "text_runtime"), "--limit", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["queries"] == 5 and out["top10_lists_changed"] == 0 and out["difference"] == 0.0
+    assert 0.0 <= out["ndcg@10_bundle"] <= 1.0

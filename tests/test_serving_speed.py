@@ -2,6 +2,7 @@
 bounded, and filtered dense search still returns k allowed items (with the configured efSearch untouched)."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ def tf_encoder():
     return get_text_encoder()
 
 
-@pytest.mark.parametrize("precision,min_cos", [("fp32", 0.999), ("int8", 0.98)])
+@pytest.mark.parametrize("precision,min_cos", [("fp32", 0.999), ("int8", 0.98), ("int8_mixed", 0.99)])
 def test_onnx_encoder_matches_tf(tf_encoder, precision, min_cos):
     from modules.encoders.text_runtime import OnnxTextEncoder, cached_export
 
@@ -224,7 +225,7 @@ def test_intent_matches_equal_the_per_row_rule_and_follow_a_catalog_change():
     s = engine.state
     rows = np.arange(s.n_rows)[::-1]
     matches = item_matches(s)
-    for color in ("red", "black", "navy", "nosuchcolour"):
+    for color in {c for cs in s.title_colors for c in cs} | set(s.item_colors) - {""} | {"nosuchcolour"}:
         assert np.array_equal(matches.color_match(s, color)[rows], color_match(s, rows, color))
     for pattern in {p for ps in s.patterns for p in ps} | {"nosuchpattern"}:
         per_row = np.array([pattern in s.patterns[r] for r in rows], np.float32)
@@ -244,9 +245,56 @@ def test_serve_with_workers_gives_uvicorn_the_health_check_timeout(monkeypatch, 
 
     seen: dict = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)   # serve() sets it for the workers; undone after the test
     monkeypatch.setenv("PIXELMATCH_SERVING_DIR", "")   # serve() sets it; the monkeypatch undoes that
     serve(tmp_path, port=8123, workers=2)
     cfg = load_settings().serving
     assert seen["app"] == "serving.app:app_from_env" and seen["workers"] == 2
     assert seen["timeout_worker_healthcheck"] == cfg.worker_healthcheck_s > 5
     assert seen["timeout_keep_alive"] == cfg.keep_alive_s
+    assert os.environ["OMP_NUM_THREADS"] == str(cfg.math_threads)
+
+
+def test_top_from_scores_equals_sorting_every_row():
+    """The partial sort (only rows at or above the k-th score) returns exactly the rows a full sort does, ties
+    (broken by row) and NaN scores included."""
+    from modules.search.retrieve import top_from_scores
+
+    def full_sort(scores, allowed, k, positive_only):
+        s = np.where(allowed, scores, -np.inf)
+        cand = np.flatnonzero(s > 0) if positive_only else np.flatnonzero(allowed)
+        return cand[np.lexsort((cand, -s[cand]))][:k]
+
+    rng = np.random.default_rng(0)
+    for case in range(400):
+        n, k = int(rng.integers(1, 2000)), int(rng.integers(0, 250))
+        scores = (rng.integers(-3, 4, n).astype(np.float32) if case % 3 == 0     # heavy ties
+                  else rng.standard_normal(n))
+        if case % 3 == 2:
+            scores[rng.random(n) < 0.1] = np.nan
+        allowed = rng.random(n) < rng.random()
+        for positive_only in (True, False):
+            got = top_from_scores(scores, allowed, k, positive_only)
+            assert np.array_equal(got, full_sort(scores, allowed, k, positive_only)), (case, positive_only)
+
+
+def test_math_threads_cap_blas_in_request_threads():
+    """serving.math_threads: numpy's BLAS runs one thread in every thread of the process (a request's thread too)."""
+    import faiss
+    from threadpoolctl import threadpool_info
+
+    from serving.app import limit_math_threads
+
+    seen: list = []
+    omp_before = faiss.omp_get_max_threads()
+    assert limit_math_threads(0) is None
+    limiter = limit_math_threads(1)
+    try:
+        t = threading.Thread(target=lambda: seen.extend(
+            i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]))
+        t.start()
+        t.join()
+    finally:
+        limiter.restore_original_limits()
+        faiss.omp_set_num_threads(omp_before)
+    assert seen and set(seen) == {1}

@@ -25,7 +25,15 @@ def top_from_scores(scores: np.ndarray, allowed: np.ndarray, k: int, positive_on
     cand = np.flatnonzero(s > 0) if positive_only else np.flatnonzero(allowed)
     if len(cand) == 0:
         return cand
-    order = np.lexsort((cand, -s[cand]))
+    vals = s[cand]
+    if len(cand) > k > 0 and not np.isnan(vals).any():
+        # Sort only the rows at or above the k-th best score (every row tied with it included, so the tie-break
+        # by row is unchanged): the same k rows as sorting all of them. At 100K items BM25 is positive on ~15K
+        # rows and the photo list scores every row; sorting them all cost 2-10 ms.
+        kth = np.partition(vals, len(vals) - k)[len(vals) - k]
+        keep = vals >= kth
+        cand, vals = cand[keep], vals[keep]
+    order = np.lexsort((cand, -vals))
     return cand[order][:k]
 
 
