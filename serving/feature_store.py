@@ -36,7 +36,7 @@ class FeatureStoreWriteError(RuntimeError):
 
 class FeatureStoreAdapter:
     def __init__(self, repo_path: str | Path | None, features: list[str], timeout_s: float, *,
-                 lookup: str = "on", write_timeout_s: float | None = None, entity_key: str = "user_id") -> None:
+                 lookup: str, write_timeout_s: float | None = None, entity_key: str = "user_id") -> None:
         if lookup not in LOOKUP_MODES:
             raise ValueError(f"serving.feature_store.lookup: {lookup!r} is not one of {', '.join(LOOKUP_MODES)}")
         self.repo_path = Path(repo_path) if repo_path else None

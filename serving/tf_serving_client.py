@@ -23,10 +23,7 @@ import httpx
 import numpy as np
 
 from modules.bundle import BundleError
-from modules.settings import TfServingSettings
-
-DEFAULT_MODEL = "text_encoder"
-DEFAULT_SIGNATURE = "text_embedding"
+from modules.settings import TfServingSettings, load_section
 
 
 class TFServingError(RuntimeError):
@@ -39,8 +36,13 @@ Tokenizer = Callable[..., Any]   # HF tokenizer: tok(texts, padding=..., truncat
 class TFServingClient:
     """Thin, synchronous REST client for one model's predict endpoint."""
 
-    def __init__(self, base_url: str, model: str = DEFAULT_MODEL, signature: str = DEFAULT_SIGNATURE,
-                 timeout_s: float = 2.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, base_url: str, model: str | None = None, signature: str | None = None,
+                 timeout_s: float | None = None, transport: httpx.BaseTransport | None = None) -> None:
+        """``model`` / ``signature`` / ``timeout_s``: None takes ``serving.tf_serving``'s from params.yaml."""
+        cfg = load_section("serving.tf_serving")
+        model = cfg.model if model is None else model
+        signature = cfg.signature if signature is None else signature
+        timeout_s = cfg.timeout_s if timeout_s is None else timeout_s
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"TF Serving URL must start with http:// or https://, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
@@ -85,8 +87,11 @@ class TFServingClient:
 class TFServingTextEncoder:
     """Query encoder backed by TF Serving: local tokenisation, remote graph, L2-normalised output."""
 
-    def __init__(self, client: TFServingClient, tokenizer: Tokenizer, dim: int, max_seq_length: int = 256,
+    def __init__(self, client: TFServingClient, tokenizer: Tokenizer, dim: int, max_seq_length: int | None = None,
                  name: str = "tf_serving") -> None:
+        """``max_seq_length`` None: ``encoders.text.max_seq_length`` of params.yaml."""
+        if max_seq_length is None:
+            max_seq_length = load_section("encoders.text").max_seq_length
         self.client = client
         self.tokenizer = tokenizer
         self.dim = int(dim)
@@ -101,9 +106,12 @@ class TFServingTextEncoder:
         return {"input_ids": np.asarray(enc["input_ids"]).astype(np.int64).tolist(),
                 "attention_mask": np.asarray(enc["attention_mask"]).astype(np.int64).tolist()}
 
-    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """``batch_size`` None: ``encoders.text.batch_size`` of params.yaml."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if batch_size is None:
+            batch_size = load_section("encoders.text").batch_size
         rows = []
         for start in range(0, len(texts), batch_size):
             out = self.client.predict(self._tokenize(list(texts[start:start + batch_size])))
@@ -148,5 +156,5 @@ def plug_tf_serving(bundle: Any, url: str, cfg: TfServingSettings) -> None:
         raise BundleError(f"{bundle.path}: no tokenizer for the TF Serving backend (model/text_encoder/1/assets.extra/tokenizer)")
     client = TFServingClient(url, model=cfg.model, signature=cfg.signature, timeout_s=cfg.timeout_s)
     engine.text_encoder = TFServingTextEncoder(client, tokenizer, dim=local.dim,
-                                               max_seq_length=max_len or getattr(local, "max_seq_length", 256),
+                                               max_seq_length=max_len or getattr(local, "max_seq_length", None),
                                                name=f"tf_serving:{getattr(local, 'name', 'text')}")

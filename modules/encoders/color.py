@@ -17,18 +17,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-# COLOR_TABLE, dominant_color_name and subject_box are imported from here by modules/search/{state,zero_shot,encode}.py,
-# which other branches are editing while this split lands: those imports move to color_naming / color_mask after the
-# merge, and these three names leave this import list.
 from modules.config import param_seed
-from modules.encoders.color_mask import foreground_mask, subject_box, thumbnail  # noqa: F401
-from modules.encoders.color_naming import (  # noqa: F401
-    COLOR_NAMES,
-    COLOR_TABLE,
-    dominant_color_name,
-    naming_settings,
-    vote_colors,
-)
+from modules.encoders.color_mask import foreground_mask, thumbnail
+from modules.encoders.color_naming import COLOR_NAMES, naming_settings, vote_colors
 from modules.encoders.color_settings import color_settings
 
 DEFAULT_BINS: tuple[int, int, int] = (8, 4, 4)

@@ -59,7 +59,7 @@ def weights_hash(model_dir: str | Path, max_seq_length: int, precision: str) -> 
     return h.hexdigest()[:20]
 
 
-def export_onnx(encoder: Any, out_dir: str | Path, precision: str = "fp32", fp32_dir: str | Path | None = None) -> Path:
+def export_onnx(encoder: Any, out_dir: str | Path, precision: str, fp32_dir: str | Path | None = None) -> Path:
     """Convert ``encoder`` (a :class:`TextEncoder`) to ``out_dir`` (must not exist); returns ``out_dir``.
 
     int8 quantises the fp32 graph (``fp32_dir``'s when given, else converted here) with per-channel dynamic
@@ -118,7 +118,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("PIXELMATCH_CACHE_DIR", Path.home() / ".cache" / "pixelmatch")) / "text_runtime"
 
 
-def cached_export(encoder: Any, precision: str = "fp32") -> Path:
+def cached_export(encoder: Any, precision: str) -> Path:
     """The converted model for ``encoder``'s weights, converting (about a minute) only on a cache miss."""
     key = weights_hash(encoder.model_dir, encoder.max_seq_length, precision)
     final = cache_root() / f"{key}-{precision}"
@@ -150,9 +150,15 @@ class OnnxTextEncoder:
 
     name = "minilm"
 
-    def __init__(self, runtime_dir: str | Path, cache_size: int = 4096, threads: int = 1, warm: bool = True) -> None:
+    def __init__(self, runtime_dir: str | Path, cache_size: int | None = None, threads: int | None = None,
+                 warm: bool = True) -> None:
+        """``cache_size`` / ``threads``: None takes ``encoders.text.runtime``'s from params.yaml."""
         import onnxruntime as ort
         from transformers import AutoTokenizer
+
+        cfg = runtime_params(None)
+        cache_size = cfg.cache_size if cache_size is None else cache_size
+        threads = cfg.threads if threads is None else threads
 
         self.model_dir = Path(runtime_dir)
         self.meta = json.loads((self.model_dir / RUNTIME_FILE).read_text())
@@ -201,14 +207,15 @@ class OnnxTextEncoder:
         for b in self._buckets:
             self._run(np.full((1, b), 101, np.int32), np.ones((1, b), np.int32))
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        """Embed ``texts`` -> ``(n, dim)`` float32, L2-normalised, in input order (length-sorted batches)."""
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """Embed ``texts`` -> ``(n, dim)`` float32, L2-normalised, in input order (length-sorted batches of
+        ``batch_size``; None: ``encoders.text.batch_size``)."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a list of strings; use encode_query() for one string")
         texts = [_check(t) for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        step = max(1, int(batch_size))
+        step = max(1, int(load_section("encoders.text").batch_size if batch_size is None else batch_size))
         for start in range(0, len(texts), step):
             idx = order[start: start + step]
             out[idx] = self._run(*self._tokenize([texts[i] for i in idx]))

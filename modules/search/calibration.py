@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modules.config import param_seed
 from modules.settings import load_section
 
 if TYPE_CHECKING:
@@ -16,31 +17,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def gibberish_queries(n: int, seed: int = 42) -> list[str]:
-    """``n`` seeded nonsense queries (1-3 random letter strings of 4-9 letters) for calibrating ``low_confidence``."""
-    rng = np.random.default_rng(seed)
+def gibberish_queries(n: int, seed: int | None = None) -> list[str]:
+    """``n`` seeded nonsense queries (1-3 random letter strings of 4-9 letters) for calibrating ``low_confidence``
+    (``seed`` None: params.yaml's)."""
+    rng = np.random.default_rng(param_seed() if seed is None else seed)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     return [" ".join("".join(rng.choice(letters, size=int(rng.integers(4, 10)))) for _ in range(int(rng.integers(1, 4))))
             for _ in range(n)]
 
 
-def sample_query_texts(queries: Sequence[Mapping[str, Any]], n: int, seed: int = 42,
+def sample_query_texts(queries: Sequence[Mapping[str, Any]], n: int, seed: int | None = None,
                        kind: str | None = None) -> list[str]:
     """A seeded sample of at most ``n`` distinct non-empty query texts (of one ``kind`` when given), sorted."""
     texts = sorted({str(q.get("text") or "").strip() for q in queries
                     if kind is None or q.get("kind", "text") == kind} - {""})
     if not texts or n <= 0:
         return []
-    pick = np.random.default_rng(seed).choice(len(texts), size=min(n, len(texts)), replace=False)
+    pick = np.random.default_rng(param_seed() if seed is None else seed).choice(len(texts), size=min(n, len(texts)), replace=False)
     return [texts[i] for i in sorted(pick)]
 
 
 def calibrate_from_train_queries(engine: SearchEngine, train_queries: Sequence[Mapping[str, Any]],
-                                 params: Mapping[str, Any], seed: int = 42) -> float | None:
+                                 params: Mapping[str, Any], seed: int | None = None) -> float | None:
     """Calibrate ``low_confidence`` on TRAIN-split text queries against seeded gibberish, unless params fix it.
 
     ``retrieval.low_confidence_threshold`` set in params wins; with no text queries (nothing to calibrate on) the
     threshold stays unset and no result is flagged. Returns the threshold in use."""
+    seed = param_seed(params) if seed is None else seed
     hp = load_section("retrieval", params.get("retrieval"))
     if hp.low_confidence_threshold is not None:
         return engine.low_conf_threshold

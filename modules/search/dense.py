@@ -18,6 +18,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from modules.config import param_seed
 from modules.settings import HnswSettings, load_section
 
 
@@ -151,7 +152,7 @@ def recall_at_k(approx_rows: np.ndarray, exact_rows: np.ndarray) -> float:
 
 def benchmark_hnsw(n: int = 100_000, dim: int = 384, n_queries: int = 200, k: int = 10,
                    params: dict | None = None, ef_values: tuple[int, ...] = (128, 256), clustered: bool = False,
-                   seed: int = 42) -> list[dict]:
+                   seed: int | None = None) -> list[dict]:
     """HNSW recall@k vs exact IndexFlatIP and single-thread per-query latency on random unit vectors.
 
     ``clustered=True`` draws vectors around 1,000 Gaussian centres (closer to real embeddings, which have a low
@@ -160,7 +161,7 @@ def benchmark_hnsw(n: int = 100_000, dim: int = 384, n_queries: int = 200, k: in
     """
     import time
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(param_seed(params) if seed is None else seed)
     if clustered:
         centres = rng.standard_normal((1000, dim)).astype(np.float32)
         x = centres[rng.integers(0, 1000, n)] + 0.5 * rng.standard_normal((n, dim)).astype(np.float32)

@@ -39,7 +39,7 @@ def encode_photo(state: EngineState, img: Any) -> np.ndarray:
     img = img.convert("RGB")
     cfg = state.hp.get("photo", {})
     if cfg.get("crop_busy_scenes"):  # a shopper's photo: embed the product, not the street around it
-        from modules.encoders.color import subject_box
+        from modules.encoders.color_mask import subject_box
 
         box = subject_box(img, float(cfg["crop_margin"]), float(cfg["crop_percentile"]))
         img = img.crop(box) if box else img

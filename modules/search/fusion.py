@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modules.config import param_seed
 from modules.settings import LearnedFusionSettings, load_section
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -64,11 +65,12 @@ class Fusion:
     # -- construction ---------------------------------------------------------------------------------------------
     @classmethod
     def build(cls, method: str, text_emb: np.ndarray, image_emb: np.ndarray, params: Mapping[str, Any],
-              seed: int = 42, train_pairs: tuple[np.ndarray, np.ndarray] | None = None) -> Fusion:
+              seed: int | None = None, train_pairs: tuple[np.ndarray, np.ndarray] | None = None) -> Fusion:
         """Fit a fusion. ``params`` is the ``fusion:`` section (what it lacks comes from params.yaml's).
         ``train_pairs`` = (query_emb (m, d_text), item_rows (m,)) is required for ``learned`` (see
         ``build_train_pairs``)."""
         cfg = load_section("fusion", params)
+        seed = param_seed() if seed is None else seed        # params is the fusion section: no seed in it
         f = cls(method, text_emb.shape[1], image_emb.shape[1], late_image_weight=cfg.late_image_weight,
                 hidden_dim=cfg.learned.hidden_dim, seed=seed)
         if method == "learned":
@@ -186,7 +188,7 @@ class Fusion:
 
 
 def build_train_pairs(items: pd.DataFrame, text_encoder: Any, queries: Sequence[Mapping[str, Any]] | None = None,
-                      seed: int = 42, max_words: int = 3) -> tuple[np.ndarray, np.ndarray]:
+                      seed: int | None = None, max_words: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """(query_emb, item_rows) for the learned fusion.
 
     Uses the TRAIN-split text queries (``split == "train"``, non-empty text, one pair per relevant item with
@@ -204,7 +206,7 @@ def build_train_pairs(items: pd.DataFrame, text_encoder: Any, queries: Sequence[
                 texts.append(str(q["text"]))
                 rows.append(row_of[str(iid)])
     if not texts:
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(param_seed() if seed is None else seed)
         for r, title in enumerate(items["title"].fillna("").astype(str)):
             words = title.split()
             if not words:

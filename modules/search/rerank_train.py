@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from modules.config import param_seed
 from modules.search.features import RANK_FEATURES, query_kind
 from modules.search.rerank import LambdaMARTRanker, check_features
 from modules.settings import RankingSettings, load_section
@@ -61,12 +62,12 @@ def split_queries(queries: Iterable[Mapping[str, Any]]) -> tuple[list[dict], lis
 
 
 def split_groups_for_validation(
-    qids: Sequence[str], valid_fraction: float, seed: int = 42
+    qids: Sequence[str], valid_fraction: float, seed: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (train_rows, valid_rows) that split rows by query id, never inside a query."""
     qids_arr = np.asarray([str(q) for q in qids])
     unique = np.array(sorted(set(qids_arr.tolist())))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(param_seed() if seed is None else seed)
     n_valid = int(round(len(unique) * valid_fraction))
     valid_set = set(rng.choice(unique, size=n_valid, replace=False).tolist()) if n_valid > 0 else set()
     valid_rows = np.array([q in valid_set for q in qids_arr], dtype=bool)
@@ -203,7 +204,7 @@ def train_ranker(
     y: np.ndarray,
     groups: np.ndarray,
     params: Mapping[str, Any] | None = None,
-    seed: int = 42,
+    seed: int | None = None,
     qids: np.ndarray | None = None,
 ) -> LambdaMARTRanker:
     """Fit LambdaMART on query-grouped rows, early-stopping on a by-query validation split.
@@ -212,6 +213,7 @@ def train_ranker(
     ``qids`` (one per row) are recorded in the ranker so that evaluation can prove it never trained
     on an evaluation query; when omitted, synthetic group ids are used for the validation split.
     """
+    seed = param_seed(params) if seed is None else seed
     rp = _ranking_params(params)
     y, qids = _check_training_rows(X, y, groups, qids)
     features = [str(c) for c in X.columns]

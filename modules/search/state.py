@@ -159,7 +159,7 @@ class EngineState:
 
 
 def _color_names() -> list[str]:
-    from modules.encoders.color import COLOR_TABLE
+    from modules.encoders.color_naming import COLOR_TABLE
 
     return list(COLOR_TABLE)
 

@@ -45,7 +45,7 @@ def zero_shot_attributes(engine_or_encoders: Any, img: Image.Image, colors: Sequ
 
     ``engine_or_encoders``: a ``SearchEngine``, a ``(text_encoder, image_encoder)`` pair or a mapping with those keys.
     """
-    from modules.encoders.color import COLOR_TABLE, dominant_color_name
+    from modules.encoders.color_naming import COLOR_TABLE, dominant_color_name
 
     if not isinstance(img, Image.Image):
         raise ValueError(f"image must be a PIL.Image, got {type(img).__name__}")
