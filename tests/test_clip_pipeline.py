@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,9 @@ def test_clip_runs_through_the_pipeline_and_serving(small_catalog: Path, tmp_pat
     assert load_image_encoder(tmp_path / "root" / "embeddings" / "image_tower", params).name == "clip"
     assert a["pushed"].get_int_custom_property("pushed") == 1 and (serving / "LATEST").read_text().strip() == "clip1"
 
+    own_copy = list((serving / "clip1").rglob("clip_model"))
+    assert len(own_copy) == 1 and (own_copy[0] / "config.json").is_file()   # the bundle carries the weights
+    shutil.rmtree(clip_dir)              # so serving needs nothing outside the bundle
     monkeypatch.setenv("PIXELMATCH_FEATURE_REPO", str(tmp_path / "no_feature_repo"))  # no online store here
     with TestClient(create_app(serving, params, watch_interval_s=0)) as c:   # the default loader
         assert c.get("/ready").json()["version"] == "clip1"

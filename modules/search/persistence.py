@@ -8,6 +8,7 @@ The image tower itself is saved by the pipeline next to it under ``image_tower/`
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from modules.search.lexical import BM25Index, TfidfIndex
 from modules.search.query import QueryParser
 from modules.search.state import EngineState, retrieval_params, section
 from modules.settings import load_section
+
+CLIP_DIR = "clip_model"   # a CLIP engine's own copy of the CLIP weights (the bundle needs no other path)
 
 
 def encoder_kind(encoder: Any) -> str:
@@ -50,6 +53,9 @@ def save_state(s: EngineState, directory: str | Path) -> Path:
     (d / "query_parser.json").write_text(json.dumps(s.parser.to_json()))
     (d / "filled_attributes.json").write_text(json.dumps(s.filled or {}))
     enc = s.image_encoder
+    kind = None if enc is None else encoder_kind(enc)
+    if kind == "clip":
+        _copy_clip(Path(enc.model_dir), d / CLIP_DIR)
     state = {
         "format": 1,
         "params": s.params,
@@ -59,7 +65,7 @@ def save_state(s: EngineState, directory: str | Path) -> Path:
         "text_encoder": getattr(s.text_encoder, "name", None),
         "image_encoder": None if enc is None else {
             "class": type(enc).__name__, "name": getattr(enc, "name", None),
-            "kind": encoder_kind(enc), "dir": "image_tower"},
+            "kind": kind, "dir": CLIP_DIR if kind == "clip" else "image_tower"},
     }
     (d / "engine.json").write_text(json.dumps(state))
     return d
@@ -69,7 +75,7 @@ def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, t
                image_encoder: Any = None, ranker: Any = None) -> EngineState:
     """Load a saved engine (no TFX needed). Encoders not passed are rebuilt from params / the bundle:
     the text encoder from ``encoders.text``, the image tower from ``<directory>/image_tower`` (or the sibling
-    ``../image_tower``), CLIP from ``encoders.image.clip_model``."""
+    ``../image_tower``), CLIP from ``<directory>/clip_model`` (engines saved before it: ``encoders.image.clip_model``)."""
     d = Path(directory)
     if not (d / "engine.json").is_file():
         raise FileNotFoundError(f"{d} is not a saved SearchEngine (no engine.json)")
@@ -107,6 +113,15 @@ def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, t
     )
 
 
+def _copy_clip(src: Path, dst: Path) -> None:
+    """The CLIP directory copied next to the engine, so that a pushed bundle carries its weights."""
+    if dst.exists() and dst.resolve() == src.resolve():
+        return
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+
+
 def _text_encoder(engine_params: Mapping[str, Any]) -> Any:
     from modules.encoders.text import text_encoder_from_params
 
@@ -114,13 +129,17 @@ def _text_encoder(engine_params: Mapping[str, Any]) -> Any:
 
 
 def load_image_encoder(d: Path, saved: Mapping[str, Any]) -> Any:
-    """The image encoder a saved engine refers to: CLIP by name, else the tower next to the engine."""
+    """The image encoder a saved engine refers to: CLIP from its own copy (else by name), else the tower next to the
+    engine."""
     ref = saved.get("image_encoder")
     if not ref:
         return None
     if ref.get("kind") == "clip":
         from modules.encoders.clip import ClipEncoder
 
+        own = d / ref.get("dir", CLIP_DIR)
+        if (own / "config.json").is_file():      # the copy saved with the engine (engines saved before: a path)
+            return ClipEncoder(own)
         clip_model = saved["params"].get("encoders", {}).get("image", {}).get("clip_model") or ref.get("name")
         return ClipEncoder(clip_model)
     for tower_dir in (d / ref.get("dir", "image_tower"), d.parent / ref.get("dir", "image_tower")):
