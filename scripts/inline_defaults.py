@@ -115,26 +115,31 @@ def _lookup(flat: dict[tuple[str, ...], Any], chain: list[str], key: str) -> lis
     return hits
 
 
+def _python_files(dirs: tuple[str, ...]) -> list[Path]:
+    """The .py files under each of ``dirs`` (a file named directly is taken as is), caches left out."""
+    out: list[Path] = []
+    for d in dirs:
+        base = REPO / d
+        out += [p for p in ([base] if base.is_file() else sorted(base.rglob("*.py"))) if "__pycache__" not in p.parts]
+    return out
+
+
 def rows(dirs: tuple[str, ...] = DEFAULT_DIRS) -> list[dict[str, Any]]:
     flat = _flatten(yaml.safe_load((REPO / "params.yaml").read_text()))
     out = []
-    for d in dirs:
-        base = REPO / d
-        for path in [base] if base.is_file() else sorted(base.rglob("*.py")):
-            if "__pycache__" in path.parts:
-                continue
-            for line, chain, key, value in _found(path):
-                hits = _lookup(flat, chain, key)
-                values = {repr(v) for _, v in hits}
-                if not hits:
-                    verdict = "absent"
-                elif len(values) > 1:
-                    verdict = "ambiguous"
-                else:
-                    verdict = "same" if float(hits[0][1]) == float(value) else "DIFFERS" if isinstance(
-                        hits[0][1], (int, float)) else "ambiguous"
-                out.append({"where": f"{path.relative_to(REPO)}:{line}", "key": ".".join((*chain, key)),
-                            "inline": value, "params": ", ".join(f"{p}={v}" for p, v in hits), "verdict": verdict})
+    for path in _python_files(dirs):
+        for line, chain, key, value in _found(path):
+            hits = _lookup(flat, chain, key)
+            values = {repr(v) for _, v in hits}
+            if not hits:
+                verdict = "absent"
+            elif len(values) > 1:
+                verdict = "ambiguous"
+            else:
+                verdict = "same" if float(hits[0][1]) == float(value) else "DIFFERS" if isinstance(
+                    hits[0][1], (int, float)) else "ambiguous"
+            out.append({"where": f"{path.relative_to(REPO)}:{line}", "key": ".".join((*chain, key)),
+                        "inline": value, "params": ", ".join(f"{p}={v}" for p, v in hits), "verdict": verdict})
     return out
 
 
@@ -187,20 +192,16 @@ def keyword_rows(dirs: tuple[str, ...] = DEFAULT_DIRS) -> list[dict[str, Any]]:
     """Keyword-argument defaults named after a params.yaml key (see the module docstring), one row each."""
     flat = _flatten(yaml.safe_load((REPO / "params.yaml").read_text()))
     out = []
-    for d in dirs:
-        base = REPO / d
-        for path in [base] if base.is_file() else sorted(base.rglob("*.py")):
-            if "__pycache__" in path.parts:
+    for path in _python_files(dirs):
+        for line, function, name, value in keyword_defaults_in_source(path.read_text(encoding="utf-8")):
+            key = KEY_ALIASES.get(name, name)
+            hits = [(".".join(p), v) for p, v in flat.items() if p[-1] == key]
+            if not hits:
                 continue
-            for line, function, name, value in keyword_defaults_in_source(path.read_text(encoding="utf-8")):
-                key = KEY_ALIASES.get(name, name)
-                hits = [(".".join(p), v) for p, v in flat.items() if p[-1] == key]
-                if not hits:
-                    continue
-                same = [v for _, v in hits if v == value or (isinstance(v, list) and tuple(v) == value)]
-                verdict = "same" if len(same) == len(hits) else "DIFFERS" if not same else "ambiguous"
-                out.append({"where": f"{path.relative_to(REPO)}:{line}", "function": function, "key": name,
-                            "inline": value, "params": ", ".join(f"{p}={v}" for p, v in hits), "verdict": verdict})
+            same = [v for _, v in hits if v == value or (isinstance(v, list) and tuple(v) == value)]
+            verdict = "same" if len(same) == len(hits) else "DIFFERS" if not same else "ambiguous"
+            out.append({"where": f"{path.relative_to(REPO)}:{line}", "function": function, "key": name,
+                        "inline": value, "params": ", ".join(f"{p}={v}" for p, v in hits), "verdict": verdict})
     return out
 
 
