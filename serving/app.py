@@ -35,6 +35,7 @@ from serving.deps import Settings
 from serving.feature_store import FeatureStoreAdapter
 from serving.guard import RequestGuard
 from serving.monitoring import Metrics
+from serving.personalise import warm_in_background
 from serving.routes import admin, events, items, look, ops, recommend, search
 from serving.routes.common import error, validation_messages
 from serving.tf_serving_client import TFServingError, plug_tf_serving
@@ -60,6 +61,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
 
     def on_swap(bundle: ServingBundle) -> None:
         metrics.bundle_loaded.set(bundle.loaded_at)
+        warm_in_background(bundle)   # the user tower of personalised search, before the first request asks
 
     tf_cfg = s.config.serving.tf_serving
     manager = BundleManager(

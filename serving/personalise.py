@@ -6,14 +6,16 @@ user (``modules.search.personalise.UserTower``) from the bundle's snapshot histo
 store knows). The engine gets ``context={"two_tower": UserScores}``, so only the candidates are scored.
 
 A ``user_id`` that neither the bundle nor the online store knows (or a bundle without a two-tower) is not an
-error: the answer is the ordinary one, with ``explain.two_tower`` null. The tower is built on the first
-personalised request of a bundle (it loads the SavedModel and embeds the catalog's items once) and kept with it;
-items added live after that score 0 (the tower does not know them) until the next bundle.
+error: the answer is the ordinary one, with ``explain.two_tower`` null. The tower (the SavedModel plus the catalog's
+items embedded once) is built in a background thread as soon as a bundle is swapped in (``warm_in_background``), so
+the first personalised request does not pay for it (one arriving earlier waits for that build); it is kept with the
+bundle. Items added live after that score 0 (the tower does not know them) until the next bundle.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from serving.bundle_loading import ServingBundle
@@ -34,6 +36,22 @@ def bundle_tower(bundle: ServingBundle) -> Any | None:
             if cached is None:
                 cached = bundle.__dict__["_user_tower"] = _build_tower(bundle)
     return None if cached is _NO_TOWER else cached
+
+
+def warm_in_background(bundle: ServingBundle) -> threading.Thread:
+    """Build the bundle's tower now, off the request path: a daemon thread, also kept on the bundle as
+    ``_tower_thread`` so a caller may wait for it."""
+    def build() -> None:
+        t0 = time.perf_counter()
+        tower = bundle_tower(bundle)
+        if tower is not None:
+            log.info("bundle %s: personalised search ready (%d items) in %.1f s", bundle.version,
+                     len(tower.item_ids), time.perf_counter() - t0)
+
+    thread = threading.Thread(target=build, name=f"user-tower-{bundle.version}", daemon=True)
+    bundle.__dict__["_tower_thread"] = thread
+    thread.start()
+    return thread
 
 
 def _build_tower(bundle: ServingBundle) -> Any:

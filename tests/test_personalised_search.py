@@ -132,6 +132,7 @@ def client(tmp_path_factory: pytest.TempPathFactory, tower_setup):
     from serving_fixtures import real_serving_dir
 
     from serving.app import create_app
+    from serving.personalise import bundle_tower, warm_in_background
 
     _, export, params, data = tower_setup
     root = tmp_path_factory.mktemp("ps_serving")
@@ -142,9 +143,20 @@ def client(tmp_path_factory: pytest.TempPathFactory, tower_setup):
     app = create_app(serving, params, watch_interval_s=0)
     with TestClient(app) as c:
         bundle = app.state.manager.bundle
+        bundle.__dict__["_tower_thread"].join(timeout=300)   # the swap's warm-up: no tower, the bundle ships ALS
+        assert bundle.__dict__.get("_user_tower") is not None and bundle_tower(bundle) is None
         bundle.recommender.two_tower_dir = str(export)       # absolute: the bundle itself ships an ALS recommender
+        bundle.__dict__.pop("_user_tower")
+        warm_in_background(bundle).join(timeout=300)          # what a swap does, now with a two-tower to load
         user = next(iter(bundle.recommender.histories.sequences))
         yield c, user, bundle
+
+
+def test_the_user_tower_is_built_before_the_first_personalised_request(client) -> None:
+    from modules.search.personalise import UserTower
+
+    _, _, bundle = client
+    assert isinstance(bundle.__dict__.get("_user_tower"), UserTower)   # built by warm_in_background, not a request
 
 
 def test_search_text_with_user_id_explains_two_tower(client) -> None:

@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 
 from components.common import load_items
-from modules.data.data_io import EMB_COLOR_NAMES_FILE as COLOR_NAMES_FILE
 from modules.data.data_io import EMB_IDS_FILE as IDS_FILE
 from modules.data.data_io import EMB_IMAGE_FILE as IMAGE_FILE
 from modules.data.data_io import EMB_TEXT_FILE as TEXT_FILE
-from modules.data.data_io import read_cutoff, training_interactions
+from modules.data.data_io import load_photo_colours, read_cutoff, training_interactions
 from modules.recommend.online_features import ItemAttrs, history_len, recent_profile
 
 log = logging.getLogger(__name__)
@@ -107,12 +106,11 @@ def _lists(rows: pd.DataFrame, col: str, users: pd.Index) -> list[list[str]]:
     return [found[u].tolist() if u in found else [] for u in users]
 
 
-def _color_names(emb_dir: str) -> dict[str, str]:
-    """item id -> the named dominant colour of its photo, from the EmbeddingGen artifact ({} if it has none)."""
-    ids_path, names_path = Path(emb_dir) / IDS_FILE, Path(emb_dir) / COLOR_NAMES_FILE
-    if not names_path.is_file():
-        return {}
-    return dict(zip(json.loads(ids_path.read_text()), json.loads(names_path.read_text()), strict=True))
+def _color_names(data_dir: str, emb_dir: str) -> dict[str, str]:
+    """item id -> the colour namer's name for its photo ("" for none; {} when the artifact has no names)."""
+    ids = load_items(data_dir)["item_id"].astype(str).tolist()
+    names = load_photo_colours(emb_dir, ids)
+    return {} if names is None else dict(zip(ids, names, strict=True))
 
 
 def _definitions(repo: Path) -> list[Any]:
@@ -136,7 +134,7 @@ def publish(data_dir: str, emb_dir: str, repo_dir: str, params: dict[str, Any]) 
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     items = item_table(data_dir, emb_dir, now)
     users = user_table(data_dir, history_len(params), now, int(params["recommend"]["n_price_bands"]),
-                       colors=_color_names(emb_dir))
+                       colors=_color_names(data_dir, emb_dir))
     items.to_parquet(data / ITEM_TABLE, index=False)
     users.to_parquet(data / USER_TABLE, index=False)
     views = ["item_features"] + (["user_features"] if len(users) else [])
