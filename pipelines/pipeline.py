@@ -14,6 +14,7 @@ from typing import Any
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
+from tfx.proto import transform_pb2
 
 from components.bundle_pusher.component import BundlePusher
 from components.data_check.component import DataCheck
@@ -72,6 +73,9 @@ def _data_stage(data_dir: str, data_hash: str, has_interactions: bool, params: d
         # by import path, not module_file: no user-code wheel is built and pip-installed on every run
         preprocessing_fn=TRANSFORM_FN,
         custom_config={"n_price_bands": int(params["recommend"]["n_price_bands"])},
+        # the items table is the catalog, not a sample: analyse every split, so every item has its own vocabulary id
+        # (the default analyses "train" only, and the eval split's items would share the OOV bucket)
+        splits_config=transform_pb2.SplitsConfig(analyze=["train", "eval"], transform=["train", "eval"]),
     )
     transform.add_upstream_node(data_check)  # nothing is transformed from data that failed the gate
     nodes = [example_gen, *items_val, *queries_val, *inter_val, data_check, transform]

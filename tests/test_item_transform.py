@@ -78,5 +78,6 @@ def test_pipeline_hands_transform_outputs_to_the_two_tower_trainer(tiny_catalog:
     transform, trainer = nodes["Transform"], nodes["TwoTowerTrainer"]
     assert trainer.inputs["transform_graph"] is transform.outputs["transform_graph"]
     assert trainer.inputs["transformed_items"] is transform.outputs["transformed_examples"]
+    assert set(transform.exec_properties["splits_config"].analyze) == {"train", "eval"}  # every catalog item
     config = transform.exec_properties["custom_config"]
     assert '"n_price_bands": %d' % load_params()["recommend"]["n_price_bands"] in str(config)

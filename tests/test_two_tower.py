@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from recommend_fixtures import tiny_split, write_transformed_items
+from executor_fixtures import run_pipeline_transform
+from recommend_fixtures import tiny_split
 
 from modules.config import load_params
 from modules.recommend.two_tower import run_fn, train_two_tower
@@ -125,8 +126,8 @@ def test_run_fn_contract(tiny: SimpleNamespace, model, tmp_path: Path) -> None:
     (emb_dir / "item_ids.json").write_text(json.dumps(tiny.items["item_id"].iloc[order].tolist()))
     params = json.loads(json.dumps(tiny.params))
     params["recommend"]["two_tower"]["epochs"] = 1
-    graph = model.item_transform.transform_dir  # stands in for Transform's transform_graph
-    examples = write_transformed_items(model.item_transform, tiny.items, tmp_path / "transformed", seed=3)
+    transform = run_pipeline_transform(tiny.data_dir, tmp_path / "tfx")  # the pipeline's own Transform, run here
+    graph, examples = transform["transform_graph"].uri, transform["transformed_examples"].uri
     fn_args = SimpleNamespace(
         train_files=[str(tmp_path / "Split-train" / "*")], eval_files=[str(tmp_path / "Split-eval" / "*")],
         serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"),
@@ -143,7 +144,18 @@ def test_run_fn_contract(tiny: SimpleNamespace, model, tmp_path: Path) -> None:
     assert metrics["n_train_examples"] + metrics["n_eval_examples"] <= len(tiny.train)
     assert (tmp_path / "serving" / "saved_model.pb").is_file()
     spec = json.loads((tmp_path / "serving" / INPUTS_JSON).read_text())
+    # every catalog item has its own id (Transform analysed both splits); buckets as params.yaml says
+    assert spec["transform_sizes"]["item_id_idx"] == len(tiny.items) + 1
+    assert spec["transform_sizes"]["price_bucket"] == params["recommend"]["n_price_bands"]
     assert spec["transform_sizes"] == model.item_transform.sizes()
+    # the in-process analysis (what train_two_tower does outside the pipeline) gives Transform's features
+    from modules.recommend.item_transform import item_transform
+
+    piped, local = item_transform(tiny.items, 5, graph, examples).features, model.item_transform.features
+    for key in ("item_id_idx", "category_idx", "brand_idx"):
+        assert np.array_equal(piped[key], local[key]), key
+    assert np.mean(piped["price_bucket"] == local["price_bucket"]) > 0.99
+    np.testing.assert_allclose(piped["price_log_z"], local["price_log_z"], atol=1e-4)
     assert gzip.open(tmp_path / "Split-train" / "data.gz").read(1)  # really gzipped
 
 
