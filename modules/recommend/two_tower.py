@@ -1,5 +1,9 @@
 """Two-tower retrieval model (TensorFlow Recommenders on tf-keras): the training loop and the TFX Trainer entry point.
 
+The candidate tower's item features are the TFX Transform features of :mod:`modules.transform` (vocabulary ids,
+quantile price bucket, z-scored log price), read through :mod:`modules.recommend.item_transform`: Transform's
+transformed items in the pipeline, the same ``preprocessing_fn`` analysed in-process elsewhere.
+
 The stages a two-tower run passes through, one module each:
     :mod:`modules.recommend.two_tower_data`    settings, point-in-time examples, tf.data pipelines, the Trainer's inputs
     :mod:`modules.recommend.two_tower_model`   QueryTower, CandidateTower, the TFRS net, TwoTowerModel

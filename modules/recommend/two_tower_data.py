@@ -1,5 +1,6 @@
 """Two-tower stage 1, inputs: the settings, the training examples and their tf.data pipelines, and the TFX Trainer's
-inputs (EmbeddingGen's content embeddings, the interaction tf.Examples).
+inputs (EmbeddingGen's content embeddings, the interaction tf.Examples; Transform's item features are read by
+:mod:`modules.recommend.item_transform`).
 
 Only training-window interactions (``ts < cutoff_ts``) are ever used; the latest ``eval_fraction`` of that window is
 held out for early stopping on Recall@k. Every example's query features are point-in-time: built from that user's
