@@ -22,7 +22,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from modules.recommend.item_transform import FLOAT_FEATURES, INT_FEATURES, raw_item_inputs  # noqa: E402
 from modules.recommend.two_tower_model import TwoTowerModel  # noqa: E402
 
 INPUTS_JSON = "two_tower_inputs.json"
@@ -30,6 +29,9 @@ INPUTS_JSON = "two_tower_inputs.json"
 
 class _ExportModule(tf.Module):
     def __init__(self, model: TwoTowerModel) -> None:
+        # here, not at the top: serving loads SavedTwoTower from this module without importing tensorflow_transform
+        from modules.recommend.item_transform import FLOAT_FEATURES, INT_FEATURES, raw_item_inputs
+
         super().__init__()
         self.query_tower = model.query_tower
         self.candidate_tower = model.candidate_tower

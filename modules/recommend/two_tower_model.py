@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -26,7 +26,9 @@ import tensorflow_recommenders as tfrs  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from modules.recommend.features import ItemFeatures, UserHistories, user_query_features  # noqa: E402
-from modules.recommend.item_transform import ItemTransform  # noqa: E402
+
+if TYPE_CHECKING:  # tensorflow_transform is imported where a model is trained or exported, not where one is served
+    from modules.recommend.item_transform import ItemTransform
 
 
 class QueryTower(keras.Model):
