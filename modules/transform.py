@@ -1,15 +1,28 @@
-"""TFX Transform ``preprocessing_fn`` for the items table.
+"""TFX Transform ``preprocessing_fn`` for the items table: the one definition of the item features.
 
-Vocabularies for item_id, category and brand (the serving side maps raw strings to the same ids
-through the exported transform graph) and price scaling (z-score of log1p(price), and 0-1).
+Outputs (one row per item):
+    item_id         the raw id, passed through so transformed rows join back to catalog rows
+    item_id_idx     vocabulary index of the id (new SKUs: the OOV bucket, index = vocabulary size)
+    category_idx    vocabulary index of the lower-cased, stripped category (OOV bucket likewise)
+    brand_idx       vocabulary index of the lower-cased, stripped brand (OOV bucket likewise)
+    price_bucket    quantile bucket of the price, ``custom_config["n_price_bands"]`` buckets (0 .. n-1)
+    price_log_z     z-score of log1p(price) over the catalog
+
+Read by the two-tower (``modules.recommend.item_transform``: its candidate tower trains on these features and its
+exported ``candidate_embedding`` signature applies this graph to raw features) and by the ranker (``price_log_z``
+is its price feature). In the pipeline the TFX Transform component runs it (``custom_config`` from params.yaml);
+outside it, :func:`modules.recommend.item_transform.analyse_items` runs the same function in-process.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
 VOCAB_FEATURES = ("item_id", "category", "brand")
 OOV_BUCKETS = 1
+RAW_FEATURES = ("item_id", "category", "brand", "price")  # the raw columns this function reads
 
 
 def _dense(x: tf.Tensor | tf.SparseTensor, default: str | float) -> tf.Tensor:
@@ -19,14 +32,17 @@ def _dense(x: tf.Tensor | tf.SparseTensor, default: str | float) -> tf.Tensor:
     return tf.reshape(x, [-1])
 
 
-def preprocessing_fn(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    outputs: dict[str, tf.Tensor] = {}
+def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
+    """``custom_config["n_price_bands"]``: the number of price buckets (params.yaml ``recommend.n_price_bands``)."""
+    n_buckets = int(custom_config["n_price_bands"])
+    item_id = _dense(inputs["item_id"], "")
+    outputs: dict[str, tf.Tensor] = {"item_id": item_id}
     for key in VOCAB_FEATURES:
-        values = tf.strings.strip(tf.strings.lower(_dense(inputs[key], ""))) if key != "item_id" else _dense(inputs[key], "")
+        values = item_id if key == "item_id" else tf.strings.strip(tf.strings.lower(_dense(inputs[key], "")))
         outputs[f"{key}_idx"] = tft.compute_and_apply_vocabulary(
             values, vocab_filename=key, num_oov_buckets=OOV_BUCKETS, default_value=-1
         )
     price = tf.maximum(_dense(inputs["price"], 0.0), 0.0)
+    outputs["price_bucket"] = tft.bucketize(price, num_buckets=n_buckets)
     outputs["price_log_z"] = tft.scale_to_z_score(tf.math.log1p(price))
-    outputs["price_01"] = tft.scale_to_0_1(price)
     return outputs

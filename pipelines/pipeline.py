@@ -1,7 +1,8 @@
 """The PixelMatch TFX pipeline: only wiring. Each step's logic lives in components/ and modules/.
 
 DataExampleGen -> StatisticsGen / ImportSchemaGen / ExampleValidator (items, interactions, queries)
--> DataCheck (the gate: any anomaly stops the run) -> Transform -> EmbeddingGen -> [Trainer: two-tower]
+-> DataCheck (the gate: any anomaly stops the run) -> Transform (items) -> EmbeddingGen
+-> [TwoTowerTrainer: reads Transform's transform_graph and transformed items]
 -> IndexBuilder -> RankerTrainer -> Resolver(latest blessed) -> RetrievalEvaluator (blessing)
 -> BundlePusher (blessed only) -> FeastPublisher
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
+from tfx.proto import transform_pb2
 
 from components.bundle_pusher.component import BundlePusher
 from components.data_check.component import DataCheck
@@ -53,7 +55,7 @@ def _validation(table: str, examples: Any) -> list[Any]:
     return [stats, schema, validator]
 
 
-def _data_stage(data_dir: str, data_hash: str, has_interactions: bool) -> dict[str, Any]:
+def _data_stage(data_dir: str, data_hash: str, has_interactions: bool, params: dict[str, Any]) -> dict[str, Any]:
     """Ingest and the gate: ExampleGen, TFDV validation per table, DataCheck, then Transform behind the gate."""
     example_gen = DataExampleGen(data_dir=data_dir, data_hash=data_hash)
     items_val = _validation("items", example_gen.outputs["items"])
@@ -70,6 +72,10 @@ def _data_stage(data_dir: str, data_hash: str, has_interactions: bool) -> dict[s
         schema=items_val[1].outputs["schema"],
         # by import path, not module_file: no user-code wheel is built and pip-installed on every run
         preprocessing_fn=TRANSFORM_FN,
+        custom_config={"n_price_bands": int(params["recommend"]["n_price_bands"])},
+        # the items table is the catalog, not a sample: analyse every split, so every item has its own vocabulary id
+        # (the default analyses "train" only, and the eval split's items would share the OOV bucket)
+        splits_config=transform_pb2.SplitsConfig(analyze=["train", "eval"], transform=["train", "eval"]),
     )
     transform.add_upstream_node(data_check)  # nothing is transformed from data that failed the gate
     nodes = [example_gen, *items_val, *queries_val, *inter_val, data_check, transform]
@@ -89,6 +95,8 @@ def _model_stage(data: dict[str, Any], data_dir: str, params_json: str, two_towe
         trainer = TwoTowerTrainer(
             interactions=data["example_gen"].outputs["interactions"],
             embeddings=embedding_gen.outputs["embeddings"],
+            transform_graph=data["transform"].outputs["transform_graph"],
+            transformed_items=data["transform"].outputs["transformed_examples"],
             data_dir=data_dir,
             params_json=params_json,
         )
@@ -174,8 +182,9 @@ def create_pipeline(
     """
     # Components get the params themselves (not the file path) plus the source fingerprint, so editing params.yaml
     # or the model/component code invalidates the cache.
-    params_json = json.dumps({**load_params(params_path or None), "code_version": code_fingerprint()}, sort_keys=True)
-    data = {**_data_stage(data_dir, data_hash, has_interactions), "data_hash": data_hash}
+    params = load_params(params_path or None)
+    params_json = json.dumps({**params, "code_version": code_fingerprint()}, sort_keys=True)
+    data = {**_data_stage(data_dir, data_hash, has_interactions, params), "data_hash": data_hash}
     model = _model_stage(data, data_dir, params_json, two_tower=enable_two_tower and has_interactions)
     release = _release_stage(data, model, pipeline_root=pipeline_root, data_dir=data_dir, serving_dir=serving_dir,
                              params_json=params_json, version=version, feature_repo_dir=feature_repo_dir)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from executor_fixtures import run_pipeline_transform
 from recommend_fixtures import tiny_split
 
 from modules.config import load_params
@@ -67,10 +68,16 @@ def test_exported_signatures_load_and_embed(exported: Path, model) -> None:
     assert q.shape == (2, d) and cand.shape == (1, d)
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(cand, axis=1), 1.0, atol=1e-4)
-    # The SavedModel reproduces the in-memory towers.
-    np.testing.assert_allclose(SavedTwoTower(exported).candidate_embeddings(
-        model.item_features.item_ids[:5], model.content[:5], list(model.item_features.category[:5]),
-        list(model.item_features.brand[:5]), model.item_features.price[:5]), model.candidate_embeddings()[:5], atol=1e-5)
+
+
+def test_raw_feature_signature_equals_the_training_embeddings(exported: Path, model, tiny: SimpleNamespace) -> None:
+    """The exported signature applies the transform graph to raw columns: for every catalog item it gives the
+    embedding the tower computed in training from Transform's features."""
+    f = model.item_features
+    assert model.item_transform.sizes()["price_bucket"] == tiny.params["recommend"]["n_price_bands"]
+    raw = SavedTwoTower(exported).candidate_embeddings(f.item_ids, model.content, list(f.category), list(f.brand),
+                                                       f.price)
+    np.testing.assert_allclose(raw, model.candidate_embeddings(), atol=1e-5)
 
 
 def test_new_item_embedding_is_close_to_its_category(exported: Path, tiny: SimpleNamespace, model) -> None:
@@ -104,8 +111,9 @@ def _write_examples(df: pd.DataFrame, path: Path) -> None:
             w.write(ex.SerializeToString())
 
 
-def test_run_fn_contract(tiny: SimpleNamespace, tmp_path: Path) -> None:
-    """The TFX Trainer entry point reads gzipped tf.Examples + EmbeddingGen files and exports a SavedModel."""
+def test_run_fn_contract(tiny: SimpleNamespace, model, tmp_path: Path) -> None:
+    """The TFX Trainer entry point reads gzipped tf.Examples + EmbeddingGen files + Transform's graph and transformed
+    items, and exports a SavedModel whose raw-feature signature applies that graph."""
     (tmp_path / "Split-train").mkdir()
     (tmp_path / "Split-eval").mkdir()
     both = pd.concat([tiny.train, tiny.test])  # the pipeline may hand post-cutoff rows: run_fn must drop them
@@ -118,17 +126,36 @@ def test_run_fn_contract(tiny: SimpleNamespace, tmp_path: Path) -> None:
     (emb_dir / "item_ids.json").write_text(json.dumps(tiny.items["item_id"].iloc[order].tolist()))
     params = json.loads(json.dumps(tiny.params))
     params["recommend"]["two_tower"]["epochs"] = 1
+    transform = run_pipeline_transform(tiny.data_dir, tmp_path / "tfx")  # the pipeline's own Transform, run here
+    graph, examples = transform["transform_graph"].uri, transform["transformed_examples"].uri
     fn_args = SimpleNamespace(
         train_files=[str(tmp_path / "Split-train" / "*")], eval_files=[str(tmp_path / "Split-eval" / "*")],
         serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"),
         custom_config={"items_csv": str(tiny.data_dir / "items.csv"), "embeddings_dir": str(emb_dir),
-                       "cutoff_ts": tiny.cutoff, "params": params},
+                       "cutoff_ts": tiny.cutoff, "params": params, "transform_graph": graph,
+                       "transformed_examples": str(examples)},
     )
+    with pytest.raises(ValueError, match="transformed_examples"):
+        run_fn(SimpleNamespace(**{**vars(fn_args), "custom_config": {
+            k: v for k, v in fn_args.custom_config.items() if k != "transformed_examples"}}))
     run_fn(fn_args)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["max_train_ts"] < tiny.cutoff and "eval_recall@10" in metrics
     assert metrics["n_train_examples"] + metrics["n_eval_examples"] <= len(tiny.train)
     assert (tmp_path / "serving" / "saved_model.pb").is_file()
+    spec = json.loads((tmp_path / "serving" / INPUTS_JSON).read_text())
+    # every catalog item has its own id (Transform analysed both splits); buckets as params.yaml says
+    assert spec["transform_sizes"]["item_id_idx"] == len(tiny.items) + 1
+    assert spec["transform_sizes"]["price_bucket"] == params["recommend"]["n_price_bands"]
+    assert spec["transform_sizes"] == model.item_transform.sizes()
+    # the in-process analysis (what train_two_tower does outside the pipeline) gives Transform's features
+    from modules.recommend.item_transform import item_transform
+
+    piped, local = item_transform(tiny.items, 5, graph, examples).features, model.item_transform.features
+    for key in ("item_id_idx", "category_idx", "brand_idx"):
+        assert np.array_equal(piped[key], local[key]), key
+    assert np.mean(piped["price_bucket"] == local["price_bucket"]) > 0.99
+    np.testing.assert_allclose(piped["price_log_z"], local["price_log_z"], atol=1e-4)
     assert gzip.open(tmp_path / "Split-train" / "data.gz").read(1)  # really gzipped
 
 

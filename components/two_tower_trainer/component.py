@@ -1,6 +1,7 @@
 """TwoTowerTrainer: runs the TFRS two-tower module's ``run_fn`` (modules/recommend/two_tower.py).
 
-The stock TFX Trainer cannot hand ``run_fn`` the URI of a custom input artifact (the item embeddings),
+The stock TFX Trainer cannot hand ``run_fn`` the URI of a custom input artifact (the item embeddings) next to
+Transform's outputs for another table than the interactions (the transformed items and the transform graph),
 so this component builds the same ``FnArgs`` the Trainer would (train/eval interaction files,
 ``serving_model_dir`` = ``model.uri/Format-Serving``, ``custom_config``) and calls ``run_fn`` unchanged.
 The output is a standard ``Model`` artifact in TF Serving layout, tracked in MLflow with CodeCarbon.
@@ -13,7 +14,7 @@ import logging
 import os
 
 from tfx import v1 as tfx
-from tfx.types.standard_artifacts import Examples, Model
+from tfx.types.standard_artifacts import Examples, Model, TransformGraph
 
 from components.artifacts import Embeddings
 from components.common import SERVING_SUBDIR, local_dirs, params_from
@@ -28,17 +29,21 @@ MODULE = "modules.recommend.two_tower"
 def TwoTowerTrainer(  # noqa: N802
     interactions: InputArtifact[Examples],
     embeddings: InputArtifact[Embeddings],
+    transform_graph: InputArtifact[TransformGraph],
+    transformed_items: InputArtifact[Examples],
     model: OutputArtifact[Model],
     data_dir: Parameter[str],
     params_json: Parameter[str] = "",
 ) -> None:
-    """Train the two-tower recommender on the train interactions; early stopping watches the eval split."""
+    """Train the two-tower recommender on the train interactions; early stopping watches the eval split. The
+    candidate tower reads Transform's ``transform_graph`` and its transformed items (``transformed_examples``)."""
     from modules.tracking import child_run, emissions
 
     params = params_from(params_json)
     run_fn = importlib.import_module(MODULE).run_fn
     tt = params.get("recommend", {}).get("two_tower", {})
-    staged = local_dirs({"data": data_dir, "interactions": interactions, "embeddings": embeddings}, {"model": model})
+    staged = local_dirs({"data": data_dir, "interactions": interactions, "embeddings": embeddings,
+                         "transform_graph": transform_graph, "transformed_items": transformed_items}, {"model": model})
     with staged as local:
         run_dir = os.path.join(local["model"], "model_run")
         fn_args = tfx.components.FnArgs(
@@ -49,6 +54,8 @@ def TwoTowerTrainer(  # noqa: N802
             custom_config={
                 "items_csv": os.path.join(local["data"], "items.csv"),
                 "embeddings_dir": local["embeddings"],
+                "transform_graph": local["transform_graph"],
+                "transformed_examples": local["transformed_items"],
                 "cutoff_ts": read_cutoff(local["data"]),
                 "params": params,
             },

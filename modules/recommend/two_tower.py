@@ -1,5 +1,9 @@
 """Two-tower retrieval model (TensorFlow Recommenders on tf-keras): the training loop and the TFX Trainer entry point.
 
+The candidate tower's item features are the TFX Transform features of :mod:`modules.transform` (vocabulary ids,
+quantile price bucket, z-scored log price), read through :mod:`modules.recommend.item_transform`: Transform's
+transformed items in the pipeline, the same ``preprocessing_fn`` analysed in-process elsewhere.
+
 The stages a two-tower run passes through, one module each:
     :mod:`modules.recommend.two_tower_data`    settings, point-in-time examples, tf.data pipelines, the Trainer's inputs
     :mod:`modules.recommend.two_tower_model`   QueryTower, CandidateTower, the TFRS net, TwoTowerModel
@@ -36,6 +40,7 @@ from modules.recommend.two_tower_data import (  # noqa: E402
     training_data,
     validated_inputs,
 )
+from modules.recommend.item_transform import ItemTransform, item_transform  # noqa: E402
 from modules.recommend.two_tower_export import export_two_tower  # noqa: E402
 from modules.recommend.two_tower_model import CandidateTower, QueryTower, TwoTowerModel, TwoTowerNet  # noqa: E402
 
@@ -85,24 +90,30 @@ def train_two_tower(
     params: dict[str, Any],
     seed: int | None = None,
     cutoff_ts: int | None = None,
+    transformed: ItemTransform | None = None,
 ) -> TwoTowerModel:
     """Train the two-tower model on training-window interactions.
 
     ``content_emb`` is (n_items, C) aligned with ``items.item_id`` (e.g. text and image embeddings
     concatenated). ``params`` is params.yaml, its ``recommend`` section or the ``two_tower`` section.
     When ``cutoff_ts`` is given, rows with ``ts >= cutoff_ts`` are dropped (defence in depth: callers
-    should already pass the training window only).
+    should already pass the training window only). ``transformed``: the items' TFX Transform features (the pipeline
+    passes Transform's outputs); when None the same ``preprocessing_fn`` is analysed in-process over ``items``.
     """
     seed = param_seed(params) if seed is None else seed
     p = tower_params(params)
     content_emb, feats, train = validated_inputs(train_interactions, items, content_emb, p, cutoff_ts)
+    if transformed is None:
+        transformed = item_transform(items, int(p["n_price_bands"]))
+    if transformed.item_ids != feats.item_ids:
+        raise ValueError("the transformed item features are not aligned with the catalog rows")
     keras.utils.set_random_seed(seed)
-    data = training_data(train, feats, content_emb, p, seed)
+    data = training_data(train, feats, content_emb, transformed.features, p, seed)
     query_tower = QueryTower(data.user_vocab, p)
-    candidate_tower = CandidateTower(feats.item_ids, feats.category_vocab, feats.brand_vocab, list(feats.price_boundaries), p)
+    candidate_tower = CandidateTower(transformed.sizes(), p)
     net = TwoTowerNet(query_tower, candidate_tower, float(p["temperature"]), bool(p["logq_correction"]))
     net.compile(optimizer=keras.optimizers.Adam(learning_rate=float(p["learning_rate"])))
-    model = TwoTowerModel(query_tower, candidate_tower, feats, content_emb, data.user_vocab, p)
+    model = TwoTowerModel(query_tower, candidate_tower, feats, transformed, content_emb, data.user_vocab, p)
     fitted = _fit(net, model, data, p)
     k = int(p["eval_k"])
     model.metrics = {
@@ -132,11 +143,14 @@ def run_fn(fn_args: Any) -> None:
         embeddings_dir: directory with ``text.npy`` (n, 384), optional ``image.npy`` (n, 384), and
             ``item_ids.json`` (list of the n item ids, in row order)
         cutoff_ts: int, the temporal split
+        transform_graph: Transform's ``transform_graph`` directory (the graph of :mod:`modules.transform`)
+        transformed_examples: Transform's ``transformed_examples`` directory (``Split-*/`` gzipped TFRecords), the
+            items' features the candidate tower trains on (joined to the catalog rows by item_id)
         params: params.yaml dict (or its ``recommend`` section)
         seed: optional int (default: params["seed"], see modules.config.param_seed)
     """
     cfg = dict(fn_args.custom_config or {})
-    for key in ("items_csv", "embeddings_dir", "cutoff_ts"):
+    for key in ("items_csv", "embeddings_dir", "cutoff_ts", "transform_graph", "transformed_examples"):
         if key not in cfg:
             raise ValueError(f"custom_config is missing {key!r}")
     params = cfg.get("params") or {}
@@ -148,7 +162,9 @@ def run_fn(fn_args: Any) -> None:
     ).drop_duplicates()
     train = interactions.loc[interactions["ts"] < cutoff_ts]
     content, desc = load_content_embeddings(cfg["embeddings_dir"], items["item_id"].astype(str).tolist())
-    model = train_two_tower(train, items, content, params, seed=seed, cutoff_ts=cutoff_ts)
+    p = tower_params(params)
+    transformed = item_transform(items, int(p["n_price_bands"]), cfg["transform_graph"], cfg["transformed_examples"])
+    model = train_two_tower(train, items, content, params, seed=seed, cutoff_ts=cutoff_ts, transformed=transformed)
     export_two_tower(model, fn_args.serving_model_dir, content_layout=desc)
     run_dir = Path(fn_args.model_run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

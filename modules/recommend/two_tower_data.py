@@ -1,5 +1,6 @@
 """Two-tower stage 1, inputs: the settings, the training examples and their tf.data pipelines, and the TFX Trainer's
-inputs (EmbeddingGen's content embeddings, the interaction tf.Examples).
+inputs (EmbeddingGen's content embeddings, the interaction tf.Examples; Transform's item features are read by
+:mod:`modules.recommend.item_transform`).
 
 Only training-window interactions (``ts < cutoff_ts``) are ever used; the latest ``eval_fraction`` of that window is
 held out for early stopping on Recall@k. Every example's query features are point-in-time: built from that user's
@@ -58,7 +59,8 @@ def make_dataset(
     batch_size: int,
     shuffle_seed: int | None,
 ) -> tf.data.Dataset:
-    """Batches of model features; content vectors are gathered from constant tables per batch.
+    """Batches of model features; the item's content vector and Transform features are gathered from constant
+    tables (catalog rows) per batch.
 
     Without ``shuffle_seed`` (the early-stopping slice, read every epoch) the built batches are cached."""
     ds = tf.data.Dataset.from_tensor_slices(
@@ -83,12 +85,8 @@ def make_dataset(
             "user_id": b["user_id"],
             "history_emb": hist,
             "taste": b["taste"],
-            "item_id": tf.gather(tables["item_id"], idx),
             "item_idx": idx,
-            "content": tf.gather(tables["content"], idx),
-            "category": tf.gather(tables["category"], idx),
-            "brand": tf.gather(tables["brand"], idx),
-            "price": tf.gather(tables["price"], idx),
+            **{k: tf.gather(t, idx) for k, t in tables.items()},  # content and Transform's item features
             "weight": b["weight"],
             "sampling_prob": b["sampling_prob"],
         }
@@ -208,10 +206,12 @@ def _eval_split(ts: np.ndarray, p: dict[str, Any], seed: int) -> tuple[int, np.n
 
 
 def training_data(
-    train: pd.DataFrame, feats: ItemFeatures, content_emb: np.ndarray, p: dict[str, Any], seed: int
+    train: pd.DataFrame, feats: ItemFeatures, content_emb: np.ndarray, transformed: dict[str, np.ndarray],
+    p: dict[str, Any], seed: int,
 ) -> TrainingData:
     """Point-in-time examples of ``train`` split into the fit and early-stopping datasets (see the module docstring);
-    the fit set is shuffled with ``seed``, the early-stopping set capped at ``max_eval_examples`` (seeded)."""
+    the fit set is shuffled with ``seed``, the early-stopping set capped at ``max_eval_examples`` (seeded).
+    ``transformed``: Transform's item features in catalog order (:class:`~modules.recommend.item_transform.ItemTransform`)."""
     rows, hist_idx, taste = point_in_time_features(train, feats, int(p["history_len"]))
     eval_start, is_eval = _eval_split(rows["ts"].to_numpy(), p, seed)
     fit_mask = ~is_eval
@@ -220,13 +220,7 @@ def training_data(
     sampling_prob = (np.maximum(freq, 1.0) / max(fit_mask.sum(), 1))[item_idx].astype(np.float32)
     weight = event_weight_array(rows["event"], p["event_weights"])
     user_ids = rows["user_id"].to_numpy()
-    tables = {
-        "content": tf.constant(content_emb),
-        "item_id": tf.constant(np.asarray(feats.item_ids, dtype=str)),
-        "category": tf.constant(feats.category.astype(str)),
-        "brand": tf.constant(feats.brand.astype(str)),
-        "price": tf.constant(feats.price),
-    }
+    tables = {"content": tf.constant(content_emb), **{k: tf.constant(v) for k, v in transformed.items()}}
     batch = train_batch_size(int(fit_mask.sum()), p)
     train_ds = make_dataset(
         user_ids[fit_mask], item_idx[fit_mask], hist_idx[fit_mask], taste[fit_mask], weight[fit_mask],

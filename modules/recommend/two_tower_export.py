@@ -6,6 +6,10 @@ Exported SavedModel signatures (see ``two_tower_inputs.json`` written next to ``
         -> {"embedding": float32 [None, D]}
     candidate_embedding(item_id: string [None], content: float32 [None, C], category: string [None],
                         brand: string [None], price: float32 [None]) -> {"embedding": float32 [None, D]}
+
+The candidate signature takes raw item features and applies the TFX Transform graph the tower was trained on
+(:mod:`modules.transform`, tracked in the SavedModel with its vocabulary assets), so a live-added item gets exactly
+the training-time features and callers (serving, TF Serving) pass raw columns.
 """
 from __future__ import annotations
 
@@ -25,9 +29,14 @@ INPUTS_JSON = "two_tower_inputs.json"
 
 class _ExportModule(tf.Module):
     def __init__(self, model: TwoTowerModel) -> None:
+        # here, not at the top: serving loads SavedTwoTower from this module without importing tensorflow_transform
+        from modules.recommend.item_transform import FLOAT_FEATURES, INT_FEATURES, raw_item_inputs
+
         super().__init__()
         self.query_tower = model.query_tower
         self.candidate_tower = model.candidate_tower
+        tft_output = model.item_transform.output
+        self.transform_layer = tft_output.transform_features_layer()  # tracked: the graph and its assets are saved
         c, t = model.content_dim, model.taste_dim
 
         @tf.function(
@@ -53,8 +62,9 @@ class _ExportModule(tf.Module):
         def candidate_embedding(
             item_id: tf.Tensor, content: tf.Tensor, category: tf.Tensor, brand: tf.Tensor, price: tf.Tensor
         ) -> dict[str, tf.Tensor]:
-            feats = {"item_id": item_id, "content": content, "category": category, "brand": brand, "price": price}
-            return {"embedding": self.candidate_tower(feats, training=False)}
+            transformed = self.transform_layer(raw_item_inputs(tft_output, item_id, category, brand, price))
+            feats = {k: tf.reshape(transformed[k], [-1]) for k in INT_FEATURES + FLOAT_FEATURES}
+            return {"embedding": self.candidate_tower({**feats, "content": content}, training=False)}
 
         self.query_embedding = query_embedding
         self.candidate_embedding = candidate_embedding
@@ -89,6 +99,9 @@ def export_two_tower(model: TwoTowerModel, export_dir: str | Path, content_layou
                 f"price-band distribution over {f.n_price_bands} bands (band = searchsorted(price_boundaries, price, 'right'))",
             },
             "candidate_embedding": {
+                "transform": "item_id, category, brand and price go through the TFX Transform graph inside the "
+                "signature (modules/transform.py: vocabularies with an OOV bucket, quantile price bucket, z-scored "
+                "log price)",
                 "item_id": "string [None]; new SKUs map to the OOV bucket",
                 "content": f"float32 [None, {model.content_dim}]; {content_layout or 'item content vector'}",
                 "category": "string [None]",
@@ -100,7 +113,8 @@ def export_two_tower(model: TwoTowerModel, export_dir: str | Path, content_layou
         "content": content_layout,
         "taste_dim": model.taste_dim,
         "history_len": int(model.params["history_len"]),
-        **f.to_json(),
+        **f.to_json(),  # the query side's taste vocabulary and price bands
+        "transform_sizes": model.item_transform.sizes(),
         "metrics": {k: v for k, v in model.metrics.items() if k != "history"},
     }
     (export_dir / INPUTS_JSON).write_text(json.dumps(spec, indent=2))

@@ -5,17 +5,18 @@ Query tower (a user as of the end of the training window):
     user id embedding (StringLookup, 1 OOV bucket; ids are dropped to OOV while training so unseen users work)
     + history_emb: mean content embedding of the user's last ``history_len`` training interactions
     + taste: [category distribution | price-band distribution] of the user's training history
-Candidate tower (an item):
-    item id embedding (StringLookup, 1 OOV bucket; ids are dropped to OOV with probability ``id_dropout`` so the
-    content path carries weight and a brand-new SKU still gets a meaningful embedding)
-    + content (text and image embeddings, concatenated) + category, brand, price-bucket embeddings + log price.
+Candidate tower (an item), on the TFX Transform features of :mod:`modules.transform`:
+    item id embedding (Transform's id vocabulary + 1 OOV bucket; ids are dropped to OOV with probability
+    ``id_dropout`` so the content path carries weight and a brand-new SKU still gets a meaningful embedding)
+    + content (text and image embeddings, concatenated) + category, brand (Transform's vocabularies) and price-bucket
+    (Transform's quantile buckets) embeddings + Transform's z-scored log price.
 Both towers end in an L2-normalised ``embedding_dim`` vector; the score is the cosine.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -25,6 +26,9 @@ import tensorflow_recommenders as tfrs  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from modules.recommend.features import ItemFeatures, UserHistories, user_query_features  # noqa: E402
+
+if TYPE_CHECKING:  # tensorflow_transform is imported where a model is trained or exported, not where one is served
+    from modules.recommend.item_transform import ItemTransform
 
 
 class QueryTower(keras.Model):
@@ -52,45 +56,36 @@ class QueryTower(keras.Model):
 
 
 class CandidateTower(keras.Model):
-    """item_id + content + category + brand + price -> L2-normalised embedding."""
+    """Transform's item features (item_id_idx, category_idx, brand_idx, price_bucket, price_log_z) + content ->
+    L2-normalised embedding. ``sizes``: embedding input size per integer feature, from the transform graph
+    (:meth:`modules.recommend.item_transform.ItemTransform.sizes`: vocabulary + OOV bucket, or bucket count)."""
 
-    def __init__(
-        self,
-        item_vocab: list[str],
-        category_vocab: list[str],
-        brand_vocab: list[str],
-        price_boundaries: list[float],
-        p: dict[str, Any],
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, sizes: dict[str, int], p: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         attr = int(p["attribute_embedding_dim"])
         self.id_dropout = float(p["id_dropout"])
-        self.item_lookup = keras.layers.StringLookup(vocabulary=list(item_vocab), num_oov_indices=1, mask_token=None)
-        self.item_embedding = keras.layers.Embedding(len(item_vocab) + 1, int(p["id_embedding_dim"]))
-        self.category_lookup = keras.layers.StringLookup(vocabulary=list(category_vocab), num_oov_indices=1, mask_token=None)
-        self.category_embedding = keras.layers.Embedding(len(category_vocab) + 1, attr)
-        self.brand_lookup = keras.layers.StringLookup(vocabulary=list(brand_vocab), num_oov_indices=1, mask_token=None)
-        self.brand_embedding = keras.layers.Embedding(len(brand_vocab) + 1, attr)
-        self.price_bucket = keras.layers.Discretization(bin_boundaries=[float(b) for b in price_boundaries])
-        self.price_embedding = keras.layers.Embedding(len(price_boundaries) + 1, attr)
+        self.oov_id = int(sizes["item_id_idx"]) - 1  # the id vocabulary's OOV bucket (tf.Transform appends it)
+        self.item_embedding = keras.layers.Embedding(int(sizes["item_id_idx"]), int(p["id_embedding_dim"]))
+        self.category_embedding = keras.layers.Embedding(int(sizes["category_idx"]), attr)
+        self.brand_embedding = keras.layers.Embedding(int(sizes["brand_idx"]), attr)
+        self.price_embedding = keras.layers.Embedding(int(sizes["price_bucket"]), attr)
         self.content_proj = keras.layers.Dense(int(p["hidden_dim"]), activation="relu")
         self.hidden = keras.layers.Dense(int(p["hidden_dim"]), activation="relu")
         self.out = keras.layers.Dense(int(p["embedding_dim"]))
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        ids = self.item_lookup(inputs["item_id"])
+        ids = inputs["item_id_idx"]
         if training and self.id_dropout > 0:
-            ids = tf.where(tf.random.uniform(tf.shape(ids)) < self.id_dropout, tf.zeros_like(ids), ids)
-        price = tf.cast(inputs["price"], tf.float32)
+            ids = tf.where(tf.random.uniform(tf.shape(ids)) < self.id_dropout, tf.fill(tf.shape(ids), tf.cast(
+                self.oov_id, ids.dtype)), ids)
         x = tf.concat(
             [
                 self.item_embedding(ids),
                 self.content_proj(inputs["content"]),
-                self.category_embedding(self.category_lookup(inputs["category"])),
-                self.brand_embedding(self.brand_lookup(inputs["brand"])),
-                self.price_embedding(self.price_bucket(price)),
-                tf.math.log1p(tf.maximum(price, 0.0))[:, None] / 10.0,
+                self.category_embedding(inputs["category_idx"]),
+                self.brand_embedding(inputs["brand_idx"]),
+                self.price_embedding(inputs["price_bucket"]),
+                tf.cast(inputs["price_log_z"], tf.float32)[:, None],
             ],
             axis=-1,
         )
@@ -131,6 +126,7 @@ class TwoTowerModel:
     query_tower: QueryTower
     candidate_tower: CandidateTower
     item_features: ItemFeatures
+    item_transform: ItemTransform  # the transform graph and Transform's item features, catalog order
     content: np.ndarray  # (n_items, C) content input of the candidate tower, catalog order
     user_vocab: list[str]
     params: dict[str, Any]
@@ -166,28 +162,13 @@ class TwoTowerModel:
         )
         return self.query_embeddings(user_ids, hist, taste)
 
-    def candidate_embeddings(
-        self,
-        item_ids: list[str] | None = None,
-        content: np.ndarray | None = None,
-        category: list[str] | None = None,
-        brand: list[str] | None = None,
-        price: np.ndarray | None = None,
-        batch: int = 4096,
-    ) -> np.ndarray:
-        """Candidate embeddings; with no arguments, of the whole training catalog in catalog order."""
-        if item_ids is None:
-            f = self.item_features
-            item_ids, content, category, brand, price = f.item_ids, self.content, list(f.category), list(f.brand), f.price
+    def candidate_embeddings(self, batch: int = 4096) -> np.ndarray:
+        """Candidate embeddings of the whole training catalog in catalog order, from Transform's item features (new
+        items go through the exported ``candidate_embedding`` signature, which applies the transform graph)."""
+        t = self.item_transform.features
         out = []
-        for s in range(0, len(item_ids), batch):
-            feats = {
-                "item_id": tf.constant(np.asarray(item_ids[s : s + batch], dtype=str)),
-                "content": tf.constant(np.asarray(content[s : s + batch], np.float32)),
-                "category": tf.constant(np.asarray(category[s : s + batch], dtype=str)),
-                "brand": tf.constant(np.asarray(brand[s : s + batch], dtype=str)),
-                "price": tf.constant(np.asarray(price[s : s + batch], np.float32)),
-            }
+        for s in range(0, self.item_features.n_items, batch):
+            feats = {k: tf.constant(v[s : s + batch]) for k, v in t.items()}
+            feats["content"] = tf.constant(self.content[s : s + batch], tf.float32)
             out.append(self.candidate_tower(feats, training=False).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.embedding_dim), np.float32)
-
