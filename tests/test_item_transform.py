@@ -71,6 +71,9 @@ def test_item_table_from_transformed_examples_is_aligned_to_catalog_rows(analyse
 
 
 def test_pipeline_hands_transform_outputs_to_the_two_tower_trainer(tiny_catalog: Path, tmp_path: Path) -> None:
+    from google.protobuf import json_format
+    from tfx.proto import transform_pb2
+
     from pipelines.local_runner import build
 
     pipeline = build(str(tiny_catalog), str(tmp_path / "serving"), str(tmp_path / "root"), None)
@@ -78,6 +81,9 @@ def test_pipeline_hands_transform_outputs_to_the_two_tower_trainer(tiny_catalog:
     transform, trainer = nodes["Transform"], nodes["TwoTowerTrainer"]
     assert trainer.inputs["transform_graph"] is transform.outputs["transform_graph"]
     assert trainer.inputs["transformed_items"] is transform.outputs["transformed_examples"]
-    assert set(transform.exec_properties["splits_config"].analyze) == {"train", "eval"}  # every catalog item
+    splits = transform.exec_properties["splits_config"]
+    if isinstance(splits, str):   # TFX may hold a proto exec property as its JSON text
+        splits = json_format.Parse(splits, transform_pb2.SplitsConfig())
+    assert set(splits.analyze) == {"train", "eval"}  # every catalog item
     config = transform.exec_properties["custom_config"]
     assert '"n_price_bands": %d' % load_params()["recommend"]["n_price_bands"] in str(config)
