@@ -32,6 +32,13 @@ FLOAT_FEATURES = ("price_log_z",)
 _RAW_DTYPES = {"item_id": tf.string, "category": tf.string, "brand": tf.string, "price": tf.float32}
 
 
+def _raw_columns(items: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The graph's raw columns of ``items`` (``RAW_FEATURES``): the three string columns as str, price as float32
+    (missing or unparsable: 0)."""
+    cols = {k: items[k].astype(str).to_numpy() for k in RAW_FEATURES if k != "price"}
+    return {**cols, "price": pd.to_numeric(items["price"], errors="coerce").fillna(0.0).to_numpy(np.float32)}
+
+
 def analyse_items(items: pd.DataFrame, n_price_bands: int, out_dir: str | Path) -> str:
     """Analyse :func:`modules.transform.preprocessing_fn` over ``items`` in-process (tf.Transform Beam API,
     DirectRunner) and write the transform graph into ``out_dir`` in the layout of TFX Transform's
@@ -42,10 +49,9 @@ def analyse_items(items: pd.DataFrame, n_price_bands: int, out_dir: str | Path) 
 
     spec = {k: tf.io.VarLenFeature(d) for k, d in _RAW_DTYPES.items()}  # as ExampleGen's items schema gives them
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    cols = {k: items[k].astype(str).tolist() for k in ("item_id", "category", "brand")}
-    price = pd.to_numeric(items["price"], errors="coerce").fillna(0.0).astype(float).tolist()
+    cols = {k: v.tolist() for k, v in _raw_columns(items).items()}
     rows = [{"item_id": [i], "category": [c], "brand": [b], "price": [p]}
-            for i, c, b, p in zip(cols["item_id"], cols["category"], cols["brand"], price, strict=True)]
+            for i, c, b, p in zip(cols["item_id"], cols["category"], cols["brand"], cols["price"], strict=True)]
     fn = functools.partial(preprocessing_fn, custom_config={"n_price_bands": int(n_price_bands)})
     out_dir = str(out_dir)
     with tempfile.TemporaryDirectory(prefix="pixelmatch-tft-") as tmp:
@@ -80,12 +86,11 @@ def transform_rows(tft_output: tft.TFTransformOutput, items: pd.DataFrame, batch
     in row order (``INT_FEATURES`` as int64, ``FLOAT_FEATURES`` as float32). ``layer``: the graph's
     ``transform_features_layer()`` when the caller keeps one (building it loads the graph)."""
     layer = layer if layer is not None else tft_output.transform_features_layer()
-    price = pd.to_numeric(items["price"], errors="coerce").fillna(0.0).to_numpy(np.float32)
-    cols = {k: items[k].astype(str).to_numpy() for k in ("item_id", "category", "brand")}
+    cols = _raw_columns(items)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in INT_FEATURES + FLOAT_FEATURES}
     for s in range(0, len(items), batch):
         raw = raw_item_inputs(tft_output, cols["item_id"][s:s + batch], cols["category"][s:s + batch],
-                              cols["brand"][s:s + batch], price[s:s + batch])
+                              cols["brand"][s:s + batch], cols["price"][s:s + batch])
         out = layer(raw)
         for k in parts:
             parts[k].append(np.asarray(tf.reshape(out[k], [-1])))
