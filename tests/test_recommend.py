@@ -209,6 +209,15 @@ def test_evaluation_cli_rejects_an_embedding_artifact_of_another_catalog(tiny: S
     assert not out.exists()
 
 
+def test_evaluation_cli_rejects_an_unknown_model_before_any_work(tiny: SimpleNamespace, tmp_path: Path) -> None:
+    from modules.evaluation.recommend import main
+
+    out = tmp_path / "results.md"
+    with pytest.raises(SystemExit, match="unknown \\['bogus'\\]"):
+        main(["--data-dir", str(tiny.data_dir), "--models", "content,bogus", "--out", str(out)])
+    assert not out.exists()
+
+
 def test_cold_start_oracle_bounds_order_on_the_tiny_catalog(tiny: SimpleNamespace, tmp_path: Path) -> None:
     """bench.cold_start_bound: knowing the hidden tastes beats chance, and tastes x popularity beats either alone
     (the generator draws each event from popularity, then the user by taste fit)."""

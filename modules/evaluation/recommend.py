@@ -366,10 +366,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-users", type=int, default=None, help="evaluate a seeded random sample of users")
     ap.add_argument("--new-arrival-slots", type=int, default=None,
                     help="also score each hybrid with this many new-arrival places (default: params.yaml's)")
+    ap.add_argument("--models", default=",".join(MODEL_LABELS),
+                    help="comma-separated models to fit and score (default: all of " + ", ".join(MODEL_LABELS) + ")")
     ap.add_argument("--section", default=SECTION, help="the docs section to rewrite")
     ap.add_argument("--title", default="Recommendations (temporal split)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    unknown = sorted(set(models) - set(MODEL_LABELS))
+    if unknown or not models:
+        raise SystemExit(f"--models: unknown {unknown or 'empty list'}; choose from {', '.join(MODEL_LABELS)}")
     params = load_params(args.params)
     seed = param_seed(params)
     data_dir = Path(args.data_dir)
@@ -387,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
     results = evaluate_recommenders(
         items, interactions, int(manifest["cutoff_ts"]), text, image, color, params, seed,
         new_item_ids=new_item_ids(data_dir, items), max_users=args.max_users, photo_colours=photo_colours,
-        new_arrival_slots=args.new_arrival_slots,
+        new_arrival_slots=args.new_arrival_slots, models=models,
     )
     print(json.dumps(results, indent=2, default=float))
     if args.json:
