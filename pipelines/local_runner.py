@@ -87,9 +87,8 @@ def build(
     data_dir: str, serving_dir: str, pipeline_root: str, params_path: str | None, feature_repo: str | None = None
 ) -> Any:
     """The TFX pipeline object for these paths (used by the runner and by tests)."""
-    from tfx import v1 as tfx
-
     from components.example_gen.executor import data_fingerprint
+    from components.tfx_types import sqlite_metadata_connection_config
     from pipelines.configs import pipeline_settings
     from pipelines.pipeline import create_pipeline
 
@@ -105,7 +104,7 @@ def build(
         serving_dir=str(Path(serving_dir).resolve()),
         data_hash=data_fingerprint(data_dir),
         params_path=str(Path(params_path).resolve()) if params_path else "",
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        metadata_connection_config=sqlite_metadata_connection_config(
             os.path.join(pipeline_root, "metadata.sqlite")
         ),
         beam_pipeline_args=settings["beam_args"],
@@ -186,9 +185,8 @@ def run_pipeline(
 
 def _run_locked(data_dir: str, serving_dir: str, pipeline_root: str, params_path: str | None, feature_repo: str | None,
                 log_path: Path) -> int:
-    from tfx import v1 as tfx
-
     from components.data_check.rules import DataCheckError
+    from components.tfx_types import LocalDagRunner
     from modules import tracking
 
     pipeline = build(data_dir, serving_dir, pipeline_root, params_path, feature_repo)
@@ -202,7 +200,7 @@ def _run_locked(data_dir: str, serving_dir: str, pipeline_root: str, params_path
     status, code = "FAILED", EXIT_FAILED
     try:
         with track_components(len(pipeline.components)):
-            tfx.orchestration.LocalDagRunner().run(pipeline)
+            LocalDagRunner().run(pipeline)
         status, code = "FINISHED", _outcome_code(metadata_path)
     except DataCheckError as exc:
         say(f"[pixelmatch] DataCheck stopped the run, nothing was trained or pushed:\n{exc}", err=True)

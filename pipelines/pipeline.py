@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import tensorflow_data_validation as tfdv
-from tfx import v1 as tfx
 from tfx.proto import transform_pb2
 
 from components.bundle_pusher.component import BundlePusher
@@ -25,6 +24,17 @@ from components.index_builder.component import IndexBuilder
 from components.ranker_trainer.component import RankerTrainer
 from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.retrieval_evaluator.executor import LEDGER_FILE as BASELINE_LEDGER
+from components.tfx_types import (
+    Channel,
+    ExampleValidator,
+    ImportSchemaGen,
+    LatestBlessedModelStrategy,
+    Pipeline,
+    Resolver,
+    StatisticsGen,
+    Transform,
+    standard_artifacts,
+)
 from components.two_tower_trainer.component import TwoTowerTrainer
 from modules.config import code_fingerprint, load_params
 
@@ -45,11 +55,11 @@ def _validation(table: str, examples: Any) -> list[Any]:
     catalog are free text, not anomalies.
     """
     stats_options = tfdv.StatsOptions(feature_allowlist=_schema_features(table))
-    stats = tfx.components.StatisticsGen(examples=examples, stats_options=stats_options).with_id(f"StatisticsGen.{table}")
-    schema = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_DIR / table / "schema.pbtxt")).with_id(
+    stats = StatisticsGen(examples=examples, stats_options=stats_options).with_id(f"StatisticsGen.{table}")
+    schema = ImportSchemaGen(schema_file=str(SCHEMA_DIR / table / "schema.pbtxt")).with_id(
         f"ImportSchemaGen.{table}"
     )
-    validator = tfx.components.ExampleValidator(
+    validator = ExampleValidator(
         statistics=stats.outputs["statistics"], schema=schema.outputs["schema"]
     ).with_id(f"ExampleValidator.{table}")
     return [stats, schema, validator]
@@ -67,7 +77,7 @@ def _data_stage(data_dir: str, data_hash: str, has_interactions: bool, params: d
         interactions_anomalies=inter_val[2].outputs["anomalies"] if inter_val else None,
         data_dir=data_dir,
     )
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["items"],
         schema=items_val[1].outputs["schema"],
         # by import path, not module_file: no user-code wheel is built and pip-installed on every run
@@ -119,10 +129,10 @@ def _release_stage(data: dict[str, Any], model: dict[str, Any], *, pipeline_root
     """Judge and release: the last-blessed resolver, RetrievalEvaluator, BundlePusher and FeastPublisher."""
     engine = model["index_builder"].outputs["search_engine"]
     embeddings = model["embedding_gen"].outputs["embeddings"]
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    baseline = Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
     evaluator = RetrievalEvaluator(
         search_engine=engine,
@@ -172,7 +182,7 @@ def create_pipeline(
     enable_two_tower: bool = True,
     feature_repo_dir: str = "",
     version: str | None = None,
-) -> tfx.dsl.Pipeline:
+) -> Pipeline:
     """Wire the PixelMatch components: data and gate -> models -> judge and release.
 
     ``has_interactions=False`` (a bring-your-own catalog without history) leaves out the interaction
@@ -188,7 +198,7 @@ def create_pipeline(
     model = _model_stage(data, data_dir, params_json, two_tower=enable_two_tower and has_interactions)
     release = _release_stage(data, model, pipeline_root=pipeline_root, data_dir=data_dir, serving_dir=serving_dir,
                              params_json=params_json, version=version, feature_repo_dir=feature_repo_dir)
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=data["nodes"] + model["nodes"] + release,

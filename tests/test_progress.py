@@ -113,14 +113,15 @@ def test_one_start_and_one_end_line_per_component(capsys: pytest.CaptureFixture)
 def test_real_local_dag_runner_two_nodes_then_cached(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     """The hook on TFX's own launcher: a two-node LocalDagRunner pipeline, then the same run served from cache."""
     from progress_components import Count, Shout
-    from tfx import v1 as tfx
+
+    from components.tfx_types import LocalDagRunner, Pipeline, sqlite_metadata_connection_config
 
     def pipeline() -> object:
         count = Count()
         shout = Shout(numbers=count.outputs["numbers"])
-        return tfx.dsl.Pipeline(
+        return Pipeline(
             pipeline_name="progress_test", pipeline_root=str(tmp_path / "root"), components=[count, shout],
-            enable_cache=True, metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            enable_cache=True, metadata_connection_config=sqlite_metadata_connection_config(
                 str(tmp_path / "root" / "metadata.sqlite")))
 
     capfd.readouterr()
@@ -129,7 +130,7 @@ def test_real_local_dag_runner_two_nodes_then_cached(tmp_path: Path, capfd: pyte
     try:
         for _ in range(2):
             with OutputRouter(tmp_path / "run.log"), track_components(2) as seconds:
-                tfx.orchestration.LocalDagRunner().run(pipeline())
+                LocalDagRunner().run(pipeline())
         assert absl_logger.level == logging.WARNING  # restored after each run
     finally:
         absl_logger.setLevel(level)

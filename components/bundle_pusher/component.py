@@ -8,18 +8,17 @@ import logging
 import os
 from pathlib import Path
 
-from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Model, ModelBlessing, PushedModel, TransformGraph
 
 from components.artifacts import Embeddings, RetrievalMetrics
 from components.bundle_pusher import executor
 from components.common import SERVING_SUBDIR, local_dirs, params_from
-from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter, component
 
 log = logging.getLogger(__name__)
 
 
-@tfx.dsl.components.component
+@component
 def BundlePusher(  # noqa: N802
     search_engine: InputArtifact[Model],
     ranker: InputArtifact[Model],

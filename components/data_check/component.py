@@ -9,18 +9,17 @@ import json
 import logging
 import os
 
-from tfx import v1 as tfx
 from tfx.types.standard_artifacts import ExampleAnomalies
 
 from components.artifacts import DataReport
 from components.common import local_dirs
 from components.data_check import executor
-from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter, component
 
 log = logging.getLogger(__name__)
 
 
-@tfx.dsl.components.component
+@component
 def DataCheck(  # noqa: N802
     items_anomalies: InputArtifact[ExampleAnomalies],
     queries_anomalies: InputArtifact[ExampleAnomalies],

@@ -1,14 +1,13 @@
 """EmbeddingGen: text (SBERT), image (LiT-style tower trained here) and colour features for every item."""
 # No "from __future__ import annotations": the @component decorator reads real type hints.
-from tfx import v1 as tfx
 
 from components.artifacts import DataReport, Embeddings
 from components.common import local_dirs, params_and_seed, record_output
 from components.embedding_gen import executor
-from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter, component
 
 
-@tfx.dsl.components.component
+@component
 def EmbeddingGen(  # noqa: N802
     data_report: InputArtifact[DataReport],
     embeddings: OutputArtifact[Embeddings],

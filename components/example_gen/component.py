@@ -10,13 +10,12 @@ so a changed DATA_DIR reruns it while an unchanged one hits the TFX cache.
 import logging
 from pathlib import Path
 
-from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
 
 from components.common import local_dirs
 from components.example_gen import executor
-from components.tfx_types import OutputArtifact, Parameter
+from components.tfx_types import OutputArtifact, Parameter, component
 from modules.data.data_io import read_cutoff
 
 log = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ def _finish(artifact: Examples, counts: dict[str, int]) -> None:
         artifact.set_int_custom_property(f"num_{split}", n)
 
 
-@tfx.dsl.components.component
+@component
 def DataExampleGen(  # noqa: N802 (TFX components are named like classes)
     data_dir: Parameter[str],
     data_hash: Parameter[str],

@@ -4,18 +4,17 @@ import json
 import logging
 import os
 
-from tfx import v1 as tfx
 from tfx.types.standard_artifacts import PushedModel
 
 from components.artifacts import Embeddings, FeatureStoreState
 from components.common import local_dirs, params_from
 from components.feast_publisher import executor
-from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter, component
 
 log = logging.getLogger(__name__)
 
 
-@tfx.dsl.components.component
+@component
 def FeastPublisher(  # noqa: N802
     embeddings: InputArtifact[Embeddings],
     pushed: InputArtifact[PushedModel],

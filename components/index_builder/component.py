@@ -6,16 +6,15 @@ uses for servable models, so the Resolver and the pusher treat it like any other
 # No "from __future__ import annotations": the @component decorator reads real type hints.
 import os
 
-from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
 from components.artifacts import Embeddings
 from components.common import SERVING_SUBDIR, local_dirs, params_and_seed, read_queries, record_output
 from components.index_builder import executor
-from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter, component
 
 
-@tfx.dsl.components.component
+@component
 def IndexBuilder(  # noqa: N802
     embeddings: InputArtifact[Embeddings],
     queries: InputArtifact[Examples],

@@ -12,16 +12,15 @@ two-tower scores, so the ranker learns the ``two_tower`` feature (0 on the judge
 import logging
 import os
 
-from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
 from components.common import SERVING_SUBDIR, local_dirs, params_and_seed, read_queries, record_output
-from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter, component
 
 log = logging.getLogger(__name__)
 
 
-@tfx.dsl.components.component
+@component
 def RankerTrainer(  # noqa: N802
     search_engine: InputArtifact[Model],
     queries: InputArtifact[Examples],

@@ -14,13 +14,12 @@ import os
 import re
 import time
 
-from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model, ModelBlessing
 
 from components.artifacts import RetrievalMetrics
 from components.common import SERVING_SUBDIR, local_dirs, params_from, read_queries
 from components.retrieval_evaluator import executor
-from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter, component
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ def _metric_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-/ :]", "_", name.replace("@", "_at_"))
 
 
-@tfx.dsl.components.component
+@component
 def RetrievalEvaluator(  # noqa: N802
     search_engine: InputArtifact[Model],
     ranker: InputArtifact[Model],

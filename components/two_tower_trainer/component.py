@@ -13,19 +13,19 @@ import json
 import logging
 import os
 
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.types.standard_artifacts import Examples, Model, TransformGraph
 
 from components.artifacts import Embeddings
 from components.common import SERVING_SUBDIR, local_dirs, params_from
-from components.tfx_types import InputArtifact, OutputArtifact, Parameter
+from components.tfx_types import InputArtifact, OutputArtifact, Parameter, component
 from modules.data.data_io import read_cutoff
 
 log = logging.getLogger(__name__)
 MODULE = "modules.recommend.two_tower"
 
 
-@tfx.dsl.components.component
+@component
 def TwoTowerTrainer(  # noqa: N802
     interactions: InputArtifact[Examples],
     embeddings: InputArtifact[Embeddings],
@@ -46,7 +46,7 @@ def TwoTowerTrainer(  # noqa: N802
                          "transform_graph": transform_graph, "transformed_items": transformed_items}, {"model": model})
     with staged as local:
         run_dir = os.path.join(local["model"], "model_run")
-        fn_args = tfx.components.FnArgs(
+        fn_args = FnArgs(
             train_files=sorted(glob.glob(os.path.join(local["interactions"], "Split-train", "*"))),
             eval_files=sorted(glob.glob(os.path.join(local["interactions"], "Split-eval", "*"))),
             serving_model_dir=os.path.join(local["model"], SERVING_SUBDIR),
