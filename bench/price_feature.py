@@ -6,8 +6,8 @@ built now holds) and as the raw price (an engine saved before it), on one engine
 Builds the engine on the catalog (``--data``, or the ``--scale`` catalog generated with params' seed into a
 temporary directory) with the build path the benchmark uses (``build_benchmark_engines``: embed, index, in-process
 Transform analysis), trains LambdaMART on the TRAIN judged queries twice, once per price feature (same seed, same
-candidates; only the ``price`` column differs), and prints the ranker's NDCG@10 on every EVAL query, per kind, and
-the price feature's gain. A tree model splits on ranks, and log/z-score is monotone, so the two should match up to
+candidates; only the ``price`` column differs), and prints that column's range, the ranker's NDCG@10 on every
+EVAL query per kind, and the price feature's gain. A tree model splits on ranks, and log/z-score is monotone, so the two should match up to
 histogram-binning and float ties: the change is the single definition, not a quality change.
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ def _fit_and_score(engine, train: list[dict], evaluation: list[dict], params: di
     res = evaluate_engine(engine, evaluation, methods=("hybrid", "hybrid+ltr", "photo+ltr", "composed+ltr"),
                           data_dir=data_dir)
     gain = engine.ranker.feature_importance()
-    return {"ndcg@10": {m: round(v["ndcg@10"], 4) for m, v in res.items()},
+    return {"price_column": {"min": round(float(X["price"].min()), 3), "max": round(float(X["price"].max()), 3)},
+            "ndcg@10": {m: round(v["ndcg@10"], 4) for m, v in res.items()},
             "n_queries": {m: v["n_queries"] for m, v in res.items()},
             "price_gain": round(float(gain.get("price", 0.0)), 2), "rerank_kinds": engine.ranker.info.get("rerank_kinds")}
 

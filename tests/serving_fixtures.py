@@ -153,6 +153,9 @@ class TinyEngine:
                 self.image_feats[rec["item_id"]] = color_hist(img)
         self._fit()
 
+    def prepare_add(self) -> None:
+        """SearchEngine.prepare_add: this engine loads nothing ahead of an add."""
+
     def delete_item(self, item_id: str) -> None:
         if item_id not in set(self.items["item_id"]) or item_id in self.deleted:
             raise UnknownItemError(item_id)

@@ -81,6 +81,9 @@ def test_the_price_feature_is_the_graphs_price_log_z_for_catalog_rows() -> None:
 
 def test_a_live_added_item_gets_the_graphs_value() -> None:
     engine = _engine()
+    n_rows = engine.n_rows
+    engine.prepare_add()  # what serving calls outside its write lock: the graph loads, the state stays
+    assert engine.item_graph._layer is not None and engine.n_rows == n_rows == len(engine.price_log_z)
     assert engine.add_items([NEW], [swatch("yellow")]) == ["new1"]
     row = engine.id_to_row["new1"]
     want = _graph_price_log_z(engine.item_graph.directory, pd.DataFrame([NEW]))[0]

@@ -226,6 +226,12 @@ class SearchEngine:
         """Embed and index new items (searchable on the next call). An existing ``item_id`` is replaced."""
         return live.add_items(self.state, records, images)
 
+    def prepare_add(self) -> None:
+        """Load what ``add_items`` needs beyond the state (the transform graph, TensorFlow with it) without touching
+        the state: a server calls it outside its write lock, so the first live add blocks no search."""
+        if self.state.item_graph is not None:
+            self.state.item_graph.load()
+
     def delete_item(self, item_id: str) -> None:
         """Tombstone an item: it disappears from every result from the next call on."""
         live.delete_item(self.state, item_id)

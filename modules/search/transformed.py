@@ -1,7 +1,7 @@
 """The engine's Transform features: Transform's ``price_log_z`` per catalog row, the re-ranker's ``price`` feature
 (``features.candidate_columns``; ``price_in_range`` stays on the raw price, which the query's numbers are compared
 with), and the transform graph of :mod:`modules.transform` it came from, which the engine keeps so that live-added
-rows get the same definition (``live.add_items``).
+rows get the same definition (``live.add_items``; ``SearchEngine.prepare_add`` loads it ahead).
 
 The per-row values are the graph's: read from the pipeline's Transform outputs (IndexBuilder: ``transform_graph`` +
 ``transformed_examples``, joined to catalog rows by item_id) or, outside the pipeline, from tf.Transform's in-process
@@ -35,16 +35,22 @@ class ItemGraph:
     _output: Any = field(default=None, init=False, repr=False)
     _layer: Any = field(default=None, init=False, repr=False)
 
-    def price_log_z(self, items: pd.DataFrame) -> np.ndarray:
-        """The graph's ``price_log_z`` of raw rows (item_id, category, brand, price), float32 in row order. The first
-        call imports tensorflow_transform and loads the graph; later calls reuse its layer."""
-        from modules.recommend.item_transform import transform_rows
-
+    def load(self) -> None:
+        """Import tensorflow_transform (TensorFlow with it: a serving process that runs the ONNX query encoder has
+        not imported it; ~15 s on a loaded 2-core machine) and load the graph's layer, once. ``price_log_z`` calls
+        it; serving calls it before taking the bundle's write lock, so the first live add blocks no search."""
         if self._layer is None:
             import tensorflow_transform as tft
 
-            self._output = tft.TFTransformOutput(self.directory)
-            self._layer = self._output.transform_features_layer()
+            output = tft.TFTransformOutput(self.directory)
+            self._layer, self._output = output.transform_features_layer(), output
+
+    def price_log_z(self, items: pd.DataFrame) -> np.ndarray:
+        """The graph's ``price_log_z`` of raw rows (item_id, category, brand, price), float32 in row order (the
+        first call loads the graph, :meth:`load`)."""
+        from modules.recommend.item_transform import transform_rows
+
+        self.load()
         return transform_rows(self._output, items, layer=self._layer)["price_log_z"]
 
 
