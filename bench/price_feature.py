@@ -7,8 +7,9 @@ Builds the engine on the catalog (``--data``, or the ``--scale`` catalog generat
 temporary directory) with the build path the benchmark uses (``build_benchmark_engines``: embed, index, in-process
 Transform analysis), trains LambdaMART on the TRAIN judged queries twice, once per price feature (same seed, same
 candidates; only the ``price`` column differs), and prints that column's range, the ranker's NDCG@10 on every
-EVAL query per kind, and the price feature's gain. A tree model splits on ranks, and log/z-score is monotone, so the two should match up to
-histogram-binning and float ties: the change is the single definition, not a quality change.
+EVAL query per kind, and the price feature's gain. A tree model splits on ranks, and log/z-score is monotone, so the
+two should match up to histogram-binning and float ties: the change is the single definition, not a quality change
+(docs/benchmark_results.md, "The re-ranker's price feature from Transform").
 """
 from __future__ import annotations
 
