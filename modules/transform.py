@@ -8,10 +8,19 @@ Outputs (one row per item):
     price_bucket    quantile bucket of the price, ``custom_config["n_price_bands"]`` buckets (0 .. n-1)
     price_log_z     z-score of log1p(price) over the catalog
 
-Read by the two-tower (``modules.recommend.item_transform``: its candidate tower trains on these features and its
-exported ``candidate_embedding`` signature applies this graph to raw features) and by the ranker (``price_log_z``
-is its price feature). In the pipeline the TFX Transform component runs it (``custom_config`` from params.yaml);
-outside it, :func:`modules.recommend.item_transform.analyse_items` runs the same function in-process.
+Who reads what, always through :mod:`modules.recommend.item_transform` (never a second definition):
+
+- the two-tower (TwoTowerTrainer): its candidate tower trains on ``item_id_idx``, ``category_idx``, ``brand_idx``,
+  ``price_bucket`` and ``price_log_z``, and its exported ``candidate_embedding`` signature applies this graph to
+  raw features;
+- the search engine (IndexBuilder, ``modules.search.build.build_engine`` via ``modules.search.transformed``): it
+  keeps ``price_log_z`` per catalog row as the LambdaMART re-ranker's ``price`` feature (RankerTrainer trains on it,
+  serving re-ranks with it; ``price_in_range`` stays on the raw price) and a copy of this graph, which it applies
+  to live-added items.
+
+In the pipeline the TFX Transform component runs it (``custom_config`` from params.yaml) and both components read
+its ``transform_graph`` and ``transformed_examples``; outside it (``pixelmatch benchmark``, offline evaluation,
+tests), :func:`modules.recommend.item_transform.analyse_items` runs the same function in-process.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 DataExampleGen -> StatisticsGen / ImportSchemaGen / ExampleValidator (items, interactions, queries)
 -> DataCheck (the gate: any anomaly stops the run) -> Transform (items) -> EmbeddingGen
 -> [TwoTowerTrainer: reads Transform's transform_graph and transformed items]
--> IndexBuilder -> RankerTrainer -> Resolver(latest blessed) -> RetrievalEvaluator (blessing)
+-> IndexBuilder (reads them too: the ranker's price feature) -> RankerTrainer -> Resolver(latest blessed) -> RetrievalEvaluator (blessing)
 -> BundlePusher (blessed only) -> FeastPublisher
 """
 from __future__ import annotations
@@ -113,7 +113,9 @@ def _model_stage(data: dict[str, Any], data_dir: str, params_json: str, two_towe
         nodes.append(trainer)
         two_tower_model = trainer.outputs["model"]
     index_builder = IndexBuilder(
-        embeddings=embedding_gen.outputs["embeddings"], queries=queries, data_dir=data_dir, params_json=params_json
+        embeddings=embedding_gen.outputs["embeddings"], queries=queries, data_dir=data_dir, params_json=params_json,
+        transform_graph=data["transform"].outputs["transform_graph"],
+        transformed_items=data["transform"].outputs["transformed_examples"],
     )
     ranker = RankerTrainer(
         search_engine=index_builder.outputs["search_engine"], queries=queries, data_dir=data_dir,

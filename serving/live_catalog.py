@@ -59,6 +59,7 @@ class LiveCatalogMixin:
         """Insert items into `bundle` (caller holds the mutation lock)."""
         records = [self._engine_record(item) for item, _, _ in entries]
         images = [img for _, img, _ in entries]
+        bundle.engine.prepare_add()  # the first add's one-off load (the transform graph) outside the write lock
         with bundle.lock.write():
             bundle.engine.add_items(records, images)
             for item, _, image_file in entries:

@@ -153,6 +153,9 @@ class TinyEngine:
                 self.image_feats[rec["item_id"]] = color_hist(img)
         self._fit()
 
+    def prepare_add(self) -> None:
+        """SearchEngine.prepare_add: this engine loads nothing ahead of an add."""
+
     def delete_item(self, item_id: str) -> None:
         if item_id not in set(self.items["item_id"]) or item_id in self.deleted:
             raise UnknownItemError(item_id)
@@ -259,6 +262,7 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     from modules.encoders.text_runtime import cached_export, copy_runtime, runtime_params
     from modules.recommend.hybrid import build_recommender
     from modules.search import SearchEngine
+    from modules.search.transformed import catalog_price_log_z
 
     params = copy.deepcopy(load_params())
     scales = params["generate"]["scales"]
@@ -275,8 +279,10 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     catalog_images = embed_catalog_images([data / p for p in items["image_path"]], np.ones(len(items), bool),
                                           text_emb, colors, params, seed, progress=False)  # what EmbeddingGen does
     image_emb, tower = catalog_images.vectors, catalog_images.encoder
+    price_log_z, item_graph, _ = catalog_price_log_z(items, params)  # what IndexBuilder gets from Transform
     engine = SearchEngine.build(items, text_emb, image_emb, colors, text_enc, tower, params,
-                                item_colors=[dominant_color_name(im) for im in images])
+                                item_colors=[dominant_color_name(im) for im in images], price_log_z=price_log_z,
+                                item_graph=item_graph)
     train, _ = split_interactions(load_interactions(data), int(load_manifest(data)["cutoff_ts"]))
     params["recommend"]["hybrid"]["collaborative"] = "als"      # no TF training in a serving test
     rec = build_recommender(items, train, text_emb, image_emb, colors, params, seed=seed)

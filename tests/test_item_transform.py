@@ -1,6 +1,6 @@
 """The items' TFX Transform features (modules/transform.py via modules/recommend/item_transform.py): the
 preprocessing_fn's outputs, the per-item table aligned to catalog rows, and the pipeline wiring that hands
-Transform's outputs to the two-tower trainer."""
+Transform's outputs to the two-tower trainer and the index builder."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,7 +70,8 @@ def test_item_table_from_transformed_examples_is_aligned_to_catalog_rows(analyse
                        tmp_path / "examples")
 
 
-def test_pipeline_hands_transform_outputs_to_the_two_tower_trainer(tiny_catalog: Path, tmp_path: Path) -> None:
+def test_pipeline_hands_transform_outputs_to_the_two_tower_and_the_index_builder(tiny_catalog: Path,
+                                                                                  tmp_path: Path) -> None:
     from google.protobuf import json_format
     from tfx.proto import transform_pb2
 
@@ -81,9 +82,12 @@ def test_pipeline_hands_transform_outputs_to_the_two_tower_trainer(tiny_catalog:
     transform, trainer = nodes["Transform"], nodes["TwoTowerTrainer"]
     assert trainer.inputs["transform_graph"] is transform.outputs["transform_graph"]
     assert trainer.inputs["transformed_items"] is transform.outputs["transformed_examples"]
+    builder = nodes["IndexBuilder"]  # the engine's price feature (modules/search/transformed.py)
+    assert builder.inputs["transform_graph"] is transform.outputs["transform_graph"]
+    assert builder.inputs["transformed_items"] is transform.outputs["transformed_examples"]
     splits = transform.exec_properties["splits_config"]
     if isinstance(splits, str):   # TFX may hold a proto exec property as its JSON text
         splits = json_format.Parse(splits, transform_pb2.SplitsConfig())
     assert set(splits.analyze) == {"train", "eval"}  # every catalog item
     config = transform.exec_properties["custom_config"]
-    assert '"n_price_bands": %d' % load_params()["recommend"]["n_price_bands"] in str(config)
+    assert f'"n_price_bands": {load_params()["recommend"]["n_price_bands"]:d}' in str(config)

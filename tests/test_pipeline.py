@@ -85,6 +85,22 @@ def _check_progress_lines(root: Path) -> None:
     assert "[pixelmatch] blessing: BLESSED" in text  # a component's own print: kept in the log
 
 
+def _check_engine_price_feature(engine_dir: Path, store: Any) -> None:
+    """The pushed engine's ranker ``price`` feature is Transform's price_log_z: IndexBuilder read Transform's
+    transformed examples (not an in-process analysis), the values follow the preprocessing_fn's definition over the
+    catalog, and the engine carries the graph its live adds apply."""
+    import pandas as pd
+
+    sources = [a.custom_properties["item_features"].string_value for a in store.get_artifacts_by_type("Model")
+               if "item_features" in a.custom_properties]
+    assert sources and set(sources) == {"transformed_examples"}, sources
+    price = pd.read_parquet(engine_dir / "items.parquet")["price"].to_numpy(np.float64)
+    log_price = np.log1p(np.maximum(price, 0.0))
+    want = (log_price - log_price.mean()) / log_price.std()
+    np.testing.assert_allclose(np.load(engine_dir / "price_log_z.npy"), want, atol=1e-4)
+    assert (engine_dir / "transform_graph" / "transform_fn").is_dir()
+
+
 @pytest.mark.integration  # runs in `make test` (CI): the whole tiny pipeline, twice
 def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from feast import FeatureStore
@@ -124,6 +140,7 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     assert metrics[served]["ndcg@10"] >= metrics["bm25"]["ndcg@10"] + 0.05, (served, metrics[served], metrics["bm25"])
     calibration = json.loads((serving / version / manifest["components"]["index"] / "calibration.json").read_text())
     assert calibration["low_confidence_threshold"] is not None  # calibrated at index build, not left unset
+    _check_engine_price_feature(serving / version / manifest["components"]["index"], store)
 
     fs = FeatureStore(repo_path=str(repo))
     item_id = json.loads((root / "EmbeddingGen").glob("embeddings/*/item_ids.json").__next__().read_text())[0]

@@ -5,6 +5,7 @@ import base64
 import json
 import time
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from serving_fixtures import build_serving_dir, png_bytes, real_serving_dir, tiny_loader
@@ -262,7 +263,7 @@ def test_real_bundle_recommend(real):
 
 @pytest.mark.integration
 def test_real_bundle_live_add_is_first_on_next_search(real, admin):
-    c, _ = real
+    c, sd = real
     latencies = []
     for n in range(3):
         word = f"quixotrel{n}"
@@ -273,6 +274,14 @@ def test_real_bundle_live_add_is_first_on_next_search(real, admin):
         first = c.post("/search/text", json={"query": word, "top_k": 3}).json()["results"][0]["item_id"]
         latencies.append((time.perf_counter() - t0) * 1000)
         assert first == f"live-real-{n}"
-    # add-to-searchable (POST /admin/items then the search that finds it), client side, in-process TestClient
+    # add-to-searchable (POST /admin/items then the search that finds it), client side, in-process TestClient; the
+    # first add also loads the engine's transform graph (tensorflow_transform imported then, not at bundle load)
     print(f"add-to-searchable ms: {[round(x) for x in latencies]}")
     assert max(latencies) < 30_000
+    engine = c.app.state.manager.bundle.engine  # the live items' ranker price feature: the bundle graph's value
+    z = engine.price_log_z[[engine.id_to_row[f"live-real-{n}"] for n in range(3)]]
+    import pandas as pd
+
+    catalog = pd.read_parquet(sd / "real1" / "search" / "items.parquet")  # the catalog the graph was analysed on
+    log_price = np.log1p(catalog["price"].to_numpy(np.float64))
+    assert np.allclose(z, (np.log1p(55.0) - log_price.mean()) / log_price.std(), atol=1e-4), z

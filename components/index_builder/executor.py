@@ -1,5 +1,6 @@
-"""IndexBuilder logic: fusion + FAISS HNSW + lexical indexes + item metadata + calibration
-(``modules.search.build.build_engine``, the build path ``pixelmatch benchmark`` uses too), saved by SearchEngine.save."""
+"""IndexBuilder logic: fusion + FAISS HNSW + lexical indexes + item metadata + Transform's per-row price feature +
+calibration (``modules.search.build.build_engine``, the build path ``pixelmatch benchmark`` uses too), saved by
+SearchEngine.save (which also copies the transform graph into the engine: live adds apply it)."""
 from __future__ import annotations
 
 import shutil
@@ -9,11 +10,14 @@ from typing import Any
 from modules.data.data_io import EMB_TOWER_DIR
 
 
-def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], train_queries: list[dict], seed: int) -> dict:
-    """Build the SearchEngine (without ranker) and save it to ``out_dir``."""
+def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], train_queries: list[dict], seed: int,
+          transform_dir: str | None = None, examples_dir: str | None = None) -> dict:
+    """Build the SearchEngine (without ranker) and save it to ``out_dir``. ``transform_dir`` / ``examples_dir``:
+    Transform's ``transform_graph`` and ``transformed_examples`` (absent: the catalog is analysed in-process)."""
     from modules.search.build import build_engine, load_embeddings
 
-    built = build_engine(load_embeddings(data_dir, emb_dir, params), data_dir, params, train_queries, seed)
+    built = build_engine(load_embeddings(data_dir, emb_dir, params), data_dir, params, train_queries, seed,
+                         transform_dir=transform_dir, examples_dir=examples_dir)
     built.engine.save(out_dir)
     shutil.copytree(Path(emb_dir) / EMB_TOWER_DIR, Path(out_dir) / EMB_TOWER_DIR)  # SearchEngine.load finds it here
     return built.info

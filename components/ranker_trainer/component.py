@@ -1,7 +1,8 @@
 """RankerTrainer: LightGBM LambdaMART over the engine's retrieval candidates, TRAIN-split judged queries only.
 
 Features come from the engine's own candidate path (dense, BM25, two-tower scores, category/colour match,
-price, popularity, cold-start flag); labels are the judged grades. Early stopping watches a by-query
+price = Transform's price_log_z that IndexBuilder stored per item, popularity, cold-start flag); labels are the
+judged grades. Early stopping watches a by-query
 validation slice carved from the train queries (modules/search/rerank_train.py). Eval queries are never read here.
 
 With the two-tower model (``two_tower``, optional) and ``ranking.user_queries.enabled``, the TRAIN-split user-issued

@@ -1,5 +1,7 @@
-"""The items' transformed features, one place for the two-tower and the ranker: the TFX Transform graph of
-:mod:`modules.transform` and the per-item table it yields, aligned to catalog rows.
+"""The items' transformed features, one place for the two-tower and the search engine's re-ranker: the TFX Transform
+graph of :mod:`modules.transform` and the per-item table it yields, aligned to catalog rows. The two-tower
+(``modules.recommend.two_tower``) reads every feature; the search engine (``modules.search.transformed``) reads
+``price_log_z``, its re-ranker's ``price`` feature, and applies the graph to live-added items (:func:`transform_rows`).
 
 In the pipeline, Transform has already run: :func:`item_transform` reads its ``transform_graph`` and its
 ``transformed_examples`` (gzipped TFRecords under ``Split-*/``), joined to the catalog by the passed-through

@@ -5,7 +5,9 @@
    configured image space (frozen backbone + LiT text head by default); attributes learned from the catalog's own
    labels. ``save_embeddings`` / ``load_embeddings`` write and read it as the EmbeddingGen artifact.
 2. ``build_engine`` (what IndexBuilder computes): the learned attribute values made searchable, the fusion (trained
-   on TRAIN-split queries only), the indexes, training-window popularity, and the ``low_confidence`` threshold
+   on TRAIN-split queries only), the indexes, training-window popularity, Transform's ``price_log_z`` per row (the
+   re-ranker's ``price`` feature, ``modules.search.transformed``: IndexBuilder reads the pipeline's Transform
+   outputs, the benchmark analyses the same ``preprocessing_fn`` in-process), and the ``low_confidence`` threshold
    calibrated on TRAIN-split text queries.
 """
 from __future__ import annotations
@@ -185,10 +187,14 @@ def build_fusion(emb: CatalogEmbeddings, items: pd.DataFrame, params: Mapping[st
 
 def build_engine(emb: CatalogEmbeddings, data_dir: str | Path, params: Mapping[str, Any],
                  train_queries: Sequence[Mapping[str, Any]], seed: int, fusion_method: str | None = None,
-                 calibrate: bool = True) -> BuiltEngine:
+                 calibrate: bool = True, transform_dir: str | Path | None = None,
+                 examples_dir: str | Path | None = None) -> BuiltEngine:
     """Index embedded catalog (see the module docstring); no ranker attached. ``fusion_method`` overrides
-    ``fusion.method``; ``calibrate=False`` leaves the ``low_confidence`` threshold to params."""
+    ``fusion.method``; ``calibrate=False`` leaves the ``low_confidence`` threshold to params. ``transform_dir`` +
+    ``examples_dir``: Transform's ``transform_graph`` and ``transformed_examples`` (IndexBuilder); without them the
+    catalog is analysed in-process (reused within a process for the same items)."""
     from modules.attributes import apply_fills
+    from modules.search.transformed import catalog_price_log_z
 
     seconds: dict[str, float] = {}
     items, filled = apply_fills(emb.items, emb.attributes.get("filled", {}))  # learned values become searchable
@@ -196,10 +202,14 @@ def build_engine(emb: CatalogEmbeddings, data_dir: str | Path, params: Mapping[s
     fusion, n_pairs = build_fusion(emb, items, params, train_queries, seed, fusion_method)
     seconds["fusion"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    # of the raw catalog rows, as the pipeline's Transform read them (before the learned fills), in catalog row order
+    price_log_z, graph, transform_source = catalog_price_log_z(emb.items, params, transform_dir, examples_dir)
+    seconds["transform"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     popularity = item_popularity(data_dir, items["item_id"].astype(str).tolist())
     engine = SearchEngine.build(items, emb.text_emb, emb.image_emb, emb.color, emb.text_encoder, emb.image_encoder,
                                 dict(params), fusion=fusion, popularity=popularity, item_colors=emb.color_names,
-                                filled=filled)
+                                filled=filled, price_log_z=price_log_z, item_graph=graph)
     seconds["indexes"] = time.perf_counter() - t0
     threshold = engine.low_conf_threshold
     if calibrate:
@@ -207,5 +217,5 @@ def build_engine(emb: CatalogEmbeddings, data_dir: str | Path, params: Mapping[s
         threshold = calibrate_from_train_queries(engine, train_queries, params, seed=seed)
         seconds["calibration"] = time.perf_counter() - t0
     info = {"n_items": len(items), "fusion": fusion.method, "n_filled_items": len(filled),
-            "n_fusion_pairs": n_pairs, "low_confidence_threshold": threshold}
+            "n_fusion_pairs": n_pairs, "low_confidence_threshold": threshold, "item_features": transform_source}
     return BuiltEngine(engine, info, seconds)

@@ -40,6 +40,7 @@ from modules.search.respond import SearchResponse, hybrid_response, single_respo
 from modules.search.retrieve import retrieve, similar_rows, single_retriever, text_confidence
 from modules.search.rrf import fuse_lists
 from modules.search.state import EngineState, UnknownItemError, build_state
+from modules.search.transformed import ItemGraph
 
 RETRIEVERS = ("hybrid", "bm25", "tfidf", "text", "image", "fusion")
 _STATE_FIELDS = frozenset(f.name for f in dataclasses.fields(EngineState))
@@ -90,18 +91,20 @@ class SearchEngine:
     def build(cls, items: pd.DataFrame, text_emb: np.ndarray, image_emb: np.ndarray, color_feats: np.ndarray | None,
               text_encoder: Any, image_encoder: Any, params: Mapping[str, Any], fusion: Fusion | None = None,
               ranker: Any = None, popularity: np.ndarray | None = None, item_colors: Sequence[str] | None = None,
-              parser: QueryParser | None = None, filled: Mapping[str, Mapping[str, Any]] | None = None
-              ) -> SearchEngine:
+              parser: QueryParser | None = None, filled: Mapping[str, Mapping[str, Any]] | None = None,
+              price_log_z: np.ndarray | None = None, item_graph: ItemGraph | None = None) -> SearchEngine:
         """Index a catalog. Row ``i`` of every array describes row ``i`` of ``items``.
 
         ``params``: the full params dict (``retrieval``/``fusion`` sections are read). ``fusion`` defaults to
         ``concat`` (needs no training). ``item_colors``: named dominant colour of each item's image ("" if none).
         ``filled``: ``{item_id: {column: {"value", "confidence"}}}`` of attributes learned from the catalog's labels
-        (shown in ``explain["filled"]``).
+        (shown in ``explain["filled"]``). ``price_log_z``: Transform's value of each row, with ``item_graph``, the
+        transform graph it came from (``transformed.catalog_price_log_z``); without them the ranker's ``price``
+        feature is the raw price.
         """
         return cls(build_state(items, text_emb, image_emb, color_feats, text_encoder, image_encoder, params,
                                fusion=fusion, ranker=ranker, popularity=popularity, item_colors=item_colors,
-                               parser=parser, filled=filled))
+                               parser=parser, filled=filled, price_log_z=price_log_z, item_graph=item_graph))
 
     @classmethod
     def load(cls, directory: str | Path, params: Mapping[str, Any] | None = None, text_encoder: Any = None,
@@ -222,6 +225,12 @@ class SearchEngine:
                   ) -> list[str]:
         """Embed and index new items (searchable on the next call). An existing ``item_id`` is replaced."""
         return live.add_items(self.state, records, images)
+
+    def prepare_add(self) -> None:
+        """Load what ``add_items`` needs beyond the state (the transform graph, TensorFlow with it) without touching
+        the state: a server calls it outside its write lock, so the first live add blocks no search."""
+        if self.state.item_graph is not None:
+            self.state.item_graph.load()
 
     def delete_item(self, item_id: str) -> None:
         """Tombstone an item: it disappears from every result from the next call on."""

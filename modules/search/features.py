@@ -187,7 +187,7 @@ def candidate_columns(state: EngineState, text: str | None, retrieval_text: str,
         "color_match": intent_cols["color_match"],
         "pattern_match": intent_cols["pattern_match"],
         "gender_match": intent_cols["gender_match"],
-        "price": state.price[rows],
+        "price": state.price_feature[rows],  # Transform's price_log_z (old engines: the raw price)
         "price_in_range": intent_cols["price_in_range"],
         "popularity": state.popularity[rows],
         "is_cold": ((state.popularity[rows] <= 0) | state.live_added[rows]).astype(np.float32),

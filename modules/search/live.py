@@ -1,5 +1,7 @@
 """Live updates: ``add_items`` embeds new records with the engine's encoders, appends them to the HNSW indexes and a
-delta BM25 index; ``delete_item`` tombstones (HNSW cannot delete). Re-adding an id replaces the old version."""
+delta BM25 index, and gives them the ranker's ``price`` feature from the engine's transform graph
+(``transformed.ItemGraph``); ``delete_item`` tombstones (HNSW cannot delete). Re-adding an id replaces the old
+version."""
 from __future__ import annotations
 
 import math
@@ -68,6 +70,8 @@ def add_items(s: EngineState, records: Sequence[Mapping[str, Any]],
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate item_id in one add_items call")
     new = normalise_items(pd.DataFrame(rows))
+    # the ranker's price feature of the new rows from the engine's own transform graph (none: an old engine)
+    price_z = None if s.item_graph is None else s.item_graph.price_log_z(new)
     docs = document_text(new)
     text_emb = np.asarray(s.text_encoder.encode(docs), np.float32)
     image_emb, colors, color_rows = _embed_images(s, images, len(new))
@@ -90,6 +94,8 @@ def add_items(s: EngineState, records: Sequence[Mapping[str, Any]],
     s.bm25.add(docs, new_rows)
     s.tfidf.add(docs)
     s.popularity = np.concatenate([s.popularity, np.zeros(len(new), np.float32)])
+    if price_z is not None:
+        s.price_log_z = np.concatenate([s.price_log_z, price_z.astype(np.float32)])
     s.item_colors.extend(colors)
     s.alive = np.concatenate([s.alive, np.ones(len(new), bool)])
     s.live_added = np.concatenate([s.live_added, np.ones(len(new), bool)])

@@ -2,8 +2,10 @@
 
     items.parquet  text_index/  image_index/  fused_index/  color_feats.npy (optional)  popularity.npy
     bm25/  tfidf.pkl  fusion/  calibration.json  query_parser.json  filled_attributes.json  engine.json
+    price_log_z.npy + transform_graph/ (``transformed``: the ranker's price feature and the graph it came from)
 
 The image tower itself is saved by the pipeline next to it under ``image_tower/``; only its reference is recorded.
+An engine saved before ``price_log_z.npy`` loads without it (its ranker's ``price`` feature stays the raw price).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from modules.search.fusion import Fusion
 from modules.search.lexical import BM25Index, TfidfIndex
 from modules.search.query import QueryParser
 from modules.search.state import EngineState, retrieval_params, section
+from modules.search.transformed import PRICE_FILE, TRANSFORM_DIR, ItemGraph
 from modules.settings import load_section
 
 CLIP_DIR = "clip_model"   # a CLIP engine's own copy of the CLIP weights (the bundle needs no other path)
@@ -55,7 +58,12 @@ def save_state(s: EngineState, directory: str | Path) -> Path:
     enc = s.image_encoder
     kind = None if enc is None else encoder_kind(enc)
     if kind == "clip":
-        _copy_clip(Path(enc.model_dir), d / CLIP_DIR)
+        _copy_dir(Path(enc.model_dir), d / CLIP_DIR)
+    if s.item_graph is not None:  # the engine's own copy of the graph: live adds apply it wherever the engine goes
+        np.save(d / PRICE_FILE, s.price_log_z)
+        _copy_dir(Path(s.item_graph.directory), d / TRANSFORM_DIR)
+    else:
+        (d / PRICE_FILE).unlink(missing_ok=True)  # an older engine saved over a newer one: no stale feature left
     state = {
         "format": 1,
         "params": s.params,
@@ -106,6 +114,8 @@ def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, t
         live_added=np.asarray(saved["live_added"], dtype=bool),
         item_colors=list(saved["item_colors"]),
         filled=json.loads(filled_path.read_text()) if filled_path.is_file() else {},
+        price_log_z=np.load(d / PRICE_FILE) if (d / PRICE_FILE).is_file() else None,
+        item_graph=_item_graph(d),
         ranker=ranker,
         params=engine_params,
         text_encoder=text_encoder if text_encoder is not None else _text_encoder(engine_params),
@@ -113,8 +123,18 @@ def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, t
     )
 
 
-def _copy_clip(src: Path, dst: Path) -> None:
-    """The CLIP directory copied next to the engine, so that a pushed bundle carries its weights."""
+def _item_graph(d: Path) -> ItemGraph | None:
+    """The saved engine's transform graph (None for an engine saved without ``price_log_z.npy``)."""
+    if not (d / PRICE_FILE).is_file():
+        return None
+    if not (d / TRANSFORM_DIR).is_dir():
+        raise FileNotFoundError(f"{d} holds {PRICE_FILE} but not the transform graph it came from ({TRANSFORM_DIR}/)")
+    return ItemGraph(str(d / TRANSFORM_DIR))
+
+
+def _copy_dir(src: Path, dst: Path) -> None:
+    """A directory the engine needs (CLIP's weights, the transform graph) copied next to it, so that a pushed bundle
+    carries it."""
     if dst.exists() and dst.resolve() == src.resolve():
         return
     if dst.exists():

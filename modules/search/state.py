@@ -15,6 +15,7 @@ from modules.search.dense import DenseIndex, l2_normalize
 from modules.search.fusion import Fusion
 from modules.search.lexical import BM25Index, TfidfIndex
 from modules.search.query import QueryParser
+from modules.search.transformed import ItemGraph
 from modules.settings import RetrievalSettings, load_section, section_dict
 
 REQUIRED_COLUMNS = ("item_id", "title")
@@ -95,6 +96,10 @@ class EngineState:
     live_added: np.ndarray                # True: added by add_items after the build
     filled: dict[str, dict[str, Any]]     # {item_id: {column: {"value", "confidence"}}} learned attributes
     low_conf_threshold: float | None = None
+    # Transform's z-scored log price per row (``transformed``), the ranker's ``price`` feature, and the transform
+    # graph it came from (applied to live-added rows). Both None: an engine saved before them (raw price serves).
+    price_log_z: np.ndarray | None = None
+    item_graph: ItemGraph | None = None
     retrieval: RetrievalSettings = field(init=False, repr=False)  # params["retrieval"], typed (set at construction)
     # Derived per-row attributes (``refresh``) and caches.
     row_ids: np.ndarray = field(init=False, repr=False)
@@ -112,6 +117,10 @@ class EngineState:
 
     def __post_init__(self) -> None:
         self.retrieval = load_section("retrieval", self.params["retrieval"])
+        if (self.price_log_z is None) != (self.item_graph is None):
+            raise ValueError("price_log_z and the transform graph it came from go together")
+        if self.price_log_z is not None and len(self.price_log_z) != len(self.items):
+            raise ValueError(f"price_log_z has {len(self.price_log_z)} rows, items has {len(self.items)}")
         self.refresh()
 
     @property
@@ -137,6 +146,12 @@ class EngineState:
         pat_text = df["title"] + " " + df["description"] + (" " + df["pattern"] if "pattern" in df.columns else "")
         self.patterns = [self.parser.patterns_in(t) for t in pat_text]
         self.color_masks = {}
+
+    @property
+    def price_feature(self) -> np.ndarray:
+        """The re-ranker's ``price`` feature per row (training and serving both read it through the candidate
+        features): Transform's ``price_log_z``; an engine saved without it keeps the raw price its ranker knows."""
+        return self.price if self.price_log_z is None else self.price_log_z
 
     @property
     def color_unit(self) -> np.ndarray | None:
@@ -182,11 +197,11 @@ def _check_rows(items: pd.DataFrame, **arrays: Any) -> None:
 def build_state(items: pd.DataFrame, text_emb: np.ndarray, image_emb: np.ndarray, color_feats: np.ndarray | None,
                 text_encoder: Any, image_encoder: Any, params: Mapping[str, Any], fusion: Fusion | None = None,
                 ranker: Any = None, popularity: np.ndarray | None = None, item_colors: Sequence[str] | None = None,
-                parser: QueryParser | None = None, filled: Mapping[str, Mapping[str, Any]] | None = None
-                ) -> EngineState:
+                parser: QueryParser | None = None, filled: Mapping[str, Mapping[str, Any]] | None = None,
+                price_log_z: np.ndarray | None = None, item_graph: ItemGraph | None = None) -> EngineState:
     """Index a catalog (see ``SearchEngine.build``)."""
     _check_rows(items, text_emb=text_emb, image_emb=image_emb, color_feats=color_feats, popularity=popularity,
-                item_colors=item_colors)
+                item_colors=item_colors, price_log_z=price_log_z)
     n = len(items)
     engine_params = {"retrieval": retrieval_params(section(params, "retrieval")), "fusion": section(params, "fusion"),
                      "encoders": section(params, "encoders")}
@@ -213,4 +228,6 @@ def build_state(items: pd.DataFrame, text_emb: np.ndarray, image_emb: np.ndarray
         filled={str(k): dict(v) for k, v in (filled or {}).items()},
         parser=parser or QueryParser.from_catalog(items, _color_names()),
         low_conf_threshold=None if thr is None else float(thr),
+        price_log_z=None if price_log_z is None else np.asarray(price_log_z, dtype=np.float32),
+        item_graph=item_graph,
     )
