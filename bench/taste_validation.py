@@ -51,7 +51,13 @@ def with_setting(params: dict[str, Any], dotted: str, value: Any) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> None:
     from modules.config import load_params, param_seed
-    from modules.data.data_io import load_embedding_rows, load_interactions, load_items, load_manifest, load_photo_colours
+    from modules.data.data_io import (
+        load_embedding_rows,
+        load_interactions,
+        load_items,
+        load_manifest,
+        load_photo_colours,
+    )
     from modules.evaluation.recommend import evaluate_recommenders
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

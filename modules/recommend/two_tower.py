@@ -32,6 +32,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from modules.config import param_seed  # noqa: E402
+from modules.recommend.item_transform import ItemTransform, item_transform  # noqa: E402
 from modules.recommend.two_tower_data import (  # noqa: E402
     TrainingData,
     load_content_embeddings,
@@ -40,7 +41,6 @@ from modules.recommend.two_tower_data import (  # noqa: E402
     training_data,
     validated_inputs,
 )
-from modules.recommend.item_transform import ItemTransform, item_transform  # noqa: E402
 from modules.recommend.two_tower_export import export_two_tower  # noqa: E402
 from modules.recommend.two_tower_model import CandidateTower, QueryTower, TwoTowerModel, TwoTowerNet  # noqa: E402
 
