@@ -1,4 +1,5 @@
-"""What the bundle benchmarks share: finding the pushed bundle and the catalog's EVAL text queries.
+"""What the benchmarks share: finding the pushed bundle, the catalog's EVAL text queries, and the catalog to read
+or generate.
 
 Both print a one-line reason and exit with code 2 instead of a traceback, so a benchmark pointed at the
 wrong directory says so.
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -40,3 +42,21 @@ def eval_text_queries(data_dir: str | Path, limit: int | None = None) -> list[st
     if not texts:
         _fail(f"{data_dir}: no EVAL text queries in queries.jsonl")
     return texts[:limit] if limit is not None else texts
+
+
+def add_data_source(ap: Any) -> None:
+    """``--data DATA_DIR`` or ``--scale SCALE`` (one required): the catalog a benchmark reads or generates."""
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="a DATA_DIR")
+    src.add_argument("--scale", help="generate this scale (params.yaml generate.scales) into a temporary dir")
+
+
+def data_dir_from(args: Any, tmp: str | Path, params: dict, seed: int) -> str:
+    """``args.data``, or a catalog of ``args.scale`` generated (``seed``) under ``tmp``."""
+    if args.data is not None:
+        return str(args.data)
+    from modules.data.catalog.generate import generate_catalog
+
+    data_dir = str(Path(tmp) / "data")
+    generate_catalog(args.scale, data_dir, seed=seed, params=params, progress=False)
+    return data_dir

@@ -14,7 +14,6 @@ import argparse
 import json
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,25 +37,19 @@ def graph_boundaries(output, layer, n_bands: int, upper: float) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from bench._common import add_data_source, data_dir_from
     from modules.config import load_params, param_seed
     from modules.data.data_io import load_items
     from modules.recommend.features import ItemFeatures
     from modules.recommend.item_transform import item_transform
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="a DATA_DIR")
-    src.add_argument("--scale", help="generate this scale (params.yaml generate.scales) into a temporary dir")
+    add_data_source(ap)
     a = ap.parse_args(argv)
     params = load_params()
     n_bands = int(params["recommend"]["n_price_bands"])
     with tempfile.TemporaryDirectory(prefix="pm-bands-") as tmp:
-        data_dir = a.data
-        if data_dir is None:
-            from modules.data.catalog.generate import generate_catalog
-
-            data_dir = str(Path(tmp) / "data")
-            generate_catalog(a.scale, data_dir, seed=param_seed(params), params=params, progress=False)
+        data_dir = data_dir_from(a, tmp, params, param_seed(params))
         items = load_items(data_dir)
     t0 = time.perf_counter()
     table = item_transform(items, n_bands)

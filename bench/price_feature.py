@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from pathlib import Path
 
 
 def _fit_and_score(engine, train: list[dict], evaluation: list[dict], params: dict, seed: int, data_dir: str) -> dict:
@@ -35,25 +34,19 @@ def _fit_and_score(engine, train: list[dict], evaluation: list[dict], params: di
 
 
 def main(argv: list[str] | None = None) -> None:
+    from bench._common import add_data_source, data_dir_from
     from modules.config import load_params, param_seed
     from modules.data.data_io import load_queries
     from modules.evaluation.search_eval import build_benchmark_engines
     from modules.search.rerank_train import split_queries
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="a DATA_DIR")
-    src.add_argument("--scale", help="generate this scale (params.yaml generate.scales) into a temporary dir")
+    add_data_source(ap)
     a = ap.parse_args(argv)
     params = load_params()
     seed = param_seed(params)
     with tempfile.TemporaryDirectory(prefix="pm-price-") as tmp:
-        data_dir = a.data
-        if data_dir is None:
-            from modules.data.catalog.generate import generate_catalog
-
-            data_dir = str(Path(tmp) / "data")
-            generate_catalog(a.scale, data_dir, seed=seed, params=params, progress=False)
+        data_dir = data_dir_from(a, tmp, params, seed)
         train, evaluation = split_queries(load_queries(data_dir))
         train = [q for q in train if q.get("source", "judged") == "judged"]
         engine = build_benchmark_engines(data_dir, params, train, seed, with_late=False).engine

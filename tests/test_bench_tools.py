@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench._common import eval_text_queries, latest_bundle_or_exit
+from bench._common import add_data_source, data_dir_from, eval_text_queries, latest_bundle_or_exit
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,20 @@ def test_refusals_exit_2_with_a_reason(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as e:
         eval_text_queries(tmp_path)
     assert e.value.code == 2 and "no EVAL text queries" in capsys.readouterr().err
+
+
+def test_a_benchmark_reads_data_or_generates_a_scale_but_not_both(tmp_path: Path) -> None:
+    import argparse
+
+    from modules.config import load_params
+
+    ap = argparse.ArgumentParser()
+    add_data_source(ap)
+    with pytest.raises(SystemExit):
+        ap.parse_args(["--data", "d", "--scale", "tiny"])
+    assert data_dir_from(ap.parse_args(["--data", "some/dir"]), tmp_path, {}, 0) == "some/dir"
+    made = data_dir_from(ap.parse_args(["--scale", "tiny"]), tmp_path, load_params(), 42)
+    assert made == str(tmp_path / "data") and (tmp_path / "data" / "items.csv").is_file()
 
 
 def test_eval_text_queries_are_eval_text_only(real: Path) -> None:
