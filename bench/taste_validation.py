@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"candidate": label, "n_new_items": r["n_new_items"], "n_users_cold": r["n_users_cold_items"],
                           "new_sku_recall@10_among_new": round(m["cold_recall@10_among_new"], 4),
                           "warm_ndcg@10": round(m["ndcg@10"], 4),
+                          "weights": {k: round(v, 3) for k, v in (r.get("taste_weights") or {}).items()},
                           "seconds": round(time.perf_counter() - t, 1)}), flush=True)
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from components.feast_publisher import executor
-from modules.recommend.online_features import ItemAttrs, apply_event, recent_profile
+from modules.recommend.online_features import ItemAttrs, apply_event, history_len, recent_profile
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -18,6 +18,13 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 def _attrs() -> ItemAttrs:
     return ItemAttrs.build(["a", "b", "c", "d"], ["shoes", "bags", "shoes", "hats"], [10.0, 20.0, 30.0, float("nan")],
                            ["red", "", "blue", "red"], n_price_bands=2)
+
+
+def test_recent_items_cover_the_longest_reader_window() -> None:
+    params = {"recommend": {"two_tower": {"history_len": 20}, "content": {"history_len": 50}}}
+    assert history_len(params) == 50
+    params["recommend"]["two_tower"]["history_len"] = 64
+    assert history_len(params) == 64
 
 
 def test_apply_event_on_a_new_then_known_user() -> None:

@@ -104,6 +104,22 @@ def test_feature_store_unavailable_is_content_only(hybrid: HybridRecommender, ti
     assert all(r.path == "content" for r in resp.items)
 
 
+def test_online_recent_items_feed_the_content_window_newest_first(hybrid: HybridRecommender,
+                                                                   tiny: SimpleNamespace) -> None:
+    """The online ``recent_items`` list is as long as the longest reader's window; the content recommender reads
+    only its own newest ``history_len`` of it, so a longer list than that changes nothing."""
+    user = _buyers(tiny.train)[0]
+    ids = tiny.items["item_id"].astype(str).tolist()
+    n = hybrid.content.history_len
+    newest = ids[:n]
+    longer = newest + ids[n:n + 7]
+    got = hybrid.recommend(user, top_k=10, user_features={"recent_item_ids": longer}).items
+    want = hybrid.recommend(user, top_k=10, user_features={"recent_item_ids": newest}).items
+    assert [r.item_id for r in got] == [r.item_id for r in want]
+    other = hybrid.recommend(user, top_k=10, user_features={"recent_item_ids": ids[n:2 * n]}).items
+    assert [r.item_id for r in other] != [r.item_id for r in want]   # the window is read, not ignored
+
+
 def test_catalog_without_interactions(tiny: SimpleNamespace) -> None:
     rec = build_recommender(tiny.items, tiny.train.iloc[:0], tiny.text, None, None, tiny.params)
     resp = rec.recommend("anyone", top_k=8)

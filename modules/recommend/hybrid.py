@@ -259,7 +259,8 @@ class HybridRecommender:
         feats = user_features or {}
         store_ok = feats.get("available", True) is not False
         recent = feats.get("recent_item_ids") if store_ok else None
-        history_idx = self.content.indices_of(list(recent)) if recent else self.histories.recent(user_id, self.content.history_len)
+        history_idx = (self.content.indices_of(list(recent)[: self.content.history_len]) if recent   # newest first
+                       else self.histories.recent(user_id, self.content.history_len))
         exclude = np.union1d(ctx, self.histories.bought(user_id)) if self.params["exclude_purchased"] else ctx
         known = len(history_idx) > 0
 

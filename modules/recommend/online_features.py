@@ -7,7 +7,7 @@ Two writers fill the same row, so the rules live here once:
     :func:`apply_event` and writes it back through the Feast push source.
 
 Row fields (the schema of feature_repo/definitions.py ``user_features``):
-  recent_items       last N item ids the user touched, newest first (N: :func:`history_len`)
+  recent_items       last N item ids the user touched, newest first (N: :func:`recent_len`)
   session_items      the last N of them posted through ``POST /events`` since the last publish ([] at push time:
                      what the bundle's recommender has not seen yet), newest first
   recent_categories  distinct categories of ``recent_items``, in order of first appearance (newest first)
@@ -37,9 +37,16 @@ ROW_FIELDS = ("recent_items", "session_items", "recent_categories", "recent_colo
               "top_categories", "top_brand", "last_event_ts")
 
 
+def recent_len(two_tower_len: int, content_len: int) -> int:
+    """N of ``recent_items``: the longer of the two windows read from it (the two-tower's history and the content
+    recommender's); each reader takes its own newest items."""
+    return max(int(two_tower_len), int(content_len))
+
+
 def history_len(params: Mapping[str, Any]) -> int:
-    """N of ``recent_items``: the two-tower's history length (the same window the recommender averages)."""
-    return int(params["recommend"]["two_tower"]["history_len"])
+    """:func:`recent_len` of a params dict."""
+    rec = params["recommend"]
+    return recent_len(rec["two_tower"]["history_len"], rec["content"]["history_len"])
 
 
 @dataclass(frozen=True)

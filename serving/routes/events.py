@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field, StrictStr, conint
 
-from modules.recommend.online_features import ItemAttrs, apply_event
+from modules.recommend.online_features import ItemAttrs, apply_event, recent_len
 from serving.bundle_loading import ServingBundle
 from serving.deps import BundleDep, FeaturesDep, MetricsDep, Settings
 from serving.feature_store import FeatureStoreWriteError
@@ -97,7 +97,8 @@ def _check(ev: EventIn, bundle: ServingBundle, s: Settings, event_types: tuple[s
 def build_router(s: Settings) -> APIRouter:
     router = APIRouter(tags=["events"])
     event_types = tuple(s.config.recommend.event_weights)
-    n_recent = int(s.config.recommend.two_tower.history_len)   # online_features.history_len: the publisher's N
+    rec = s.config.recommend
+    n_recent = recent_len(rec.two_tower.history_len, rec.content.history_len)   # the publisher's N
     attrs_cache = _AttrsCache(int(s.config.recommend.n_price_bands))
 
     @router.post("/events", response_model=EventOut)
