@@ -30,7 +30,10 @@ def per_distinct_row(fn: Any, rows: np.ndarray) -> np.ndarray:
     """``fn(rows)`` for a row-wise ``fn``, computed once per distinct row and spread back with ``np.unique``'s
     inverse: the same values bit for bit (each row's result depends on that row alone)."""
     if len(rows) > 1:
-        distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
-        if len(distinct) < len(rows):
-            return fn(distinct)[inverse.reshape(-1)]
+        rows = np.ascontiguousarray(rows)
+        # one opaque key per row (its bytes): a 1-D unique, ~5x faster than ``np.unique(axis=0)``'s lexicographic sort
+        keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        if len(first) < len(rows):
+            return fn(rows[first])[inverse.reshape(-1)]
     return fn(rows)
