@@ -139,3 +139,22 @@ def test_naming_once_per_distinct_pixel_is_bit_identical(monkeypatch: pytest.Mon
     for (feats, name), photo in zip(cached, photos, strict=True):
         plain_feats, plain_name = color.color_features_and_name(photo, seed=7)
         assert np.array_equal(feats, plain_feats) and name == plain_name
+
+
+def test_resolved_settings_are_shared_read_only_and_survive_pickling() -> None:
+    """color_settings resolves once; a busy scene's naming settings are a changed copy, never an edit of the shared
+    object (every later photo would be named without the chroma boost)."""
+    import pickle
+
+    from modules.encoders.color_naming import naming_settings
+    from modules.encoders.color_settings import ColorSettings, color_settings
+
+    cfg = color_settings(None)
+    assert isinstance(cfg, ColorSettings) and color_settings(cfg) is cfg
+    with pytest.raises(TypeError):
+        cfg["chroma_gain"] = 1.0
+    busy = np.random.default_rng(0).integers(0, 255, (64, 64, 3)).astype(np.uint8)
+    gain = cfg["chroma_gain"]
+    assert gain != 1.0 and naming_settings(busy, cfg)["chroma_gain"] == 1.0 and cfg["chroma_gain"] == gain
+    back = pickle.loads(pickle.dumps(cfg))
+    assert isinstance(back, ColorSettings) and back == cfg

@@ -128,7 +128,8 @@ def color_features_for_paths(
     n = len(paths)
     feats = np.zeros((n, color_feature_dim(params)), dtype=np.float32)
     names, ok = [""] * n, np.zeros(n, dtype=bool)
-    job = partial(path_color_features, params=params, seed=seed, max_pixels=max_pixels, min_side=min_side)
+    job = partial(path_color_features, params=color_settings(params), seed=seed, max_pixels=max_pixels,
+                  min_side=min_side)   # resolved once here, not once per photo
     for i, res in enumerate(map_photos(job, paths, workers, chunksize=64, progress=progress, desc="colour features")):
         if res is not None:
             feats[i], names[i] = res

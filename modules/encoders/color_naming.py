@@ -21,7 +21,7 @@ from scipy.spatial.distance import cdist
 from modules.config import param_seed
 from modules.encoders import color_space
 from modules.encoders.color_mask import foreground_mask, is_busy_scene, thumbnail
-from modules.encoders.color_settings import color_settings
+from modules.encoders.color_settings import ColorSettings, color_settings
 from modules.encoders.color_space import rgb_to_lab
 from modules.encoders.color_vocab import BASIC_TERMS, basic_term_rgb, normalize_colour_word, survey_terms
 
@@ -68,9 +68,7 @@ def naming_settings(rgb: np.ndarray, params: dict[str, Any] | None) -> dict[str,
     """``encoders.color`` settings for naming the pixels of ``rgb``: busy scenes were exposure-normalised already and
     carry colour casts that a chroma boost would turn into colours, so they are named without the boost."""
     cfg = color_settings(params)
-    if is_busy_scene(rgb):
-        cfg["chroma_gain"] = 1.0
-    return cfg
+    return ColorSettings({**cfg, "chroma_gain": 1.0}) if is_busy_scene(rgb) else cfg
 
 
 def dominant_colors(

@@ -24,6 +24,20 @@ NAMING_KEYS: dict[str, type] = {
 SKIN_KEYS: tuple[str, ...] = ("skin_hue", "skin_chroma", "skin_lightness")
 
 
+class ColorSettings(dict):
+    """Settings :func:`color_settings` already resolved: passed back in, they are returned as they are (the colour
+    stages call it once per photo and stage; resolving reads params.yaml's section and merges it, ~0.3 ms). Read-only,
+    since one object is shared by every photo: derive a changed copy with ``ColorSettings({**cfg, key: value})``."""
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("ColorSettings are shared and read-only; build a changed copy instead")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _read_only  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:   # to worker processes: rebuilt from a plain dict
+        return ColorSettings, (dict(self),)
+
+
 def color_settings(params: dict[str, Any] | None) -> dict[str, Any]:
     """``encoders.color`` settings (``params`` may be the full params dict or that section) over params.yaml's:
     histogram_bins, kmeans_k (how many named colours :func:`~modules.encoders.color.color_features_and_name` keeps;
@@ -31,11 +45,13 @@ def color_settings(params: dict[str, Any] | None) -> dict[str, Any]:
     :data:`NAMING_KEYS` and :data:`SKIN_KEYS`."""
     from modules.settings import merge_section
 
+    if isinstance(params, ColorSettings):
+        return params
     cfg = dict(params or {})
     if "encoders" in cfg:
         cfg = dict(cfg["encoders"].get("color", {}))
     c = merge_section("encoders.color", cfg)
-    return {
+    return ColorSettings({
         "histogram_bins": tuple(int(b) for b in c["histogram_bins"]),
         "kmeans_k": int(c["kmeans_k"]),
         "sample_pixels": int(c["sample_pixels"]),
@@ -43,4 +59,4 @@ def color_settings(params: dict[str, Any] | None) -> dict[str, Any]:
         "dominant_weight": float(c["dominant_weight"]),
         **{key: kind(c[key]) for key, kind in NAMING_KEYS.items()},
         **{key: tuple(float(v) for v in c[key]) for key in SKIN_KEYS},
-    }
+    })
