@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from modules.encoders.hf_weights import load_tf_model  # noqa: E402
+from modules.encoders.query_cache import QueryCache  # noqa: E402
 from modules.settings import load_section  # noqa: E402
 
 SIGNATURE_NAME = "text_embedding"
@@ -99,15 +100,16 @@ class TextEncoder:
 
     name = "minilm"
 
-    def __init__(self, model: str | Path | None = None, max_seq_length: int | None = None) -> None:
-        """``model`` (a directory or a name under the model cache) and ``max_seq_length`` not given: params.yaml's
-        ``encoders.text.model`` / ``max_seq_length``."""
+    def __init__(self, model: str | Path | None = None, max_seq_length: int | None = None,
+                 query_cache_size: int | None = None) -> None:
+        """``model`` (a directory or a name under the model cache), ``max_seq_length`` and ``query_cache_size`` not
+        given: params.yaml's ``encoders.text.model`` / ``max_seq_length`` / ``query_cache_size``."""
         from transformers import AutoTokenizer, TFAutoModel
 
-        if model is None or max_seq_length is None:
-            cfg = load_section("encoders.text")
-            model = cfg.model if model is None else model
-            max_seq_length = cfg.max_seq_length if max_seq_length is None else max_seq_length
+        cfg = load_section("encoders.text")
+        model = cfg.model if model is None else model
+        max_seq_length = cfg.max_seq_length if max_seq_length is None else max_seq_length
+        self._query_cache = QueryCache(cfg.query_cache_size if query_cache_size is None else query_cache_size)
         if max_seq_length < 2:
             raise ValueError("max_seq_length must be at least 2 (CLS + SEP)")
         self.model_dir = resolve_model_dir(model)
@@ -181,10 +183,13 @@ class TextEncoder:
         return self._buckets[-1]
 
     def encode_query(self, text: str) -> np.ndarray:
-        """Embed one query -> ``(384,)`` through the XLA-compiled, length-bucketed path."""
+        """Embed one query -> ``(384,)`` through the XLA-compiled, length-bucketed path (a read-only array, cached by
+        exact text: the same text always runs the same bucket's program, so a cached vector is bit-identical)."""
         if not isinstance(text, str):
             raise TypeError(f"encode_query() takes a string, got {type(text).__name__}")
-        text = _clean(text)
+        return self._query_cache.get_or_compute(_clean(text), self._encode_query)
+
+    def _encode_query(self, text: str) -> np.ndarray:
         with self._tok_lock:
             n_tokens = len(self.tokenizer(text, truncation=True, max_length=self.max_seq_length)["input_ids"])
         ids, mask = self._tokenize([text], pad_to=self._bucket(n_tokens))
