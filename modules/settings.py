@@ -98,6 +98,7 @@ class TextEncoderSettings:
     model: str
     max_seq_length: int
     batch_size: int
+    query_cache_size: int                        # LRU entries of TextEncoder.encode_query; 0 disables
     runtime: TextRuntimeSettings
 
 

@@ -70,6 +70,28 @@ def test_compiled_query_path_equals_batch_path(text_encoder) -> None:
         text_encoder.encode_query(["list"])  # type: ignore[arg-type]
 
 
+def test_query_cache_returns_the_uncached_vector_read_only_and_bounded(text_encoder) -> None:
+    from modules.encoders.query_cache import QueryCache
+
+    queries = ["navy wool coat", "red summer dress", "navy wool coat"]
+    fresh = [text_encoder._encode_query(q) for q in queries]   # the uncached XLA path
+    hits = text_encoder._query_cache.hits
+    got = [text_encoder.encode_query(q) for q in queries]
+    for a, b in zip(fresh, got, strict=True):
+        assert np.array_equal(a, b)                            # bit-identical, not just close
+    assert got[0] is got[2] and text_encoder._query_cache.hits >= hits + 1
+    with pytest.raises(ValueError):
+        got[0][0] = 1.0                                        # read-only: no caller can change a cached vector
+    cache = QueryCache(2)
+    calls: list[str] = []
+    for t in ["a", "b", "a", "c", "b"]:                        # "b" was evicted by "c" (least recently used)
+        cache.get_or_compute(t, lambda x: calls.append(x) or np.ones(2))
+    assert calls == ["a", "b", "c", "b"] and len(cache) == 2 and (cache.hits, cache.misses) == (1, 4)
+    off = QueryCache(0)
+    off.get_or_compute("a", lambda x: np.ones(2))
+    assert len(off) == 0 and off.misses == 1
+
+
 def test_text_encoder_is_cached_per_process(text_encoder) -> None:
     from modules.encoders.text import get_text_encoder, text_encoder_from_params
 

@@ -20,13 +20,13 @@ import os
 import shutil
 import tempfile
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from modules.encoders.query_cache import QueryCache
 from modules.settings import TextRuntimeSettings, load_section
 
 RUNTIME_FILE = "runtime.json"
@@ -176,10 +176,8 @@ class OnnxTextEncoder:
                                                               local_files_only=True)
         self._local = threading.local()
         self.cache_size = max(0, int(cache_size))
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._cache = QueryCache(self.cache_size)
         self._proto_lock = threading.Lock()
-        self.hits = self.misses = 0
         if warm:
             self.warm()
 
@@ -223,26 +221,18 @@ class OnnxTextEncoder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """Embed one query -> ``(dim,)`` (read-only array; cached by exact text)."""
-        text = _check(text)
-        with self._cache_lock:
-            hit = self._cache.get(text)
-            if hit is not None:
-                self._cache.move_to_end(text)
-                self.hits += 1
-                return hit
-            self.misses += 1
         # One tokenisation, no padding: the model runs on the query's real length (a 6-token query used to be
         # padded to the 16-token bucket; padded positions are masked out, and the embeddings came out bit-identical
         # on 300 title queries while the run took about a quarter less).
-        vec = self._run(*self._tokenize([text]))[0].astype(np.float32)
-        vec.setflags(write=False)
-        if self.cache_size:
-            with self._cache_lock:
-                self._cache[text] = vec
-                self._cache.move_to_end(text)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return vec
+        return self._cache.get_or_compute(_check(text), lambda t: self._run(*self._tokenize([t]))[0])
+
+    @property
+    def hits(self) -> int:
+        return self._cache.hits
+
+    @property
+    def misses(self) -> int:
+        return self._cache.misses
 
     def cache_len(self) -> int:
         return len(self._cache)
