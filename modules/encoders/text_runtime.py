@@ -175,8 +175,7 @@ class OnnxTextEncoder:
         self._tokenizer_proto = AutoTokenizer.from_pretrained(str(self.model_dir / TOKENIZER_DIR),
                                                               local_files_only=True)
         self._local = threading.local()
-        self.cache_size = max(0, int(cache_size))
-        self._cache = QueryCache(self.cache_size)
+        self._cache = QueryCache(cache_size)   # bounds (0: off) and hit / miss counts live there
         self._proto_lock = threading.Lock()
         if warm:
             self.warm()
