@@ -150,10 +150,9 @@ class TowerSettings:
 @dataclass(frozen=True)
 class ColorSettings:
     histogram_bins: tuple[int, ...]              # HSV bins
-    kmeans_k: int
     sample_pixels: int
     texture_weight: float
-    dominant_weight: float
+    share_weight: float
     workers: int
     background_tolerance: float
     background_gap_closing: int
@@ -276,6 +275,7 @@ class RankingSettings:
     eval_at: tuple[int, ...]
     valid_fraction: float
     min_validation_gain: float
+    min_intent_queries: int                      # LambdaMARTRanker.knows_intents
     candidates_k: int | None                     # null: the whole hybrid pool
     feature_fraction: float
     bagging_fraction: float

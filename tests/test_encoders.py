@@ -163,7 +163,7 @@ TINY_TOWER = {
     "encoders": {
         "tower": {"input_size": 32, "embedding_dim": 384, "epochs": 3, "batch_size": 16, "learning_rate": 0.003,
                   "temperature": 0.05, "conv_filters": [16, 32], "hidden_dim": 128, "augment_photo": 0.0},
-        "color": {"histogram_bins": [8, 4, 4], "kmeans_k": 3},
+        "color": {"histogram_bins": [8, 4, 4]},
     }
 }
 

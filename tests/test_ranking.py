@@ -268,3 +268,36 @@ def test_real_engine_ranker_never_sees_eval_queries(tiny_engine_and_queries) -> 
             evaluation.evaluate_engine(engine, sample, methods=("hybrid+ltr",), data_dir=root)
     finally:
         engine.ranker = None
+
+
+def test_ranker_serves_only_intents_it_saw_within_a_training_query() -> None:
+    """A catalog whose titles never name a colour trains text queries whose `color_match` never varies: the ranker
+    records that, and a text query asking for a colour keeps the hybrid order (image queries, where the photo's
+    colour was an intent in training, still re-rank)."""
+    from modules.search.rerank_train import intent_features_seen, intent_queries
+
+    X, y, groups, qids = _synthetic(60, seed=5)
+    image_q = np.isin(qids, [f"s5_q{q}" for q in range(40, 60)])
+    X["has_text"], X["has_image"] = (~image_q).astype(float), image_q.astype(float)
+    rng = np.random.default_rng(5)
+    X["color_match"] = np.where(image_q, rng.integers(0, 2, len(y)), 0).astype(float)  # varies in image queries only
+    X["category_match"] = rng.integers(0, 2, len(y)).astype(float)
+    X["price_in_range"] = 1.0  # no price asked in any query: constant
+    X.loc[qids == "s5_q0", "color_match"] = np.arange(20) % 2  # one text query's words read as a colour
+    counts = intent_queries(X, qids)
+    assert counts["text"] == {"category_match": 40, "color_match": 1, "price_in_range": 0}
+    assert counts["image"]["color_match"] == 20
+    seen = intent_features_seen(counts, min_queries=10)
+    assert seen == {"image": ["category_match", "color_match"], "text": ["category_match"]}
+    assert intent_features_seen(counts, min_queries=1)["text"] == ["category_match", "color_match"]
+    assert intent_queries(X.drop(columns="has_image"), qids) == {}
+
+    ranker = train_ranker(X, y, groups, {"ranking": {**PARAMS["ranking"], "min_intent_queries": 10}}, seed=5,
+                          qids=qids)
+    assert ranker.info["intent_features_seen"] == seen   # counted on its training (not validation) queries
+    assert ranker.info["intent_queries"]["text"]["color_match"] <= 1
+    assert ranker.knows_intents("text", {"category": "tshirts", "color": None})
+    assert not ranker.knows_intents("text", {"category": "tshirts", "color": "red"})
+    assert not ranker.knows_intents("text", {"price_max": 50.0})
+    assert ranker.knows_intents("image", {"color": "red"})
+    assert LambdaMARTRanker(ranker.booster, ranker.features).knows_intents("text", {"color": "red"})  # no record

@@ -126,6 +126,43 @@ def test_colour_intent_uses_the_photo_colour_when_the_title_is_silent(engine):
     assert any("navy" not in engine.items.title[engine.id_to_row[r.item_id]] for r in resp.results)
 
 
+def test_colour_list_ranks_a_category_by_its_photos_share_of_the_colour():
+    """Titles that never name a colour (a real catalog's often do not): "red sneakers" still finds red sneakers,
+    the reddest first, from each photo's share of red pixels, because the colour list retrieves them."""
+    from modules.encoders.color import color_features_and_name, color_shares
+    from modules.encoders.color_naming import COLOR_NAMES
+    from modules.search import document_text
+
+    rows, images = [], []
+    for i in range(60):
+        red_rows = (i * 7) % 24  # 0..23 of 24 rows painted red, the rest grey
+        img = np.full((24, 24, 3), COLOR_TABLE["grey"], np.uint8)
+        img[:red_rows] = COLOR_TABLE["red"]
+        cat = ["sneakers", "boots"][i % 2]
+        rows.append({"item_id": f"s{i:02d}", "title": f"{['Kinetix', 'Basix', 'Pacer'][i % 3]} classic {cat[:-1]}",
+                     "description": "Made of cotton.", "category": cat, "brand": "Kinetix", "price": 50.0,
+                     "gender": "unisex", "image_path": f"images/{i}.png", "created_at": 0})
+        images.append(Image.fromarray(img))
+    items = pd.DataFrame(rows)
+    params = load_params()
+    feats, names = zip(*(color_features_and_name(im, params) for im in images), strict=True)
+    color = np.stack(feats)
+    red = color_shares(color, params)[:, COLOR_NAMES.index("red")]
+    assert red.max() > 0.9 and red.min() == 0.0 and np.allclose(color_shares(color, params).sum(axis=1), 1.0)
+    text_enc = FakeTextEncoder()
+    eng = SearchEngine.build(items, text_enc.encode(document_text(items)), FakeImageEncoder(text_enc).encode_images(
+        images), color, text_enc, FakeImageEncoder(text_enc), params, item_colors=list(names))
+    got = eng.search_text("red sneakers", top_k=5)
+    assert got.intents["color"] == "red" and got.intents["category"] == "sneakers"
+    rows_got = [eng.id_to_row[r.item_id] for r in got.results]
+    sneakers = np.flatnonzero(items["category"] == "sneakers")
+    assert all(items["category"][r] == "sneakers" and names[r] == "red" for r in rows_got)
+    assert red[rows_got[0]] == red[sneakers].max() and red[rows_got].mean() > red[sneakers].mean()
+    from modules.search.retrieve import color_list  # the list itself: the category's rows, reddest first
+    listed = color_list(eng.state, eng.state.parser.parse("red sneakers"), eng.state.alive.copy(), 10)
+    assert set(listed) <= set(sneakers) and (np.diff(red[listed]) <= 0).all()
+
+
 def test_hard_intents_filter(engine):
     resp = engine.search_text("green dress under 100", top_k=10, hard_intents=True)
     rows = [engine.id_to_row[r.item_id] for r in resp.results]

@@ -1,5 +1,5 @@
-"""Colour stage 3, features: the model-free image feature vector (colour histogram, texture statistics, named dominant
-colour) and the always-available ``color`` image encoder. No TensorFlow here, so these work everywhere (ingest
+"""Colour stage 3, features: the model-free image feature vector (colour histogram, texture statistics, the share of
+the item's pixels per basic colour) and the always-available ``color`` image encoder. No TensorFlow here, so these work everywhere (ingest
 reports, the CLI, the server's query parsing).
 
 The stages a photo passes through: :mod:`modules.encoders.color_mask` (64x64 thumbnail, foreground segmentation),
@@ -81,11 +81,14 @@ def color_features(img: Image.Image, params: dict[str, Any] | None = None, seed:
 def color_features_and_name(
     img: Image.Image, params: dict[str, Any] | None = None, seed: int | None = None
 ) -> tuple[np.ndarray, str]:
-    """(features, named dominant colour) from one thumbnail, mask and k-means pass. Features: model-free feature vector: [sqrt(HSV histogram), weighted unit texture, weighted one-hot dominant colour].
+    """(features, named dominant colour) from one thumbnail, mask and vote pass. Features, model-free:
+    ``[sqrt(HSV histogram), weighted unit texture, weighted colour shares]``.
 
     ``params`` may be the full params dict or its ``encoders.color`` section. The sqrt histogram has unit L2 norm,
-    so cosine similarity of two vectors is dominated by colour (Hellinger affinity), then texture, then the name.
-    ``seed`` (the pixel votes' sample) not given: the run's (:func:`modules.config.param_seed`).
+    so cosine similarity of two vectors is dominated by colour (Hellinger affinity), then texture, then the shares.
+    The last :data:`COLOR_NAMES`-long block is each basic colour's share of the item's pixel votes times
+    ``encoders.color.share_weight`` (read back with :func:`color_shares`). ``seed`` (the pixel votes' sample) not
+    given: the run's (:func:`modules.config.param_seed`).
     """
     seed = param_seed(params) if seed is None else seed
     cfg = color_settings(params)
@@ -94,10 +97,20 @@ def color_features_and_name(
     hist = np.sqrt(_histogram(rgb, mask, cfg["histogram_bins"]))
     tex = _texture(rgb)
     tex = tex / max(float(np.linalg.norm(tex)), 1e-9) * cfg["texture_weight"]
-    onehot = np.zeros(len(COLOR_NAMES), dtype=np.float32)
-    top = vote_colors(rgb[mask], naming_settings(rgb, cfg), cfg["kmeans_k"], cfg["sample_pixels"], seed)[0][0]
-    onehot[COLOR_NAMES.index(top)] = cfg["dominant_weight"]
-    return np.concatenate([hist, tex, onehot]).astype(np.float32), top
+    votes = vote_colors(rgb[mask], naming_settings(rgb, cfg), len(COLOR_NAMES), cfg["sample_pixels"], seed)
+    shares = np.zeros(len(COLOR_NAMES), dtype=np.float32)
+    for name, share, _ in votes:
+        shares[COLOR_NAMES.index(name)] = share
+    return np.concatenate([hist, tex, shares * cfg["share_weight"]]).astype(np.float32), votes[0][0]
+
+
+def color_shares(color_feats: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
+    """Each row's share of pixel votes per basic colour, ``(n, len(COLOR_NAMES))`` in :data:`COLOR_NAMES` order,
+    read from :func:`color_features` rows (zero rows: no photo). Features written before the shares block held
+    a one-hot of the dominant colour there, which reads back as a share of 1.0 for that colour."""
+    weight = color_settings(params)["share_weight"]
+    block = np.asarray(color_feats, dtype=np.float32)[:, -len(COLOR_NAMES):]
+    return block / weight if weight > 0 else np.zeros_like(block)
 
 
 def path_color_features(

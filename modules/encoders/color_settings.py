@@ -40,8 +40,8 @@ class ColorSettings(dict):
 
 def color_settings(params: dict[str, Any] | None) -> dict[str, Any]:
     """``encoders.color`` settings (``params`` may be the full params dict or that section) over params.yaml's:
-    histogram_bins, kmeans_k (how many named colours :func:`~modules.encoders.color.color_features_and_name` keeps;
-    only the first is used), sample_pixels, texture_weight, dominant_weight, and the naming settings of
+    histogram_bins, sample_pixels, texture_weight, share_weight (of the colour-share block of
+    :func:`~modules.encoders.color.color_features_and_name`), and the naming settings of
     :data:`NAMING_KEYS` and :data:`SKIN_KEYS`."""
     from modules.settings import merge_section
 
@@ -53,10 +53,9 @@ def color_settings(params: dict[str, Any] | None) -> dict[str, Any]:
     c = merge_section("encoders.color", cfg)
     return ColorSettings({
         "histogram_bins": tuple(int(b) for b in c["histogram_bins"]),
-        "kmeans_k": int(c["kmeans_k"]),
         "sample_pixels": int(c["sample_pixels"]),
         "texture_weight": float(c["texture_weight"]),
-        "dominant_weight": float(c["dominant_weight"]),
+        "share_weight": float(c["share_weight"]),
         **{key: kind(c[key]) for key, kind in NAMING_KEYS.items()},
         **{key: tuple(float(v) for v in c[key]) for key in SKIN_KEYS},
     })

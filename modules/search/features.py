@@ -28,6 +28,18 @@ RANK_FEATURES: list[str] = [
 ]
 
 
+# The candidate feature that carries each intent a query can express (``Intents`` field -> feature).
+INTENT_FEATURES: dict[str, str] = {
+    "category": "category_match", "color": "color_match", "pattern": "pattern_match", "gender": "gender_match",
+    "brand": "brand_match", "price_min": "price_in_range", "price_max": "price_in_range",
+}
+
+
+def expressed_intent_features(intents: Mapping[str, Any]) -> set[str]:
+    """The features of the intents a query expressed (``Intents.to_dict()``)."""
+    return {feat for field, feat in INTENT_FEATURES.items() if intents.get(field) is not None}
+
+
 def query_kind(has_text: bool, has_image: bool) -> str:
     """``text``, ``image`` or ``composed`` (photo + text): the re-ranker is gated per kind."""
     return "composed" if has_text and has_image else ("image" if has_image else "text")

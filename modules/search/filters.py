@@ -117,6 +117,27 @@ def color_mask(state: EngineState, color: str) -> np.ndarray:
     return state.color_masks[color]
 
 
+def color_evidence(state: EngineState, color: str) -> np.ndarray:
+    """float32 per row: how strongly the item is ``color``: its photo's share of pixels voting for that colour
+    (0..1, :func:`modules.encoders.color.color_shares`), plus 1.0 when its title names the colour. Engines without
+    colour features fall back to 1.0 for a photo whose named dominant colour it is. Cached until the catalog
+    changes."""
+    if color not in state.color_evidence:
+        from modules.encoders.color_naming import COLOR_NAMES
+
+        if color not in COLOR_NAMES:
+            score = np.zeros(state.n_rows, np.float32)
+        elif state.color_feats is not None:
+            from modules.encoders.color import color_shares
+
+            score = color_shares(state.color_feats, state.params)[:, COLOR_NAMES.index(color)].copy()
+        else:
+            score = (state.item_color_names == color).astype(np.float32)
+        score += np.fromiter((color in found for found in state.title_colors), np.float32, state.n_rows)
+        state.color_evidence[color] = score
+    return state.color_evidence[color]
+
+
 def color_match(state: EngineState, rows: np.ndarray, color: str | None) -> np.ndarray:
     """1.0 for each of ``rows`` whose title colour or image dominant colour is ``color``, else 0.0."""
     if not color:

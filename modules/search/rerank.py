@@ -15,7 +15,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from modules.search.features import RANK_FEATURES, query_kind, take
+from modules.search.features import RANK_FEATURES, expressed_intent_features, query_kind, take
 
 MODEL_FILE = "model.txt"
 FEATURES_FILE = "features.json"
@@ -55,6 +55,9 @@ def rerank_candidates(ranker: Any, feats: dict[str, np.ndarray], qctx: Mapping[s
     kind = query_kind(bool(qctx.get("query")), bool(qctx.get("has_image")))
     applies = getattr(ranker, "applies_to", None)
     if applies is not None and not applies(kind):
+        rerank = False
+    knows = getattr(ranker, "knows_intents", None)
+    if knows is not None and not knows(kind, qctx.get("intents") or {}):
         rerank = False
     if not (rerank and ranker is not None and len(feats["row"])):
         return feats, None
@@ -144,6 +147,14 @@ class LambdaMARTRanker:
         hybrid order on its validation queries (rankers trained without that check apply everywhere)."""
         kinds = self.info.get("rerank_kinds")
         return kinds is None or kind in kinds
+
+    def knows_intents(self, kind: str, intents: Mapping[str, Any]) -> bool:
+        """False when the query expresses an intent whose feature never told candidates apart within one of the
+        ranker's training queries of ``kind`` (a catalog whose titles never name a colour trains no colour
+        intent): trees never split on such a feature, so their order would ignore what the shopper asked for
+        and the hybrid order serves instead. Rankers trained without the record know every intent."""
+        seen = self.info.get("intent_features_seen", {}).get(kind)
+        return seen is None or expressed_intent_features(intents) <= set(seen)
 
     def save(self, out_dir: str | Path) -> Path:
         """Write ``model.txt`` (the LightGBM booster) and ``features.json`` (features, qids, info)."""

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from modules.config import param_seed
-from modules.search.features import RANK_FEATURES, query_kind
+from modules.search.features import INTENT_FEATURES, RANK_FEATURES, query_kind
 from modules.search.rerank import LambdaMARTRanker, check_features
 from modules.settings import RankingSettings, load_section
 
@@ -241,6 +241,8 @@ def train_ranker(
         info["valid_ndcg"] = {k: float(v) for k, v in model.best_score_.get("valid_0", {}).items()}
         info["n_valid_queries"] = int(len(set(qids[valid_rows].tolist())))
     info["n_train_queries"] = int(len(set(qids[train_rows].tolist())))
+    info["intent_queries"] = intent_queries(Xf[train_rows], qids[train_rows])
+    info["intent_features_seen"] = intent_features_seen(info["intent_queries"], rp.min_intent_queries)
     # Keep only the trees up to the best iteration, so predict() needs no num_iteration argument.
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=int(best)))
     if fit_kwargs:
@@ -248,6 +250,25 @@ def train_ranker(
                                      k=eval_at[0])
         info.update(_kind_gate(by_kind, rp.min_validation_gain))
     return LambdaMARTRanker(trimmed, features, trained_qids=qids.tolist(), info=info)
+
+
+def intent_queries(X: pd.DataFrame, qids: np.ndarray) -> dict[str, dict[str, int]]:
+    """Per query kind, how many training queries had each intent feature (``INTENT_FEATURES``) take two or more
+    values among their candidates: how often the ranker saw that intent tell candidates apart. Empty when the
+    features lack ``has_text``/``has_image``."""
+    if not {"has_text", "has_image"} <= set(X.columns):
+        return {}
+    feats = sorted({f for f in INTENT_FEATURES.values() if f in X.columns})
+    varies = X[feats].groupby(qids, sort=False).nunique() > 1
+    first = X.groupby(qids, sort=False)[["has_text", "has_image"]].first()
+    kinds = np.array([query_kind(t > 0, i > 0) for t, i in zip(first["has_text"], first["has_image"], strict=True)])
+    return {kind: {f: int(varies[f].to_numpy()[kinds == kind].sum()) for f in feats} for kind in sorted(set(kinds))}
+
+
+def intent_features_seen(counts: Mapping[str, Mapping[str, int]], min_queries: int) -> dict[str, list[str]]:
+    """Per query kind, the intent features seen in at least ``min_queries`` training queries (``intent_queries``):
+    the intents the ranker may be trusted to honour (``LambdaMARTRanker.knows_intents``)."""
+    return {kind: [f for f, n in by_feature.items() if n >= min_queries] for kind, by_feature in counts.items()}
 
 
 def validation_by_kind(X: pd.DataFrame, y: np.ndarray, qids: np.ndarray, pred: np.ndarray,

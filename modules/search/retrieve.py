@@ -12,7 +12,7 @@ from PIL import Image
 
 from modules.search.dense import l2_normalize
 from modules.search.encode import QueryVectors, image_space_text, text_fused_query
-from modules.search.filters import color_mask
+from modules.search.filters import color_evidence, color_mask
 from modules.search.query import Intents
 
 if TYPE_CHECKING:
@@ -89,11 +89,23 @@ def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Ima
     if photo_sim is not None and text is None:
         lists["photo"] = top_from_scores(photo_sim, allowed, pool, positive_only=False)
     lists["fusion"] = state.fused_index.search(vec.fused, pool, allowed)[1]
+    if text and img is None and intents.color:
+        lists["color"] = color_list(state, intents, allowed, pool)
     if vec.photo is not None and text and intents.color:
         # "like this but in navy": the items nearest to the photo among those of the requested colour.
         in_color = allowed & color_mask(state, intents.color)
         lists["image_in_color"] = state.image_index.search(vec.photo, pool, in_color)[1]
     return Retrieved(lists=lists, bm25=bm25, color_sim=color_sim)
+
+
+def color_list(state: EngineState, intents: Intents, allowed: np.ndarray, k: int) -> np.ndarray:
+    """The rows most strongly of the query's colour (``filters.color_evidence``: photo share, title naming it), within
+    the query's category when it names one: titles of a real catalog often leave the colour out, and the lexical and
+    dense lists then hold the category's items in an order that says nothing about colour."""
+    evidence = color_evidence(state, intents.color)
+    if intents.category:
+        evidence = np.where(state.cat == intents.category, evidence, 0.0)
+    return top_from_scores(evidence, allowed, k)
 
 
 def text_confidence(state: EngineState, q_text: np.ndarray) -> float:

@@ -112,6 +112,7 @@ class EngineState:
     title_colors: list = field(init=False, repr=False)
     patterns: list = field(init=False, repr=False)
     color_masks: dict[str, np.ndarray] = field(init=False, repr=False, default_factory=dict)
+    color_evidence: dict[str, np.ndarray] = field(init=False, repr=False, default_factory=dict)  # filters.color_evidence
     color_unit_cache: np.ndarray | None = field(init=False, repr=False, default=None)
     item_colors_arr: np.ndarray | None = field(init=False, repr=False, default=None)
 
@@ -146,6 +147,7 @@ class EngineState:
         pat_text = df["title"] + " " + df["description"] + (" " + df["pattern"] if "pattern" in df.columns else "")
         self.patterns = [self.parser.patterns_in(t) for t in pat_text]
         self.color_masks = {}
+        self.color_evidence = {}
 
     @property
     def price_feature(self) -> np.ndarray:
