@@ -83,7 +83,7 @@ def measure(data: Path, params: dict, random_text: bool) -> dict:
     train = [q for q in queries if q["split"] == "train"]
     evq = [q for q in queries if q["split"] == "eval"]
     engine = build_benchmark_engines(data, params, train, seed=42, with_late=False).engine
-    X, y, groups, qids = build_training_frame(engine, train, params=params, data_dir=str(data))
+    X, y, groups, qids = build_training_frame(engine, train, data_dir=str(data))
     engine.ranker = train_ranker(X, y, groups, params=params, seed=42, qids=qids)
     methods = ("bm25", "text", "hybrid", "hybrid+ltr", "photo", "photo+ltr")
     return evaluate_engine(engine, evq, k=int(params["evaluation"]["k"]), methods=methods, data_dir=str(data))

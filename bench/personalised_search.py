@@ -55,7 +55,7 @@ def _judged_only_ranker(engine: Any, data_dir: str, params: dict, seed: int) -> 
 
     train = load_queries(data_dir, split="train")
     train = [q for q in train if q.get("source", "judged") == "judged"] or train
-    X, y, groups, qids = build_training_frame(engine, train, params=params, data_dir=data_dir)
+    X, y, groups, qids = build_training_frame(engine, train, data_dir=data_dir)
     return train_ranker(X, y, groups, params=params, seed=seed, qids=qids)
 
 

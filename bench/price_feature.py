@@ -22,7 +22,7 @@ def _fit_and_score(engine, train: list[dict], evaluation: list[dict], params: di
     from modules.evaluation.search_eval import evaluate_engine
     from modules.search.rerank_train import build_training_frame, train_ranker
 
-    X, y, groups, qids = build_training_frame(engine, train, params=params, data_dir=data_dir)
+    X, y, groups, qids = build_training_frame(engine, train, data_dir=data_dir)
     engine.ranker = train_ranker(X, y, groups, params=params, seed=seed, qids=qids)
     res = evaluate_engine(engine, evaluation, methods=("hybrid", "hybrid+ltr", "photo+ltr", "composed+ltr"),
                           data_dir=data_dir)

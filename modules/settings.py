@@ -246,6 +246,7 @@ class RetrievalSettings:
     max_query_chars: int                         # longer queries are truncated
     fresh_days: int                              # freshness intents: products added within this many days
     composed_image_weight: float
+    rerank_depth: int | None                     # best hybrid candidates given features + the re-ranker (null: all)
     rrf_weights: Mapping[str, float]             # text queries: list name -> RRF weight, missing = 1
     photo_rrf_weights: Mapping[str, float]
     composed_rrf_weights: Mapping[str, float]
@@ -276,7 +277,6 @@ class RankingSettings:
     valid_fraction: float
     min_validation_gain: float
     min_intent_queries: int                      # LambdaMARTRanker.knows_intents
-    candidates_k: int | None                     # null: the whole hybrid pool
     feature_fraction: float
     bagging_fraction: float
     n_jobs: int

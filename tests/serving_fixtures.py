@@ -293,8 +293,7 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     from modules.data.data_io import load_queries
     from modules.search.rerank_train import build_training_frame, train_ranker
 
-    X, y, groups, qids = build_training_frame(engine, load_queries(data, split="train"), params=params,
-                                              data_dir=str(data))
+    X, y, groups, qids = build_training_frame(engine, load_queries(data, split="train"), data_dir=str(data))
     ranker = train_ranker(X, y, groups, params=params, seed=seed, qids=qids)
     ranker.info.pop("rerank_kinds", None)
 

@@ -74,7 +74,7 @@ def test_the_price_feature_is_the_graphs_price_log_z_for_catalog_rows() -> None:
     # through candidate_features, the path serving re-ranks
     query = {"qid": "q1", "split": "train", "kind": "text", "text": "red sneakers under 80",
              "relevance": {str(feats["item_id"].iloc[0]): 2}}
-    X, _, _, _ = build_training_frame(engine, [query], params=load_params())
+    X, _, _, _ = build_training_frame(engine, [query])
     assert len(X) > 5
     np.testing.assert_array_equal(X["price"].to_numpy(), price_z[rows][:len(X)])
 

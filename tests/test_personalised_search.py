@@ -116,7 +116,7 @@ def test_ranker_trained_on_user_queries_learns_two_tower(tower_setup) -> None:
     assert user_queries and set(contexts) <= {q["qid"] for q in user_queries} and contexts
     judged = load_queries(data, split="train")
     train = judged + [q for q in user_queries if q["qid"] in contexts]
-    X, y, groups, qids = build_training_frame(engine, train, params=params, data_dir=str(data), contexts=contexts)
+    X, y, groups, qids = build_training_frame(engine, train, data_dir=str(data), contexts=contexts)
     user_rows = np.isin(qids, list(contexts))
     assert user_rows.any() and (~user_rows).any()
     assert (X.loc[~user_rows, "two_tower"] == 0).all()                 # text-only queries keep two_tower 0

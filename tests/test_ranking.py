@@ -160,7 +160,7 @@ def test_no_qid_overlap_between_ranker_training_and_eval() -> None:
     assert eval_qids and not eval_qids & {q["qid"] for q in train}
 
     engine = _FakeEngine()
-    X, y, groups, qids = build_training_frame(engine, train, candidates_k=15, params=PARAMS, features=FEATURES)
+    X, y, groups, qids = build_training_frame(engine, train, candidates_k=15, features=FEATURES)
     assert set(engine.calls) == {q["qid"] for q in train}  # the engine was never asked about an eval query
     assert not set(qids.tolist()) & eval_qids
     assert "no_hit" not in set(qids.tolist())  # no relevant candidate -> no ranking signal -> skipped
@@ -170,7 +170,7 @@ def test_no_qid_overlap_between_ranker_training_and_eval() -> None:
     assert ranker.trained_qids and not ranker.trained_qids & eval_qids
 
     with pytest.raises(ValueError, match="not a train query"):
-        build_training_frame(engine, evaluation[:1], candidates_k=15, params=PARAMS, features=FEATURES)
+        build_training_frame(engine, evaluation[:1], candidates_k=15, features=FEATURES)
 
 
 def test_split_queries_rejects_bad_input() -> None:
@@ -185,7 +185,7 @@ def test_split_queries_rejects_bad_input() -> None:
 def test_missing_feature_in_training_candidates() -> None:
     train, _ = split_queries(_queries(10))
     with pytest.raises(MissingFeatureError, match="popularity"):
-        build_training_frame(_FakeEngine(), train, candidates_k=15, params=PARAMS, features=[*FEATURES, "popularity"])
+        build_training_frame(_FakeEngine(), train, candidates_k=15, features=[*FEATURES, "popularity"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def test_real_engine_ranker_never_sees_eval_queries(tiny_engine_and_queries) -> 
     assert train and evaluation_queries and not eval_qids & {q["qid"] for q in train}
 
     train_text = [q for q in train if q["kind"] == "text"][:120]
-    X, y, groups, qids = build_training_frame(engine, train_text, params=PARAMS, data_dir=str(root))
+    X, y, groups, qids = build_training_frame(engine, train_text, data_dir=str(root))
     assert list(X.columns) == RANK_FEATURES and y.max() >= 1
     assert set(qids.tolist()) <= {q["qid"] for q in train_text}
     assert not set(qids.tolist()) & eval_qids

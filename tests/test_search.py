@@ -163,6 +163,29 @@ def test_colour_list_ranks_a_category_by_its_photos_share_of_the_colour():
     assert set(listed) <= set(sneakers) and (np.diff(red[listed]) <= 0).all()
 
 
+def test_rerank_depth_keeps_the_best_hybrid_candidates_with_the_same_features(engine, monkeypatch):
+    """Only the best ``retrieval.rerank_depth`` hybrid candidates (at least top_k) get features and the re-ranker:
+    they are the first rows of the whole pool, feature for feature (exact dense scores to the last float32 bit: BLAS
+    sums a smaller batch in another order)."""
+    import dataclasses
+
+    from modules.search.engine import candidates, rerank_depth
+
+    s = engine.state
+    full = candidates(s, "casual cotton sneaker", None, 0.0, None, False, None, None)[0]
+    cut = candidates(s, "casual cotton sneaker", None, 0.0, None, False, None, 7)[0]
+    assert len(full["row"]) > 7 and len(cut["row"]) == 7
+    for name in ("item_id", "row", "score"):
+        np.testing.assert_array_equal(cut[name], full[name][:7], err_msg=name)
+    for name in RANK_FEATURES:
+        np.testing.assert_allclose(cut[name], full[name][:7], rtol=1e-6, atol=1e-7, err_msg=name)
+    monkeypatch.setattr(s, "retrieval", dataclasses.replace(s.retrieval, rerank_depth=5))
+    assert rerank_depth(s, 3) == 5 and rerank_depth(s, 8) == 8
+    assert len(engine.search_text("casual cotton sneaker", top_k=8).results) == 8
+    monkeypatch.setattr(s, "retrieval", dataclasses.replace(s.retrieval, rerank_depth=None))
+    assert rerank_depth(s, 8) is None
+
+
 def test_hard_intents_filter(engine):
     resp = engine.search_text("green dress under 100", top_k=10, hard_intents=True)
     rows = [engine.id_to_row[r.item_id] for r in resp.results]

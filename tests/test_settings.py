@@ -49,7 +49,7 @@ def test_params_yaml_loads_into_settings() -> None:
     assert dict(s.retrieval.rrf_weights) == params["retrieval"]["rrf_weights"]
     assert s.pipeline.beam_args == tuple(params["pipeline"]["beam_args"])
     assert s.encoders.backbone.pca_dim == params["encoders"]["backbone"]["pca_dim"]
-    assert s.ranking.candidates_k is None and s.generate.categories is None
+    assert s.retrieval.rerank_depth == 150 and s.generate.categories is None
     assert isinstance(s.look.models.detector_classes, types.MappingProxyType)
     assert isinstance(s.serving.max_upload_mb, float)    # an int in params.yaml, a float field
 
@@ -92,7 +92,7 @@ def test_dataclasses_declare_no_defaults() -> None:
     ({"retrieval": {"rrf_weights": {"image": "high"}}}, "retrieval.rrf_weights.image: expected float, got str"),
     ({"pipeline": {"beam_args": ["--a", 1]}}, "pipeline.beam_args[1]: expected str, got int"),
     ({"retrieval": {"photo": 0.5}}, "retrieval.photo: expected a mapping, got float"),
-    ({"ranking": {"candidates_k": 1.5}}, "ranking.candidates_k: expected int or null, got float"),
+    ({"retrieval": {"rerank_depth": 1.5}}, "retrieval.rerank_depth: expected int or null, got float"),
     ({"retrieval": 5}, "retrieval: expected a mapping, got int"),
     ({"retreival": {}}, "retreival: unknown key"),
 ])

@@ -51,7 +51,7 @@ def RankerTrainer(  # noqa: N802
                 engine, local["data"], os.path.join(local["two_tower"], SERVING_SUBDIR), params, seed)
             train_queries += [q for q in user_queries if q["split"] == "train" and q["qid"] in contexts]
             log.info("RankerTrainer: %d user-issued train queries", sum(q["split"] == "train" for q in user_queries))
-        X, y, groups, qids = build_training_frame(engine, train_queries, params=params, data_dir=local["data"],
+        X, y, groups, qids = build_training_frame(engine, train_queries, data_dir=local["data"],
                                                   progress=True, contexts=contexts)
         with emissions("ranker", os.path.join(local["ranker"], "codecarbon")) as em:
             model = train_ranker(X, y, groups, params=params, seed=seed, qids=qids)

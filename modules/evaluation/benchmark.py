@@ -100,7 +100,7 @@ def _train_attached_ranker(engine: Any, ranker_queries: Sequence[Mapping[str, An
     if not ranker_queries:
         return {}
     t = time.perf_counter()
-    X, y, groups, qids = build_training_frame(engine, ranker_queries, params=params, data_dir=str(root))
+    X, y, groups, qids = build_training_frame(engine, ranker_queries, data_dir=str(root))
     ranker = train_ranker(X, y, groups, params=params, seed=seed, qids=qids)
     timings["ranker"] = time.perf_counter() - t
     engine.ranker = ranker

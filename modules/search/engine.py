@@ -46,11 +46,19 @@ RETRIEVERS = ("hybrid", "bm25", "tfidf", "text", "image", "fusion")
 _STATE_FIELDS = frozenset(f.name for f in dataclasses.fields(EngineState))
 
 
+def rerank_depth(s: EngineState, top_k: int) -> int | None:
+    """How many of the best hybrid candidates get features and go to the re-ranker: ``retrieval.rerank_depth``,
+    at least ``top_k`` (None: every candidate)."""
+    depth = s.retrieval.rerank_depth
+    return None if depth is None else max(int(depth), int(top_k))
+
+
 def candidates(s: EngineState, text: str | None, img: Image.Image | None, image_weight: float,
-               filters: Mapping[str, Any] | None, hard_intents: bool, context: Mapping[str, Any] | None
-               ) -> tuple[dict[str, np.ndarray], Intents, dict[str, Any]]:
-    """Stages 1-5 of a hybrid query: its candidates best first (columns ``item_id``, ``row``, ``RANK_FEATURES``,
-    ``score``), its intents and the query context handed to the re-ranker."""
+               filters: Mapping[str, Any] | None, hard_intents: bool, context: Mapping[str, Any] | None,
+               depth: int | None) -> tuple[dict[str, np.ndarray], Intents, dict[str, Any]]:
+    """Stages 1-5 of a hybrid query: its best ``depth`` candidates best first (columns ``item_id``, ``row``,
+    ``RANK_FEATURES``, ``score``; :func:`rerank_depth`), its intents and the query context handed to the
+    re-ranker."""
     intents = s.parser.parse(text) if text else Intents()
     retrieval_text = (intents.residual_text or text) if text else ""
     allowed = allowed_rows(s, filters, intents if hard_intents else None, fresh=bool(intents.fresh))
@@ -59,7 +67,8 @@ def candidates(s: EngineState, text: str | None, img: Image.Image | None, image_
     fused = fuse_lists(retrieved.lists, s.retrieval, has_text=text is not None, has_image=img is not None)
     if not len(fused[0]):
         return empty_candidates(), intents, {}
-    feats = candidate_columns(s, text, retrieval_text, img is not None, vec, intents, retrieved, fused, context)
+    feats = candidate_columns(s, text, retrieval_text, img is not None, vec, intents, retrieved, fused, context,
+                              depth)
     qctx = {"query": text or "", "intents": intents.to_dict(), "filters": dict(filters or {}),
             "has_image": img is not None, "context": dict(context or {})}
     return feats, intents, qctx
@@ -121,12 +130,14 @@ class SearchEngine:
     def _candidates(self, text: str | None, img: Image.Image | None, image_weight: float,
                     filters: Mapping[str, Any] | None, hard_intents: bool, context: Mapping[str, Any] | None
                     ) -> tuple[dict[str, np.ndarray], Intents, dict[str, Any]]:
-        return candidates(self.state, text, img, image_weight, filters, hard_intents, context)
+        return candidates(self.state, text, img, image_weight, filters, hard_intents, context,
+                          rerank_depth(self.state, 0))
 
     def _hybrid(self, text: str | None, img: Image.Image | None, image_weight: float, top_k: int, retriever: str,
                 t0: float, filters: Mapping[str, Any] | None, context: Mapping[str, Any] | None, rerank: bool,
                 hard_intents: bool = False) -> SearchResponse:
-        feats, intents, qctx = candidates(self.state, text, img, image_weight, filters, hard_intents, context)
+        feats, intents, qctx = candidates(self.state, text, img, image_weight, filters, hard_intents, context,
+                                          rerank_depth(self.state, top_k))
         feats, reranker_scores = rerank_candidates(self.state.ranker, feats, qctx, retriever, rerank)
         return hybrid_response(self.state, feats, reranker_scores, intents.to_dict(), qctx, top_k, retriever, t0,
                                lexical_ran=retriever == "hybrid")
@@ -209,7 +220,7 @@ class SearchEngine:
         if text is None and img is None:
             raise ValueError("query is empty")
         w = self.state.retrieval.composed_image_weight if (text and img is not None) else 1.0
-        feats, _, _ = candidates(self.state, text, img, w, filters, False, context)
+        feats, _, _ = candidates(self.state, text, img, w, filters, False, context, rerank_depth(self.state, 0))
         out = pd.DataFrame({c: feats[c] for c in ("item_id", *RANK_FEATURES, "score")})
         return out.head(top_k).reset_index(drop=True) if top_k else out
 

@@ -171,11 +171,18 @@ def _hybrid_score(feats: dict[str, np.ndarray], intents: Intents, intent_boost: 
 
 def candidate_columns(state: EngineState, text: str | None, retrieval_text: str, has_image: bool,
                       vec: QueryVectors, intents: Intents, retrieved: Retrieved, fused: tuple[np.ndarray, np.ndarray],
-                      context: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
+                      context: Mapping[str, Any] | None, depth: int | None = None) -> dict[str, np.ndarray]:
     """The fused candidates, best hybrid score first (ties: lower row), as columns: ``item_id``, ``row``,
     ``RANK_FEATURES`` and ``score`` (the pre-rerank score). ``fused``: ``rrf.fuse_lists``' rows (ascending,
-    non-empty) and their RRF scores."""
+    non-empty) and their RRF scores. ``depth``: only the best ``depth`` by hybrid score are kept, and the
+    per-candidate features (TF-IDF, exact dense scores, ...) are computed for those alone (None: every one)."""
     rows, rrf_scores = fused
+    intents_all = _intent_columns(state, rows, intents,
+                                  lambda v: np.full(len(rows), v, np.float64) if np.ndim(v) == 0 else np.asarray(v))
+    score = _hybrid_score({"rrf": rrf_scores, **intents_all}, intents, float(state.hp["intent_boost"]))
+    order = np.lexsort((rows, -score))[:depth]
+    rows, rrf_scores, score = rows[order], rrf_scores[order], score[order]
+    intent_cols = {name: values[order] for name, values in intents_all.items()}
     two_tower = (context or {}).get("two_tower") or {}
     m = len(rows)
 
@@ -183,7 +190,6 @@ def candidate_columns(state: EngineState, text: str | None, retrieval_text: str,
         return np.full(m, value, np.float64) if np.ndim(value) == 0 else np.asarray(value)
 
     ids = state.row_ids[rows]
-    intent_cols = _intent_columns(state, rows, intents, col)
     feats: dict[str, np.ndarray] = {
         "item_id": ids,
         "row": rows,
@@ -208,6 +214,6 @@ def candidate_columns(state: EngineState, text: str | None, retrieval_text: str,
         "has_text": col(float(bool(text))),  # query kind
         "has_image": col(float(has_image)),
     }
-    feats["score"] = _hybrid_score(feats, intents, float(state.hp["intent_boost"]))
+    feats["score"] = score
     feats["pre_rerank"] = feats["score"]  # the hybrid order the re-ranker starts from
-    return take(feats, np.lexsort((rows, -feats["score"])))
+    return feats

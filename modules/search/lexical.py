@@ -12,6 +12,7 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import bm25s
 import numpy as np
@@ -138,6 +139,7 @@ class TfidfIndex:
         self.vectorizer = TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None,
                                           max_features=max_features, ngram_range=(1, ngram_max), sublinear_tf=True)
         self.matrix: sparse.csr_matrix | None = None
+        self._analyzer: Any = None   # the vectorizer's analyzer, built on first use
 
     def fit(self, docs: list[str]) -> TfidfIndex:
         self.matrix = self.vectorizer.fit_transform(docs).tocsr()
@@ -163,8 +165,31 @@ class TfidfIndex:
 
     def _cosines(self, matrix: sparse.csr_matrix, query: str) -> np.ndarray:
         """Cosine of the query's TF-IDF vector with each row of ``matrix`` (rows and query are L2-normalised)."""
-        q = self.vectorizer.transform([query])
-        return np.asarray((matrix @ q.T).todense()).ravel().astype(np.float32)
+        return np.asarray(matrix @ self.query_vector(query), dtype=np.float64).astype(np.float32)
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The query's L2-normalised TF-IDF vector over the vocabulary, dense (float64): what the fitted
+        vectorizer's ``transform`` gives (sublinear tf times idf), without building a sparse matrix for one short
+        text (that cost ~0.9 ms per search, more than scoring the candidates)."""
+        v = self.vectorizer
+        if v.norm != "l2" or not v.use_idf:   # not what TfidfIndex builds: the vectorizer's own transform
+            return np.asarray(v.transform([query]).todense(), dtype=np.float64).ravel()
+        if self._analyzer is None:
+            self._analyzer = v.build_analyzer()
+        counts: dict[int, int] = {}
+        for term in self._analyzer(query):
+            j = v.vocabulary_.get(term)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        q = np.zeros(len(v.idf_), dtype=np.float64)
+        if counts:
+            cols = np.fromiter(counts, np.int64, len(counts))
+            tf = np.fromiter(counts.values(), np.float64, len(counts))
+            q[cols] = (np.log(tf) + 1.0 if v.sublinear_tf else tf) * v.idf_[cols]
+            norm = float(np.sqrt(np.dot(q[cols], q[cols])))
+            if norm > 0:
+                q[cols] /= norm
+        return q
 
     def save(self, path: str | Path) -> None:
         """Write a numpy ``.npz`` (arrays + a JSON config/vocabulary): loading it cannot execute code.

@@ -96,7 +96,6 @@ def build_training_frame(
     engine: Any,
     train_queries: Sequence[Mapping[str, Any]],
     candidates_k: int | None = None,
-    params: Mapping[str, Any] | None = None,
     data_dir: str | None = None,
     features: Sequence[str] | None = None,
     progress: bool = False,
@@ -115,9 +114,7 @@ def build_training_frame(
     from tqdm import tqdm
 
     features = list(RANK_FEATURES if features is None else features)
-    rp = _ranking_params(params)
-    k_value = candidates_k if candidates_k is not None else rp.candidates_k
-    k = int(k_value) if k_value else None  # None: the whole candidate pool, exactly what serving re-ranks
+    k = int(candidates_k) if candidates_k else None  # None: what serving re-ranks (``retrieval.rerank_depth``)
     frames: list[pd.DataFrame] = []
     labels: list[np.ndarray] = []
     groups: list[int] = []
