@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from serving.bundle_manager import BundleManager
 from serving.deps import Settings
 from serving.feature_store import FeatureStoreAdapter
 from serving.guard import RequestGuard
-from serving.monitoring import Metrics
+from serving.monitoring import Metrics, RequestMetrics
 from serving.personalise import warm_in_background
 from serving.routes import admin, events, items, look, ops, recommend, search
 from serving.routes.common import error, validation_messages
@@ -121,16 +120,7 @@ def limit_math_threads(threads: int) -> Any:
 
 def _add_middleware(app: FastAPI, s: Settings, metrics: Metrics) -> None:
     """Metrics per route; outermost, the guard (admin token, body caps, security headers)."""
-    @app.middleware("http")
-    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        if endpoint not in ("/metrics", "/health", "/static"):
-            metrics.observe_request(endpoint, request.method, response.status_code, time.perf_counter() - t0)
-        return response
-
+    app.add_middleware(RequestMetrics, metrics=metrics)
     limits = {p: s.max_upload + MULTIPART_OVERHEAD for p in UPLOAD_PATHS}
     limits["/admin/items"] = int(s.config.serving.max_admin_body_mb * 1024 * 1024)
     app.add_middleware(RequestGuard, limits=limits, default_limit=int(s.config.serving.max_json_body_kb * 1024),

@@ -8,8 +8,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -87,3 +88,33 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+UNMEASURED_PATHS = ("/metrics", "/health", "/static")
+
+
+class RequestMetrics:
+    """ASGI middleware: counts and times every HTTP request by route (``Metrics.observe_request``). A plain ASGI
+    wrapper rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` runs each request in an
+    extra task and re-streams the response through memory streams, about a millisecond of a ~10 ms search."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, send_status)
+        endpoint = getattr(scope.get("route"), "path", "unmatched")   # the router sets it on the shared scope
+        if endpoint not in UNMEASURED_PATHS:
+            self.metrics.observe_request(endpoint, scope["method"], status[0], time.perf_counter() - t0)

@@ -234,7 +234,11 @@ def test_real_bundle_text_image_similar(real):
     title, iid = items.loc[7, "title"], items.loc[7, "item_id"]
     hits = c.post("/search/text", json={"query": title, "top_k": 5}).json()["results"]
     assert iid in [h["item_id"] for h in hits[:3]]
-    # the bundle's LambdaMART re-ranker orders the results: its score is the result score, best first
+    # the title names a brand, an intent no training query of this 12-query ranker expressed: the hybrid order serves
+    assert all(h["explain"]["reranker"] is None for h in hits)
+    # a category query (6 training queries told candidates apart by category): the bundle's LambdaMART re-ranker
+    # orders the results, its score is the result score, best first
+    hits = c.post("/search/text", json={"query": items.loc[7, "category"], "top_k": 5}).json()["results"]
     scores = [h["explain"]["reranker"] for h in hits]
     assert all(isinstance(v, float) for v in scores) and scores == sorted(scores, reverse=True)
     assert [h["score"] for h in hits] == scores
