@@ -89,7 +89,6 @@ class IngestSettings:
 class TextRuntimeSettings:
     kind: str                                    # onnx | tf
     precision: str                               # fp32 | int8 | int8_mixed
-    cache_size: int                              # LRU entries; 0 disables
     threads: int
 
 
@@ -98,7 +97,7 @@ class TextEncoderSettings:
     model: str
     max_seq_length: int
     batch_size: int
-    query_cache_size: int                        # LRU entries of TextEncoder.encode_query; 0 disables
+    query_cache_size: int                        # LRU entries of both query encoders (TF, ONNX); 0 disables
     runtime: TextRuntimeSettings
 
 

@@ -38,13 +38,19 @@ QUERY_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)   # same buckets as
 
 
 def runtime_params(params: Mapping[str, Any] | None) -> TextRuntimeSettings:
-    """``encoders.text.runtime`` of ``params`` over params.yaml's: kind (onnx | tf), precision (fp32 | int8),
-    cache_size, threads."""
+    """``encoders.text.runtime`` of ``params`` over params.yaml's: kind (onnx | tf), precision (fp32 | int8 |
+    int8_mixed), threads."""
     given = ((params or {}).get("encoders", {}).get("text", {}) or {}).get("runtime")
     out = load_section("encoders.text.runtime", given)
     if out.precision not in PRECISIONS:
         raise ValueError(f"encoders.text.runtime.precision must be one of {PRECISIONS}, got {out.precision!r}")
     return out
+
+
+def query_cache_size(params: Mapping[str, Any] | None) -> int:
+    """``encoders.text.query_cache_size`` of ``params`` over params.yaml's."""
+    given = ((params or {}).get("encoders", {}).get("text", {}) or {}).get("query_cache_size")
+    return int(load_section("encoders.text", {}).query_cache_size if given is None else given)
 
 
 def weights_hash(model_dir: str | Path, max_seq_length: int, precision: str) -> str:
@@ -152,12 +158,13 @@ class OnnxTextEncoder:
 
     def __init__(self, runtime_dir: str | Path, cache_size: int | None = None, threads: int | None = None,
                  warm: bool = True) -> None:
-        """``cache_size`` / ``threads``: None takes ``encoders.text.runtime``'s from params.yaml."""
+        """``cache_size`` / ``threads``: None takes params.yaml's ``encoders.text.query_cache_size`` (the one LRU
+        size of both query encoders) / ``encoders.text.runtime.threads``."""
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
         cfg = runtime_params(None)
-        cache_size = cfg.cache_size if cache_size is None else cache_size
+        cache_size = query_cache_size(None) if cache_size is None else cache_size
         threads = cfg.threads if threads is None else threads
 
         self.model_dir = Path(runtime_dir)
@@ -250,10 +257,10 @@ _LOADED_LOCK = threading.Lock()
 def load_runtime(runtime_dir: str | Path, params: dict[str, Any] | None = None) -> OnnxTextEncoder:
     """One loaded encoder per (weights hash, cache size, threads) per process: bundle versions holding the same
     converted model share one session and one query cache."""
-    cfg = runtime_params(params)
+    cfg, cache_size = runtime_params(params), query_cache_size(params)
     meta = json.loads((Path(runtime_dir) / RUNTIME_FILE).read_text())
-    key = (str(meta.get("weights_hash") or Path(runtime_dir).resolve()), cfg.cache_size, cfg.threads)
+    key = (str(meta.get("weights_hash") or Path(runtime_dir).resolve()), cache_size, cfg.threads)
     with _LOADED_LOCK:
         if key not in _LOADED:
-            _LOADED[key] = OnnxTextEncoder(runtime_dir, cfg.cache_size, cfg.threads)
+            _LOADED[key] = OnnxTextEncoder(runtime_dir, cache_size, cfg.threads)
         return _LOADED[key]
