@@ -209,7 +209,7 @@ def candidate_columns(state: EngineState, text: str | None, retrieval_text: str,
         "price_in_range": intent_cols["price_in_range"],
         "popularity": state.popularity[rows],
         "is_cold": ((state.popularity[rows] <= 0) | state.live_added[rows]).astype(np.float32),
-        "color_sim": retrieved.color_sim[rows],
+        "color_sim": retrieved.color_sim_rows(state, rows),
         "brand_match": intent_cols["brand_match"],
         "has_text": col(float(bool(text))),  # query kind
         "has_image": col(float(has_image)),

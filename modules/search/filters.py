@@ -117,6 +117,14 @@ def color_mask(state: EngineState, color: str) -> np.ndarray:
     return state.color_masks[color]
 
 
+def dominant_mask(state: EngineState, color: str) -> np.ndarray:
+    """float32 per row: 1.0 where the photo's named dominant colour is ``color`` (cached until the catalog changes;
+    comparing 100K names cost ~2 ms per photo query)."""
+    if color not in state.dominant_masks:
+        state.dominant_masks[color] = (state.item_color_names == color).astype(np.float32)
+    return state.dominant_masks[color]
+
+
 def color_evidence(state: EngineState, color: str) -> np.ndarray:
     """float32 per row: how strongly the item is ``color``: its photo's share of pixels voting for that colour
     (0..1, :func:`modules.encoders.color.color_shares`), plus 1.0 when its title names the colour. Engines without

@@ -12,7 +12,7 @@ from PIL import Image
 
 from modules.search.dense import l2_normalize
 from modules.search.encode import QueryVectors, image_space_text, text_fused_query
-from modules.search.filters import color_evidence, color_mask
+from modules.search.filters import color_evidence, color_mask, dominant_mask
 from modules.search.query import Intents
 
 if TYPE_CHECKING:
@@ -37,33 +37,47 @@ def top_from_scores(scores: np.ndarray, allowed: np.ndarray, k: int, positive_on
     return cand[order][:k]
 
 
-def photo_similarity(state: EngineState, img: Image.Image, q_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+def photo_similarity(state: EngineState, img: Image.Image, q_photo: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, str]:
     """Image -> image similarity of a query photo to every row, with the colour-feature cosine and the photo's
     named dominant colour: ``retrieval.photo.tower_weight * cos(tower) + color_weight * cos(colour features)
     + dominant_color_bonus * [same dominant colour]``. The model-free colour features (background removed,
     exposure-normalised for busy scenes) are robust to a shopper's clutter and lighting, where the tower's
-    view of shape is not; weights tuned on TRAIN image queries (params.yaml)."""
+    view of shape is not; weights tuned on TRAIN image queries (params.yaml).
+
+    Returns ``(similarity, colour cosine of every row or None, the query's unit colour features or None, dominant
+    colour)``: with ``color_weight`` 0 the whole-catalog colour product is skipped (at 100K rows it read ~60 MB per
+    photo query) and the re-ranker's ``color_sim`` is computed for the candidates alone (``Retrieved.color_sim_rows``)."""
     from modules.encoders.color import color_features_and_name
 
     cfg = state.retrieval.photo
     w_tower, w_color, bonus = cfg.tower_weight, cfg.color_weight, cfg.dominant_color_bonus
     img = img.convert("RGB")
     q_color, dominant = color_features_and_name(img, state.params.get("encoders", {}).get("color"))
-    tower_sim = state.image_index.vectors @ l2_normalize(q_photo).ravel()
+    sim = w_tower * (state.image_index.vectors @ l2_normalize(q_photo).ravel())
     unit = state.color_unit
-    if unit is None:
-        color_sim = np.zeros(state.n_rows, np.float32)
-    else:
-        color_sim = unit @ l2_normalize(q_color).ravel()
-    same = (state.item_color_names == dominant).astype(np.float32)
-    return (w_tower * tower_sim + w_color * color_sim + bonus * same).astype(np.float32), color_sim, dominant
+    q_unit = None if unit is None else l2_normalize(q_color).ravel()
+    color_sim = None
+    if q_unit is not None and w_color != 0:
+        color_sim = unit @ q_unit
+        sim = sim + w_color * color_sim
+    return (sim + bonus * dominant_mask(state, dominant)).astype(np.float32), color_sim, q_unit, dominant
 
 
 @dataclass
 class Retrieved:
     lists: dict[str, np.ndarray]   # list name -> rows, best first
     bm25: np.ndarray               # BM25 score of every row (zeros without text)
-    color_sim: np.ndarray          # colour-feature cosine of every row to the query photo (zeros without one)
+    color_sim: np.ndarray | None = None   # colour-feature cosine of every row to the query photo, when computed
+    q_color: np.ndarray | None = None     # the query photo's unit colour features (None: no photo, or no colour features)
+
+    def color_sim_rows(self, state: EngineState, rows: np.ndarray) -> np.ndarray:
+        """The colour-feature cosine of ``rows`` to the query photo (zeros without one)."""
+        if self.color_sim is not None:
+            return self.color_sim[rows]
+        if self.q_color is None:
+            return np.zeros(len(rows), np.float32)
+        return state.color_unit[rows] @ self.q_color
 
 
 def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Image.Image | None, vec: QueryVectors,
@@ -72,10 +86,9 @@ def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Ima
     intent takes the photo's dominant colour as its (model-free) colour intent: ``intents.color`` is set here."""
     pool = state.retrieval.candidates
     n = state.n_rows
-    color_sim = np.zeros(n, np.float32)
-    photo_sim = None
+    color_sim = q_color = photo_sim = None
     if vec.photo is not None:
-        photo_sim, color_sim, dominant = photo_similarity(state, img, vec.photo)
+        photo_sim, color_sim, q_color, dominant = photo_similarity(state, img, vec.photo)
         if not intents.color and text is None and state.retrieval.photo.dominant_color_intent:
             intents.color = dominant  # model-free colour intent of a photo query
 
@@ -95,7 +108,7 @@ def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Ima
         # "like this but in navy": the items nearest to the photo among those of the requested colour.
         in_color = allowed & color_mask(state, intents.color)
         lists["image_in_color"] = state.image_index.search(vec.photo, pool, in_color)[1]
-    return Retrieved(lists=lists, bm25=bm25, color_sim=color_sim)
+    return Retrieved(lists=lists, bm25=bm25, color_sim=color_sim, q_color=q_color)
 
 
 def color_list(state: EngineState, intents: Intents, allowed: np.ndarray, k: int) -> np.ndarray:

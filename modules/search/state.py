@@ -113,6 +113,7 @@ class EngineState:
     patterns: list = field(init=False, repr=False)
     color_masks: dict[str, np.ndarray] = field(init=False, repr=False, default_factory=dict)
     color_evidence: dict[str, np.ndarray] = field(init=False, repr=False, default_factory=dict)  # filters.color_evidence
+    dominant_masks: dict[str, np.ndarray] = field(init=False, repr=False, default_factory=dict)  # filters.dominant_mask
     color_unit_cache: np.ndarray | None = field(init=False, repr=False, default=None)
     item_colors_arr: np.ndarray | None = field(init=False, repr=False, default=None)
 
@@ -148,6 +149,7 @@ class EngineState:
         self.patterns = [self.parser.patterns_in(t) for t in pat_text]
         self.color_masks = {}
         self.color_evidence = {}
+        self.dominant_masks = {}
 
     @property
     def price_feature(self) -> np.ndarray:
