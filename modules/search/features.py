@@ -171,7 +171,7 @@ def _hybrid_score(feats: dict[str, np.ndarray], intents: Intents, intent_boost: 
 
 def candidate_columns(state: EngineState, text: str | None, retrieval_text: str, has_image: bool,
                       vec: QueryVectors, intents: Intents, retrieved: Retrieved, fused: tuple[np.ndarray, np.ndarray],
-                      context: Mapping[str, Any] | None, depth: int | None = None) -> dict[str, np.ndarray]:
+                      context: Mapping[str, Any] | None, depth: int | None) -> dict[str, np.ndarray]:
     """The fused candidates, best hybrid score first (ties: lower row), as columns: ``item_id``, ``row``,
     ``RANK_FEATURES`` and ``score`` (the pre-rerank score). ``fused``: ``rrf.fuse_lists``' rows (ascending,
     non-empty) and their RRF scores. ``depth``: only the best ``depth`` by hybrid score are kept, and the
