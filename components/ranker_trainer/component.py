@@ -32,6 +32,7 @@ def RankerTrainer(  # noqa: N802
 ) -> None:
     """Train LambdaMART on the train queries and save it to ``ranker.uri/Format-Serving``."""
     import mlflow
+    from modules.encoders.text_runtime import served_query_encoder
     from modules.evaluation.user_queries import personalised_queries, user_query_settings
     from modules.search import SearchEngine
     from modules.search.rerank_train import build_training_frame, train_ranker
@@ -44,7 +45,8 @@ def RankerTrainer(  # noqa: N802
     staged = local_dirs({"data": data_dir, "engine": search_engine, "two_tower": two_tower}, {"ranker": ranker})
     with staged as local, child_run("training:ranker",
                                     params={f"ranking.{k}": v for k, v in params.get("ranking", {}).items()}):
-        engine = SearchEngine.load(os.path.join(local["engine"], SERVING_SUBDIR), params=params)
+        engine = SearchEngine.load(os.path.join(local["engine"], SERVING_SUBDIR), params=params,
+                                   text_encoder=served_query_encoder(params))   # the query vectors serving will have
         contexts: dict = {}
         if two_tower is not None and user_query_settings(params).enabled:
             user_queries, contexts = personalised_queries(

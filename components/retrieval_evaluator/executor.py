@@ -90,6 +90,7 @@ def evaluate(
     Returns ``{"results", "blessed", "reasons", "k", "rule", "summary"}``; ``summary`` holds the
     known-item aggregates (served vs BM25 MRR / Recall@k) when the rule is self-supervised.
     """
+    from modules.encoders.text_runtime import served_query_encoder
     from modules.evaluation.benchmark import describe_low_confidence, low_confidence_report
     from modules.evaluation.blessing import SELF_SUPERVISED, bless_for, summary
     from modules.evaluation.eval_sample import sample_eval_queries
@@ -98,7 +99,7 @@ def evaluate(
     from modules.search import SearchEngine
     from modules.search.rerank import LambdaMARTRanker
 
-    engine = SearchEngine.load(engine_dir, params=params)
+    engine = SearchEngine.load(engine_dir, params=params, text_encoder=served_query_encoder(params))   # as served
     attach_ranker(engine, LambdaMARTRanker.load(ranker_dir))
     ev, seed = params["evaluation"], int(params["seed"])
     k = int(ev["k"])

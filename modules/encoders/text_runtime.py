@@ -264,3 +264,16 @@ def load_runtime(runtime_dir: str | Path, params: dict[str, Any] | None = None) 
         if key not in _LOADED:
             _LOADED[key] = OnnxTextEncoder(runtime_dir, cache_size, cfg.threads)
         return _LOADED[key]
+
+
+def served_query_encoder(params: dict[str, Any] | None) -> OnnxTextEncoder | None:
+    """The query encoder a bundle pushed with ``params`` will serve: the ONNX runtime of ``encoders.text.runtime``
+    (converted from the TF encoder on a cache miss; the BundlePusher then reuses the conversion), or None when the
+    server runs the TF encoder (kind ``tf``). RankerTrainer and RetrievalEvaluator encode queries with it, so the
+    ranker learns from, and the blessing measures, the query vectors shoppers will get."""
+    from modules.encoders.text import text_encoder_from_params
+
+    cfg = runtime_params(params)
+    if cfg.kind != "onnx":
+        return None
+    return load_runtime(cached_export(text_encoder_from_params(dict(params or {})), cfg.precision), params)
