@@ -37,10 +37,15 @@ OPSET = 17
 QUERY_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)   # same buckets as the TF query path
 
 
+def _text_section(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """``params["encoders"]["text"]`` as given ({} when absent)."""
+    return ((params or {}).get("encoders", {}).get("text", {}) or {})
+
+
 def runtime_params(params: Mapping[str, Any] | None) -> TextRuntimeSettings:
     """``encoders.text.runtime`` of ``params`` over params.yaml's: kind (onnx | tf), precision (fp32 | int8 |
     int8_mixed), threads."""
-    given = ((params or {}).get("encoders", {}).get("text", {}) or {}).get("runtime")
+    given = _text_section(params).get("runtime")
     out = load_section("encoders.text.runtime", given)
     if out.precision not in PRECISIONS:
         raise ValueError(f"encoders.text.runtime.precision must be one of {PRECISIONS}, got {out.precision!r}")
@@ -49,7 +54,7 @@ def runtime_params(params: Mapping[str, Any] | None) -> TextRuntimeSettings:
 
 def query_cache_size(params: Mapping[str, Any] | None) -> int:
     """``encoders.text.query_cache_size`` of ``params`` over params.yaml's."""
-    given = ((params or {}).get("encoders", {}).get("text", {}) or {}).get("query_cache_size")
+    given = _text_section(params).get("query_cache_size")
     return int(load_section("encoders.text", {}).query_cache_size if given is None else given)
 
 

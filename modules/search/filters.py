@@ -140,7 +140,7 @@ def color_evidence(state: EngineState, color: str) -> np.ndarray:
 
             score = color_shares(state.color_feats, state.params)[:, COLOR_NAMES.index(color)].copy()
         else:
-            score = (state.item_color_names == color).astype(np.float32)
+            score = dominant_mask(state, color).copy()
         score += np.fromiter((color in found for found in state.title_colors), np.float32, state.n_rows)
         state.color_evidence[color] = score
     return state.color_evidence[color]
