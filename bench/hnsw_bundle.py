@@ -2,7 +2,7 @@
 
     python -m bench.hnsw_bundle --serving-dir /tmp/serving_full3 --data /tmp/pm_full --queries 200
 
-Loads ``search/text_index.faiss`` (the HNSW graph the server searches) and ``text_index.npy`` (its normalised
+Loads ``search/text_index.faiss`` (the HNSW graph the server searches, whose flat storage holds the normalised
 vectors) from the LATEST bundle, encodes EVAL text queries with the bundled MiniLM encoder, and compares the
 HNSW top-k with an exact ``IndexFlatIP`` over the same vectors at each efSearch. Search is timed one query per
 call with ``faiss.omp_set_num_threads(1)``. Prints recall@k, median and p95 microseconds per efSearch.
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench._common import eval_text_queries, latest_bundle_or_exit
     from modules.encoders.text import TextEncoder
-    from modules.search.dense import recall_at_k
+    from modules.search.dense import recall_at_k, storage_view
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serving-dir", required=True)
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     version, version_dir = latest_bundle_or_exit(args.serving_dir)
     search_dir = version_dir / "search"
     index = faiss.read_index(str(search_dir / "text_index.faiss"))
-    vectors = np.load(search_dir / "text_index.npy").astype(np.float32)
+    vectors = np.array(storage_view(index), dtype=np.float32)
     texts = eval_text_queries(args.data, limit=args.queries)
     queries = TextEncoder().encode(texts).astype(np.float32)
     exact = faiss.IndexFlatIP(vectors.shape[1])

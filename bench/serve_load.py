@@ -102,6 +102,24 @@ def worker_rss_mb(proc: subprocess.Popen) -> list[float]:
     return [round(p.memory_info().rss / 2**20, 1) for p in procs]
 
 
+def worker_rss_split_mb(proc: subprocess.Popen) -> list[dict[str, float]]:
+    """Each bundle-holding process's RSS split as /proc/PID/status reports it: ``anon`` (private heap: arrays
+    loaded into memory, Python objects) and ``file`` (pages of memory-mapped files: the bundle's FAISS indexes and
+    vectors, shared libraries; one copy in the page cache serves every worker)."""
+    parent = psutil.Process(proc.pid)
+    procs = [p for p in parent.children(recursive=True) if "multiprocessing.resource_tracker" not in " ".join(p.cmdline())]
+    procs = [p for p in procs if p.memory_info().rss > 200e6] or [parent]
+    out = []
+    for p in procs:
+        fields = {}
+        for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile", "RssShmem"):
+                fields[key] = int(value.split()[0]) / 1024.0   # kB -> MB
+        out.append({"anon": round(fields.get("RssAnon", 0.0), 1), "file": round(fields.get("RssFile", 0.0), 1)})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--serving-dir", type=Path, required=True)
@@ -131,19 +149,24 @@ def main(argv: list[str] | None = None) -> int:
         for clients in a.clients:
             r = asyncio.run(run_load(url, clients, a.seconds, (1.0, 0.0, 0.0), 42, 30.0, queries))
             r["rss_mb_per_worker"] = worker_rss_mb(proc)
+            r["rss_split_mb_per_worker"] = worker_rss_split_mb(proc)
             results["runs"].append(r)
             o = r["overall"]
             print(f"{clients:3d} clients: {r['requests']} req in {r['wall_s']} s = {r['throughput_rps']} req/s, "
                   f"{r['errors']} errors {r['error_reasons'] or ''}; /search/text ms p50 {o.get('p50_ms')} p95 {o.get('p95_ms')} "
-                  f"p99 {o.get('p99_ms')}; RSS MB per worker {r['rss_mb_per_worker']}", flush=True)
+                  f"p99 {o.get('p99_ms')}; RSS MB per worker {r['rss_mb_per_worker']} "
+                  f"(anon / file-backed {r['rss_split_mb_per_worker']})", flush=True)
         if a.image_data:
             from bench.search_stages import photo_jpegs
 
             jpegs = photo_jpegs(a.image_data, a.image_count)
             image_run(url, jpegs[:8], 5.0)                                       # warm-up, not reported
             r = results["image"] = image_run(url, jpegs, a.seconds)
+            r["rss_mb_per_worker"] = worker_rss_mb(proc)
+            r["rss_split_mb_per_worker"] = worker_rss_split_mb(proc)
             print(f"  1 client, /search/image (500-px JPEG): {r['requests']} req, {r['errors']} errors; ms p50 "
-                  f"{r['p50_ms']} p95 {r['p95_ms']} p99 {r['p99_ms']}", flush=True)
+                  f"{r['p50_ms']} p95 {r['p95_ms']} p99 {r['p99_ms']}; RSS MB per worker {r['rss_mb_per_worker']} "
+                  f"(anon / file-backed {r['rss_split_mb_per_worker']})", flush=True)
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)

@@ -315,7 +315,8 @@ class HybridRecommender:
         index = {iid: i for i, iid in enumerate(item_ids)}
         content = ContentRecommender(
             item_ids,
-            np.load(d / "content_vectors.npy"),
+            # memory-mapped read-only: the pages are read on first use and shared by every worker process
+            np.asarray(np.load(d / "content_vectors.npy", mmap_mode="r")),
             UserHistories.load(d / "histories.json", index),
             int(config["content"]["history_len"]),
             bool(config["content"]["exclude_purchased"]),

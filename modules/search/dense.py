@@ -7,7 +7,7 @@ an ``IDSelectorBitmap`` inside per-call ``SearchParametersHNSW`` (so HNSW only r
 configured ``ef_search`` applies to every call), falling back to an exact search over the allowed subset when the
 approximate pass does not yield enough hits. Nothing is mutated on the shared index by a search, so concurrent
 searches from many threads are safe. Saved indexes are loaded memory-mapped read-only where FAISS allows, so
-several worker processes share one copy in the page cache.
+several worker processes share one copy in the page cache (the first live ``add`` takes an owned copy).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class DenseIndex:
 
     def __init__(self, dim: int, hnsw: HnswSettings, exact: bool = False) -> None:
         self.dim, self.m, self.ef_construction, self.ef_search = dim, hnsw.M, hnsw.ef_construction, hnsw.ef_search
-        self.exact = exact
+        self.exact, self.mapped = exact, False   # mapped: loaded memory-mapped from a file (see ``add``)
         self.exact_below = hnsw.filter_exact_below   # a filter allowing at most this many rows is searched exactly
         if exact:
             self.index: faiss.Index = faiss.IndexFlatIP(dim)
@@ -42,7 +42,6 @@ class DenseIndex:
             self.index = faiss.IndexHNSWFlat(dim, self.m, faiss.METRIC_INNER_PRODUCT)
             self.index.hnsw.efConstruction = self.ef_construction
             self.index.hnsw.efSearch = self.ef_search
-        self.vectors = np.zeros((0, dim), dtype=np.float32)
 
     @classmethod
     def build(cls, vectors: np.ndarray, params: Mapping[str, Any] | None = None, exact: bool = False) -> DenseIndex:
@@ -56,14 +55,24 @@ class DenseIndex:
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """The normalised vectors (row ``i`` = FAISS id ``i``): a read-only view of the index's own flat storage,
+        so they exist once in memory (and, for a loaded index, in the page cache that every worker shares). It is
+        re-derived on each access because ``add`` may move the storage: don't keep it across an ``add`` (live
+        adds run under the bundle's write lock, searches under its read lock)."""
+        return storage_view(self.index)
+
     def add(self, vectors: np.ndarray) -> np.ndarray:
         """Append vectors; returns their row ids."""
         v = l2_normalize(np.atleast_2d(vectors))
         if v.shape[1] != self.dim:
             raise ValueError(f"vector dim {v.shape[1]} != index dim {self.dim}")
         start = self.ntotal
+        if self.mapped:
+            # A memory-mapped index cannot grow (FAISS aborts the process): the first add takes an owned copy.
+            self.index, self.mapped = faiss.deserialize_index(faiss.serialize_index(self.index)), False
         self.index.add(v)
-        self.vectors = np.vstack([self.vectors, v]) if len(self.vectors) else v
         return np.arange(start, start + len(v))
 
     def score(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -117,31 +126,51 @@ class DenseIndex:
 
     # -- persistence ----------------------------------------------------------------------------------------------
     def save(self, path_prefix: str | Path) -> None:
-        """Writes ``<prefix>.faiss`` (faiss.write_index) and ``<prefix>.npy`` (the normalised vectors)."""
-        p = Path(path_prefix)
-        faiss.write_index(self.index, str(p.with_suffix(".faiss")))
-        np.save(p.with_suffix(".npy"), self.vectors)
+        """Writes ``<prefix>.faiss`` (faiss.write_index); the normalised vectors are its flat storage."""
+        faiss.write_index(self.index, str(Path(path_prefix).with_suffix(".faiss")))
 
     @classmethod
     def load(cls, path_prefix: str | Path, ef_search: int | None = None, exact_below: int = 0) -> DenseIndex:
         p = Path(path_prefix)
-        index = _read_index(p.with_suffix(".faiss"))
+        index, mapped = _read_index(p.with_suffix(".faiss"))
         exact = not isinstance(index, faiss.IndexHNSWFlat)
         obj = cls.__new__(cls)
+        obj.mapped = mapped
         obj.dim, obj.exact, obj.index, obj.exact_below = index.d, exact, index, int(exact_below)
         obj.m = index.hnsw.nb_neighbors(1) if not exact else 0
         obj.ef_construction = index.hnsw.efConstruction if not exact else 0
         obj.ef_search = int(ef_search if ef_search is not None else (index.hnsw.efSearch if not exact else 0))
-        obj.vectors = np.load(p.with_suffix(".npy"), mmap_mode="r")   # add() stacks into a fresh in-memory copy
-        return obj
+        return obj   # a ``<prefix>.npy`` beside it (bundles before 2026-12-05: a copy of the storage) is not read
 
 
-def _read_index(path: Path) -> faiss.Index:
-    """Memory-mapped read-only when this FAISS build supports it for the index type, else an ordinary read."""
+class _StorageBuffer:
+    """An ``__array_interface__`` over FAISS-owned float32 memory that keeps the index alive as long as any array
+    made from it (numpy stores this object as the array's ``base``)."""
+
+    def __init__(self, index: faiss.Index, pointer: int, n: int, d: int) -> None:
+        self._index = index
+        self.__array_interface__ = {"shape": (n, d), "typestr": "<f4", "data": (pointer, True), "version": 3}
+
+
+def storage_view(index: faiss.Index) -> np.ndarray:
+    """A read-only ``(ntotal, d)`` float32 view of a flat or HNSW-flat index's stored vectors (no copy)."""
+    flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+    if not isinstance(flat, faiss.IndexFlat):
+        raise TypeError(f"{type(flat).__name__}: only flat storage keeps the raw vectors")
+    n, d = int(index.ntotal), int(index.d)
+    if n == 0:
+        return np.zeros((0, d), dtype=np.float32)
+    return np.asarray(_StorageBuffer(index, int(flat.get_xb()), n, d))
+
+
+def _read_index(path: Path) -> tuple[faiss.Index, bool]:
+    """``(index, memory-mapped?)``: the vectors and the HNSW graph mapped in place from the file, read-only
+    (``IO_FLAG_MMAP_IFC``: nothing is copied, the pages are read on first touch and shared by every process that
+    maps the file), when this FAISS build can; else an ordinary read into memory."""
     try:
-        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-    except RuntimeError:
-        return faiss.read_index(str(path))
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY), True
+    except (RuntimeError, AttributeError):
+        return faiss.read_index(str(path)), False
 
 
 def recall_at_k(approx_rows: np.ndarray, exact_rows: np.ndarray) -> float:
