@@ -171,6 +171,11 @@ class ColorSettings:
 
 
 @dataclass(frozen=True)
+class FingerprintSettings:
+    grid: int                                    # RGB cells per side of a photo's "same photo" fingerprint
+
+
+@dataclass(frozen=True)
 class EncodersSettings:
     text: TextEncoderSettings
     image: ImageEncoderSettings
@@ -178,6 +183,7 @@ class EncodersSettings:
     lit: LitSettings
     tower: TowerSettings
     color: ColorSettings
+    fingerprint: FingerprintSettings
 
 
 # --- attributes: fill empty categorical columns from the photos (modules/attributes.py) ----------------------------
@@ -231,6 +237,7 @@ class PhotoSettings:
     crop_margin: float
     crop_percentile: float
     dominant_color_bonus: float
+    duplicate_distance: float | None             # "same photo" candidates (fingerprint RMS below it) go first; null: off
 
 
 @dataclass(frozen=True)

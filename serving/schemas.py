@@ -147,12 +147,15 @@ class FilledAttribute(BaseModel):
 
 class Explain(BaseModel):
     """Per-stage scores behind a result (None where a stage did not score it), and the attributes of the item
-    that were learned from its photo rather than given by the shop (``filled``, null when none)."""
+    that were learned from its photo rather than given by the shop (``filled``, null when none). ``same_photo``: on
+    a photo query, the fingerprint distance of a result whose catalog photo is the query photo (put first), else
+    null."""
 
     lexical: float | None = None
     dense: float | None = None
     two_tower: float | None = None
     reranker: float | None = None
+    same_photo: float | None = None
     filled: dict[str, FilledAttribute] | None = None
 
 

@@ -85,4 +85,12 @@ def test_embeddings_with_two_workers_and_bad_photos(tmp_path: Path) -> None:
     assert np.allclose(encoder.encode_images([Image.open(data / "images" / "5.png").convert("RGB")])[0], image[5],
                        atol=1e-4)
     assert np.load(out / "backbone_features.npy").shape == (40, 1280)
+    # the "same photo" fingerprints ride along: zeros where there is no readable photo, the function's value elsewhere
+    from modules.encoders.fingerprint import photo_fingerprint
+
+    grid = params["encoders"]["fingerprint"]["grid"]
+    fingerprints = np.load(out / data_io.EMB_FINGERPRINTS_FILE)
+    assert fingerprints.shape == (40, 3 * grid * grid) and fingerprints.dtype == np.uint8
+    assert not fingerprints[[1, 2, 8]].any()
+    assert np.array_equal(fingerprints[5], photo_fingerprint(Image.open(data / "images" / "5.png"), grid))
     assert json.loads((out / data_io.EMB_ATTRIBUTES_FILE).read_text())["metrics"] == {}  # no labelled columns

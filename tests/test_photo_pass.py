@@ -1,5 +1,6 @@
 """EmbeddingGen's photo pass: one decode per photo gives exactly what the separate colour and backbone passes gave
-(each decoding the photo on its own), in this process and over spawned workers; map_photos keeps the order."""
+(each decoding the photo on its own), in this process and over spawned workers; map_photos keeps the order; the
+"same photo" fingerprints come from the same decode."""
 from __future__ import annotations
 
 from functools import partial
@@ -12,6 +13,7 @@ from modules.config import load_params
 from modules.data.images import map_photos
 from modules.encoders.backbone import features_for_paths
 from modules.encoders.color import color_features_for_paths
+from modules.encoders.fingerprint import photo_fingerprint
 from modules.encoders.photo_pass import photo_pass
 
 
@@ -57,3 +59,17 @@ def test_one_decode_gives_what_the_two_passes_gave(tmp_path: Path) -> None:
         assert not got.color[3].any() and got.names[3] == "" and not got.backbone[3].any()
     colour_only = photo_pass(paths, params, 42, workers=1, progress=False)
     assert colour_only.backbone is None and np.array_equal(colour_only.color[rows], colour)
+
+
+def test_the_pass_fingerprints_every_readable_photo(tmp_path: Path) -> None:
+    params = load_params()
+    grid = int(params["encoders"]["fingerprint"]["grid"])
+    paths = _photos(tmp_path)
+    got = photo_pass(paths, params, 42, workers=1, progress=False)
+    assert got.fingerprints.shape == (len(paths), 3 * grid * grid) and got.fingerprints.dtype == np.uint8
+    for i, p in enumerate(paths):
+        if got.readable[i]:
+            assert np.array_equal(got.fingerprints[i], photo_fingerprint(Image.open(p), grid))
+        else:   # no photo (row 3), unreadable (row 4): no fingerprint
+            assert not got.fingerprints[i].any()
+    assert not got.readable[3] and not got.readable[4] and got.readable.sum() == len(paths) - 2

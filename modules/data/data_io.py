@@ -41,6 +41,7 @@ QUERY_REQUIRED_KEYS: list[str] = ["qid", "kind", "relevance"]
 EMB_TEXT_FILE, EMB_IMAGE_FILE, EMB_COLOR_FILE = "text.npy", "image.npy", "color.npy"
 EMB_IDS_FILE, EMB_COLOR_NAMES_FILE, EMB_TOWER_DIR = "item_ids.json", "item_colors.json", "image_tower"
 EMB_ATTRIBUTES_FILE = "attributes.json"  # attributes learned from the catalog's labels (modules/attributes.py)
+EMB_FINGERPRINTS_FILE = "photo_fingerprints.npy"  # "same photo" fingerprints (modules/encoders/fingerprint.py)
 
 
 def _read_csv(path: Path, what: str) -> pd.DataFrame:
@@ -256,6 +257,19 @@ def load_embedding_rows(emb_dir: str | Path, item_ids: Sequence[str]) -> tuple[n
     text, image, color = (np.load(emb_dir / name, mmap_mode="r")[order]
                           for name in (EMB_TEXT_FILE, EMB_IMAGE_FILE, EMB_COLOR_FILE))
     return text, image, color
+
+
+def load_photo_fingerprints(emb_dir: str | Path, item_ids: Sequence[str]) -> np.ndarray | None:
+    """The "same photo" fingerprint rows of an EmbeddingGen artifact re-ordered to ``item_ids``, or None when the
+    artifact predates them (the engine then runs without the same-photo promotion)."""
+    emb_dir = Path(emb_dir)
+    if not (emb_dir / EMB_FINGERPRINTS_FILE).is_file():
+        return None
+    row = {item_id: i for i, item_id in enumerate(json.loads((emb_dir / EMB_IDS_FILE).read_text()))}
+    missing = [i for i in item_ids if i not in row]
+    if missing:
+        raise ValueError(f"fingerprints at {emb_dir} lack {len(missing)} item(s), e.g. {missing[:3]}")
+    return np.load(emb_dir / EMB_FINGERPRINTS_FILE)[np.asarray([row[i] for i in item_ids], dtype=np.int64)]
 
 
 def load_photo_colours(emb_dir: str | Path, item_ids: Sequence[str]) -> list[str] | None:

@@ -1,7 +1,8 @@
 """The one build path of a search engine from a catalog, used by the pipeline AND by ``pixelmatch benchmark``.
 
 1. ``embed_catalog`` (what EmbeddingGen computes): SBERT text embeddings of the item text; one decode per photo for
-   its colour features, dominant colour name (and, for the ``backbone`` image space, its frozen features); the
+   its colour features, dominant colour name, "same photo" fingerprint (and, for the ``backbone`` image space, its
+   frozen features); the
    configured image space (frozen backbone + LiT text head by default); attributes learned from the catalog's own
    labels. ``save_embeddings`` / ``load_embeddings`` write and read it as the EmbeddingGen artifact.
 2. ``build_engine`` (what IndexBuilder computes): the learned attribute values made searchable, the fusion (trained
@@ -28,6 +29,7 @@ from modules.data.data_io import (
     EMB_ATTRIBUTES_FILE,
     EMB_COLOR_FILE,
     EMB_COLOR_NAMES_FILE,
+    EMB_FINGERPRINTS_FILE,
     EMB_IDS_FILE,
     EMB_IMAGE_FILE,
     EMB_TEXT_FILE,
@@ -37,6 +39,7 @@ from modules.data.data_io import (
     load_embedding_rows,
     load_items,
     load_photo_colours,
+    load_photo_fingerprints,
 )
 from modules.search.calibration import calibrate_from_train_queries
 from modules.search.engine import SearchEngine
@@ -61,6 +64,7 @@ class CatalogEmbeddings:
     image_kind: str
     has_image: np.ndarray | None = None
     backbone_feats: np.ndarray | None = None
+    fingerprints: np.ndarray | None = None  # "same photo" fingerprints (zeros: no photo; None: an older artifact)
     n_photos: int = 0                 # items with a photo path (readable or not)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -120,12 +124,12 @@ def embed_catalog(data_dir: str | Path, params: Mapping[str, Any], seed: int, pr
         items=items, text_encoder=text_encoder, text_emb=text_emb, image_encoder=images.encoder,
         image_emb=images.vectors, color=photos.color, color_names=list(photos.names), attributes=attributes,
         image_kind=kind, has_image=images.has_image, backbone_feats=images.backbone_feats,
-        n_photos=sum(p is not None for p in paths), seconds=seconds)
+        fingerprints=photos.fingerprints, n_photos=sum(p is not None for p in paths), seconds=seconds)
 
 
 def save_embeddings(emb: CatalogEmbeddings, out_dir: str | Path) -> Path:
-    """Write the EmbeddingGen artifact: text.npy, image.npy, color.npy (+ backbone features), item_ids.json,
-    color names, attributes.json and image_tower/."""
+    """Write the EmbeddingGen artifact: text.npy, image.npy, color.npy (+ backbone features, + photo fingerprints),
+    item_ids.json, color names, attributes.json and image_tower/."""
     from modules.encoders.image_space import BACKBONE_FEATS_FILE, save_image_encoder
 
     out = Path(out_dir)
@@ -135,6 +139,8 @@ def save_embeddings(emb: CatalogEmbeddings, out_dir: str | Path) -> Path:
     np.save(out / EMB_COLOR_FILE, emb.color.astype(np.float32))
     if emb.backbone_feats is not None:
         np.save(out / BACKBONE_FEATS_FILE, emb.backbone_feats.astype(np.float32))
+    if emb.fingerprints is not None:
+        np.save(out / EMB_FINGERPRINTS_FILE, emb.fingerprints.astype(np.uint8))
     (out / EMB_IDS_FILE).write_text(json.dumps(emb.items["item_id"].astype(str).tolist()))
     (out / EMB_COLOR_NAMES_FILE).write_text(json.dumps(emb.color_names))
     (out / EMB_ATTRIBUTES_FILE).write_text(json.dumps(emb.attributes))
@@ -163,6 +169,7 @@ def load_embeddings(data_dir: str | Path, emb_dir: str | Path, params: Mapping[s
         items=items, text_encoder=text_encoder_from_params(dict(params)), text_emb=text_emb,
         image_encoder=load_image_encoder(emb_dir / EMB_TOWER_DIR, params), image_emb=image_emb, color=color,
         color_names=_photo_colours(emb_dir, item_ids),
+        fingerprints=load_photo_fingerprints(emb_dir, item_ids),
         attributes=json.loads(attr_path.read_text()) if attr_path.is_file() else {},
         image_kind=image_kind(params))
 
@@ -209,7 +216,8 @@ def build_engine(emb: CatalogEmbeddings, data_dir: str | Path, params: Mapping[s
     popularity = item_popularity(data_dir, items["item_id"].astype(str).tolist())
     engine = SearchEngine.build(items, emb.text_emb, emb.image_emb, emb.color, emb.text_encoder, emb.image_encoder,
                                 dict(params), fusion=fusion, popularity=popularity, item_colors=emb.color_names,
-                                filled=filled, price_log_z=price_log_z, item_graph=graph)
+                                filled=filled, price_log_z=price_log_z, item_graph=graph,
+                                photo_fingerprints=emb.fingerprints)
     seconds["indexes"] = time.perf_counter() - t0
     threshold = engine.low_conf_threshold
     if calibrate:

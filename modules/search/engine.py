@@ -10,6 +10,7 @@ A hybrid query passes through
 4. RRF (``rrf``): weighted reciprocal rank fusion with the query kind's list weights;
 5. features (``features``): ``RANK_FEATURES`` per candidate and the hybrid score (RRF + intent boosts);
 6. re-rank (``rerank``): the optional ``ranker.rerank(query_ctx, candidates_df)`` hook, gated per query kind;
+   then, for a photo query, same photo (``same_photo``): candidates whose catalog photo is the query photo go first;
 7. respond (``respond``): the ``SearchResponse``.
 
 The engine's state is one ``state.EngineState`` (``engine.state``); its fields read and write through the facade
@@ -39,6 +40,7 @@ from modules.search.rerank import rerank_candidates
 from modules.search.respond import SearchResponse, hybrid_response, single_response
 from modules.search.retrieve import retrieve, similar_rows, single_retriever, text_confidence
 from modules.search.rrf import fuse_lists
+from modules.search.same_photo import promote_same_photo
 from modules.search.state import EngineState, UnknownItemError, build_state
 from modules.search.transformed import ItemGraph
 
@@ -101,7 +103,8 @@ class SearchEngine:
               text_encoder: Any, image_encoder: Any, params: Mapping[str, Any], fusion: Fusion | None = None,
               ranker: Any = None, popularity: np.ndarray | None = None, item_colors: Sequence[str] | None = None,
               parser: QueryParser | None = None, filled: Mapping[str, Mapping[str, Any]] | None = None,
-              price_log_z: np.ndarray | None = None, item_graph: ItemGraph | None = None) -> SearchEngine:
+              price_log_z: np.ndarray | None = None, item_graph: ItemGraph | None = None,
+              photo_fingerprints: np.ndarray | None = None) -> SearchEngine:
         """Index a catalog. Row ``i`` of every array describes row ``i`` of ``items``.
 
         ``params``: the full params dict (``retrieval``/``fusion`` sections are read). ``fusion`` defaults to
@@ -109,11 +112,13 @@ class SearchEngine:
         ``filled``: ``{item_id: {column: {"value", "confidence"}}}`` of attributes learned from the catalog's labels
         (shown in ``explain["filled"]``). ``price_log_z``: Transform's value of each row, with ``item_graph``, the
         transform graph it came from (``transformed.catalog_price_log_z``); without them the ranker's ``price``
-        feature is the raw price.
+        feature is the raw price. ``photo_fingerprints``: each row's "same photo" fingerprint
+        (``modules.encoders.fingerprint``; None: photo queries skip the same-photo promotion).
         """
         return cls(build_state(items, text_emb, image_emb, color_feats, text_encoder, image_encoder, params,
                                fusion=fusion, ranker=ranker, popularity=popularity, item_colors=item_colors,
-                               parser=parser, filled=filled, price_log_z=price_log_z, item_graph=item_graph))
+                               parser=parser, filled=filled, price_log_z=price_log_z, item_graph=item_graph,
+                               photo_fingerprints=photo_fingerprints))
 
     @classmethod
     def load(cls, directory: str | Path, params: Mapping[str, Any] | None = None, text_encoder: Any = None,
@@ -139,8 +144,10 @@ class SearchEngine:
         feats, intents, qctx = candidates(self.state, text, img, image_weight, filters, hard_intents, context,
                                           rerank_depth(self.state, top_k))
         feats, reranker_scores = rerank_candidates(self.state.ranker, feats, qctx, retriever, rerank)
+        # photo queries only: a composed query asks for a change to the photo's product (``same_photo``)
+        feats, same_photo = promote_same_photo(self.state, feats, img if text is None else None)
         return hybrid_response(self.state, feats, reranker_scores, intents.to_dict(), qctx, top_k, retriever, t0,
-                               lexical_ran=retriever == "hybrid")
+                               lexical_ran=retriever == "hybrid", same_photo=same_photo)
 
     def search_text(self, query: str, top_k: int = 10, retriever: str = "hybrid",
                     filters: Mapping[str, Any] | None = None, hard_intents: bool = False,
@@ -166,7 +173,8 @@ class SearchEngine:
 
     def search_image(self, img: Image.Image, top_k: int = 10, filters: Mapping[str, Any] | None = None,
                      context: Mapping[str, Any] | None = None, rerank: bool = True) -> SearchResponse:
-        """Query by photo: image and fused dense lists fused with RRF, boosted by the photo's dominant colour."""
+        """Query by photo: image and fused dense lists fused with RRF, boosted by the photo's dominant colour; a
+        candidate whose catalog photo is the query photo comes first (``same_photo``, ``explain["same_photo"]``)."""
         t0 = time.perf_counter()
         top_k = check_top_k(top_k)
         return self._hybrid(None, img, 1.0, top_k, "image_query", t0, filters, context, rerank)
@@ -176,7 +184,8 @@ class SearchEngine:
                           rerank: bool = True) -> SearchResponse:
         """Composed query ("like this but in navy"): ``image_weight * photo + (1 - image_weight) * text`` in the
         image space (default ``retrieval.composed_image_weight``), plus the text's intents (its colour) as boosts.
-        An empty text makes it a plain photo query."""
+        An empty text makes it a plain photo query. No same-photo promotion, whatever ``image_weight``: the text asks
+        for something other than the photo's own product."""
         t0 = time.perf_counter()
         if isinstance(text, str) and not text.strip():
             return self.search_image(img, top_k=top_k, filters=filters, context=context, rerank=rerank)

@@ -34,11 +34,14 @@ def _clean_record(rec: Any) -> dict[str, Any]:
 
 
 def _embed_images(s: EngineState, images: Sequence[Image.Image | None], n: int
-                  ) -> tuple[np.ndarray, list[str], list[np.ndarray]]:
-    """(image embeddings, dominant colour names, colour-feature rows) of the new items' photos."""
+                  ) -> tuple[np.ndarray, list[str], list[np.ndarray], np.ndarray | None]:
+    """(image embeddings, dominant colour names, colour-feature rows, fingerprints or None when the engine keeps
+    none) of the new items' photos."""
     image_emb = np.zeros((n, s.image_index.dim), np.float32)
     colors = [""] * n
     color_rows = []
+    stored = s.photo_fingerprints
+    fingerprints = None if stored is None else np.zeros((n, stored.shape[1]), np.uint8)
     for j, img in enumerate(images):
         if img is None:
             if s.color_feats is not None:
@@ -54,7 +57,11 @@ def _embed_images(s: EngineState, images: Sequence[Image.Image | None], n: int
         feats, colors[j] = color_features_and_name(img, s.params.get("encoders", {}).get("color"))
         if s.color_feats is not None:
             color_rows.append(feats)
-    return image_emb, colors, color_rows
+        if fingerprints is not None:
+            from modules.encoders.fingerprint import fingerprint_grid, photo_fingerprint
+
+            fingerprints[j] = photo_fingerprint(img, fingerprint_grid(fingerprints))
+    return image_emb, colors, color_rows, fingerprints
 
 
 def add_items(s: EngineState, records: Sequence[Mapping[str, Any]],
@@ -74,7 +81,7 @@ def add_items(s: EngineState, records: Sequence[Mapping[str, Any]],
     price_z = None if s.item_graph is None else s.item_graph.price_log_z(new)
     docs = document_text(new)
     text_emb = np.asarray(s.text_encoder.encode(docs), np.float32)
-    image_emb, colors, color_rows = _embed_images(s, images, len(new))
+    image_emb, colors, color_rows, fingerprints = _embed_images(s, images, len(new))
 
     for iid in ids:  # replacement: tombstone the old version
         old = s.id_to_row.get(iid)
@@ -96,6 +103,8 @@ def add_items(s: EngineState, records: Sequence[Mapping[str, Any]],
     s.popularity = np.concatenate([s.popularity, np.zeros(len(new), np.float32)])
     if price_z is not None:
         s.price_log_z = np.concatenate([s.price_log_z, price_z.astype(np.float32)])
+    if fingerprints is not None:
+        s.photo_fingerprints = np.vstack([s.photo_fingerprints, fingerprints])
     s.item_colors.extend(colors)
     s.alive = np.concatenate([s.alive, np.ones(len(new), bool)])
     s.live_added = np.concatenate([s.live_added, np.ones(len(new), bool)])

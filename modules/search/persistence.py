@@ -3,9 +3,11 @@
     items.parquet  text_index/  image_index/  fused_index/  color_feats.npy (optional)  popularity.npy
     bm25/  tfidf.pkl  fusion/  calibration.json  query_parser.json  filled_attributes.json  engine.json
     price_log_z.npy + transform_graph/ (``transformed``: the ranker's price feature and the graph it came from)
+    photo_fingerprints.npy (optional: each row's "same photo" fingerprint, ``modules.search.same_photo``)
 
 The image tower itself is saved by the pipeline next to it under ``image_tower/``; only its reference is recorded.
-An engine saved before ``price_log_z.npy`` loads without it (its ranker's ``price`` feature stays the raw price).
+An engine saved before ``price_log_z.npy`` loads without it (its ranker's ``price`` feature stays the raw price);
+one saved before ``photo_fingerprints.npy`` loads without the same-photo promotion.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from modules.search.transformed import PRICE_FILE, TRANSFORM_DIR, ItemGraph
 from modules.settings import load_section
 
 CLIP_DIR = "clip_model"   # a CLIP engine's own copy of the CLIP weights (the bundle needs no other path)
+FINGERPRINTS_FILE = "photo_fingerprints.npy"
 
 
 def encoder_kind(encoder: Any) -> str:
@@ -64,6 +67,10 @@ def save_state(s: EngineState, directory: str | Path) -> Path:
         _copy_dir(Path(s.item_graph.directory), d / TRANSFORM_DIR)
     else:
         (d / PRICE_FILE).unlink(missing_ok=True)  # an older engine saved over a newer one: no stale feature left
+    if s.photo_fingerprints is not None:
+        np.save(d / FINGERPRINTS_FILE, s.photo_fingerprints)
+    else:
+        (d / FINGERPRINTS_FILE).unlink(missing_ok=True)
     state = {
         "format": 1,
         "params": s.params,
@@ -116,6 +123,7 @@ def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, t
         filled=json.loads(filled_path.read_text()) if filled_path.is_file() else {},
         price_log_z=np.load(d / PRICE_FILE) if (d / PRICE_FILE).is_file() else None,
         item_graph=_item_graph(d),
+        photo_fingerprints=np.load(d / FINGERPRINTS_FILE) if (d / FINGERPRINTS_FILE).is_file() else None,
         ranker=ranker,
         params=engine_params,
         text_encoder=text_encoder if text_encoder is not None else _text_encoder(engine_params),

@@ -43,6 +43,13 @@ def filled_explain(state: EngineState, item_id: str) -> dict[str, Any]:
     return {"filled": filled[item_id]} if item_id in filled else {}
 
 
+def same_photo_explain(same_photo: np.ndarray | None, i: int) -> dict[str, float]:
+    """``{"same_photo": distance}`` for a candidate promoted as the query's own photo, else {}."""
+    if same_photo is None or not np.isfinite(same_photo[i]):
+        return {}
+    return {"same_photo": float(same_photo[i])}
+
+
 def is_low_confidence(state: EngineState, confidence: float | None) -> bool:
     return (state.low_conf_threshold is not None and confidence is not None
             and confidence < state.low_conf_threshold)
@@ -50,8 +57,10 @@ def is_low_confidence(state: EngineState, confidence: float | None) -> bool:
 
 def hybrid_response(state: EngineState, feats: dict[str, np.ndarray], reranker_scores: np.ndarray | None,
                     intents: dict, qctx: Mapping[str, Any], top_k: int, retriever: str, t0: float,
-                    lexical_ran: bool) -> SearchResponse:
-    """The response of a hybrid query from its (re-ranked) candidates."""
+                    lexical_ran: bool, same_photo: np.ndarray | None = None) -> SearchResponse:
+    """The response of a hybrid query from its (re-ranked) candidates. ``same_photo``: each candidate's fingerprint
+    distance where its photo is the query photo (NaN elsewhere; ``modules.search.same_photo``), shown as
+    ``explain["same_photo"]``."""
     n = len(feats["row"])
     two_tower_ran = bool(qctx.get("context", {}).get("two_tower"))
     dense = np.maximum(np.maximum(feats["dense_text"], feats["dense_image"]), feats["dense_fused"])
@@ -62,7 +71,7 @@ def hybrid_response(state: EngineState, feats: dict[str, np.ndarray], reranker_s
                                "two_tower": float(feats["two_tower"][i]) if two_tower_ran else None,
                                "reranker": float(feats["reranker"][i]) if reranker_scores is not None else None,
                                "rrf": float(feats["rrf"][i]), "pre_rerank": float(feats["score"][i])}
-                      | filled_explain(state, str(feats["item_id"][i])))
+                      | filled_explain(state, str(feats["item_id"][i])) | same_photo_explain(same_photo, i))
                for i in range(min(top_k, n))]
     confidence = float(feats["dense_text"].max()) if qctx.get("query") and n else None
     return SearchResponse(results=results, low_confidence=is_low_confidence(state, confidence), intents=intents,

@@ -100,6 +100,9 @@ class EngineState:
     # graph it came from (applied to live-added rows). Both None: an engine saved before them (raw price serves).
     price_log_z: np.ndarray | None = None
     item_graph: ItemGraph | None = None
+    # Each row's "same photo" fingerprint (``modules.encoders.fingerprint``, zeros: no photo); None: an engine built
+    # or saved without them (photo queries then skip the same-photo promotion, ``same_photo``).
+    photo_fingerprints: np.ndarray | None = None
     retrieval: RetrievalSettings = field(init=False, repr=False)  # params["retrieval"], typed (set at construction)
     # Derived per-row attributes (``refresh``) and caches.
     row_ids: np.ndarray = field(init=False, repr=False)
@@ -123,6 +126,8 @@ class EngineState:
             raise ValueError("price_log_z and the transform graph it came from go together")
         if self.price_log_z is not None and len(self.price_log_z) != len(self.items):
             raise ValueError(f"price_log_z has {len(self.price_log_z)} rows, items has {len(self.items)}")
+        if self.photo_fingerprints is not None and len(self.photo_fingerprints) != len(self.items):
+            raise ValueError(f"photo_fingerprints has {len(self.photo_fingerprints)} rows, items has {len(self.items)}")
         self.refresh()
 
     @property
@@ -202,10 +207,11 @@ def build_state(items: pd.DataFrame, text_emb: np.ndarray, image_emb: np.ndarray
                 text_encoder: Any, image_encoder: Any, params: Mapping[str, Any], fusion: Fusion | None = None,
                 ranker: Any = None, popularity: np.ndarray | None = None, item_colors: Sequence[str] | None = None,
                 parser: QueryParser | None = None, filled: Mapping[str, Mapping[str, Any]] | None = None,
-                price_log_z: np.ndarray | None = None, item_graph: ItemGraph | None = None) -> EngineState:
+                price_log_z: np.ndarray | None = None, item_graph: ItemGraph | None = None,
+                photo_fingerprints: np.ndarray | None = None) -> EngineState:
     """Index a catalog (see ``SearchEngine.build``)."""
     _check_rows(items, text_emb=text_emb, image_emb=image_emb, color_feats=color_feats, popularity=popularity,
-                item_colors=item_colors, price_log_z=price_log_z)
+                item_colors=item_colors, price_log_z=price_log_z, photo_fingerprints=photo_fingerprints)
     n = len(items)
     engine_params = {"retrieval": retrieval_params(section(params, "retrieval")), "fusion": section(params, "fusion"),
                      "encoders": section(params, "encoders")}
@@ -234,4 +240,5 @@ def build_state(items: pd.DataFrame, text_emb: np.ndarray, image_emb: np.ndarray
         low_conf_threshold=None if thr is None else float(thr),
         price_log_z=None if price_log_z is None else np.asarray(price_log_z, dtype=np.float32),
         item_graph=item_graph,
+        photo_fingerprints=None if photo_fingerprints is None else np.asarray(photo_fingerprints, dtype=np.uint8),
     )
