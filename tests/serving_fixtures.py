@@ -257,6 +257,7 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
     from modules.data.images import load_image
     from modules.encoders.color import color_features
     from modules.encoders.color_naming import dominant_color_name
+    from modules.encoders.fingerprint import photo_fingerprint
     from modules.encoders.image_space import embed_catalog_images, save_image_encoder
     from modules.encoders.text import text_encoder_from_params
     from modules.encoders.text_runtime import cached_export, copy_runtime, runtime_params
@@ -280,9 +281,11 @@ def build_real_bundle(root: Path, version: str = "real1", n_items: int = 120, se
                                           text_emb, colors, params, seed, progress=False)  # what EmbeddingGen does
     image_emb, tower = catalog_images.vectors, catalog_images.encoder
     price_log_z, item_graph, _ = catalog_price_log_z(items, params)  # what IndexBuilder gets from Transform
+    grid = int(params["encoders"]["fingerprint"]["grid"])
     engine = SearchEngine.build(items, text_emb, image_emb, colors, text_enc, tower, params,
                                 item_colors=[dominant_color_name(im) for im in images], price_log_z=price_log_z,
-                                item_graph=item_graph)
+                                item_graph=item_graph,
+                                photo_fingerprints=np.stack([photo_fingerprint(im, grid) for im in images]))
     train, _ = split_interactions(load_interactions(data), int(load_manifest(data)["cutoff_ts"]))
     params["recommend"]["hybrid"]["collaborative"] = "als"      # no TF training in a serving test
     rec = build_recommender(items, train, text_emb, image_emb, colors, params, seed=seed)

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.fashion_benchmark import BEGIN, END, FASHION, colour_pattern, prepare_catalog, write_section
+from bench.fashion_benchmark import (
+    BEGIN,
+    END,
+    FASHION,
+    RETRIEVERS,
+    colour_pattern,
+    prepare_catalog,
+    render_section,
+    same_photo_first,
+    write_section,
+)
 
 
 def test_colour_pattern_prefers_the_longest_colour_phrase() -> None:
@@ -63,3 +73,26 @@ def test_colour_naming_counts_every_labelled_photo_once(tmp_path: Path) -> None:
         assert v["correct"] == pytest.approx(v["names"].get(label, 0) / v["n"]) or len(v["names"]) == 4
     assert 0.0 < got["overall"] <= 1.0        # the first 40 rows hold black and grey photos, named right often
     assert main(["--catalog", str(tmp_path / "missing.csv")]) == 2
+
+
+@pytest.mark.skipif(not (FASHION / "catalog.csv").is_file(), reason="the shared fashion sample is not present")
+def test_a_byte_identical_photo_counts_as_the_same_photo() -> None:
+    # 13242 and 13243 are two products with byte-identical photo files; 10000 is another photo
+    assert (FASHION / "images" / "13242.jpg").read_bytes() == (FASHION / "images" / "13243.jpg").read_bytes()
+    assert same_photo_first("13242", ["13242", "10000"]) and same_photo_first("13242", ["13243", "13242"])
+    assert not same_photo_first("13242", ["10000", "13242"]) and not same_photo_first("13242", [])
+    assert not same_photo_first("no-such-item", ["no-such-other"])
+
+
+def test_render_section_reports_both_own_photo_rates_and_reads_older_results() -> None:
+    own = {"n": 500, "first": 488, "rate": 0.976, "misses": [], "p50_ms": 40.0, "p95_ms": 60.0}
+    result = {"variant": "full", "rows_arg": "all", "measured_at": "today", "machine": "2 CPU cores",
+              "counts": {"items": 9583, "with_image": 9583, "queries": 600}, "ingest_s": 1.0, "run_s": 2.0,
+              "run_peak_rss_mb": 3.0, "serve_ready_s": 4.0, "latency": {"n": 1, "p50_ms": 1.0, "p95_ms": 2.0},
+              "colour_queries": ["black watches"],
+              "retrievers": {r: {"colour_p10": 0.5, "type_p10": 0.5, "both_p10": 0.5} for r in RETRIEVERS},
+              "photos": {"own_photo": own, "image_to_image_type_p10": {"n": 200, "p10": 0.7}}}
+    assert "488 of 500 (97.6%)" in render_section([result]) and "byte-identical" not in render_section([result])
+    own.update(first_or_identical=497, rate_or_identical=0.994)
+    assert "488 of 500 (97.6%)** random products, it or a product with a byte-identical photo file for **497 (99.4%)" \
+        in render_section([result])

@@ -53,7 +53,8 @@ def test_text_search_result_shape_and_ranking(client):
     top = body["results"][0]
     assert top["title"] == "green leather sneaker"
     assert top["image_url"] == f"/items/{top['item_id']}/image"
-    assert set(top["explain"]) == {"lexical", "dense", "two_tower", "reranker", "filled"}
+    assert set(top["explain"]) == {"lexical", "dense", "two_tower", "reranker", "filled", "same_photo"}
+    assert top["explain"]["same_photo"] is None   # a text query: no photo to be the same as
     assert top["explain"]["filled"] is None  # no attribute of this item was learned from its photo
     assert body["latency_ms"] > 0 and isinstance(body["low_confidence"], bool)
 
@@ -246,7 +247,9 @@ def test_real_bundle_text_image_similar(real):
     photo = c.get(f"/items/{iid}/image")
     assert photo.status_code == 200
     by_photo = c.post("/search/image", files={"image": ("q.png", photo.content, "image/png")}, data={"top_k": "5"})
-    assert by_photo.status_code == 200 and iid in [h["item_id"] for h in by_photo.json()["results"]]
+    # the item's own photo: the same photo, first, said so in explain (its distance to itself is ~0)
+    assert by_photo.status_code == 200 and by_photo.json()["results"][0]["item_id"] == iid
+    assert 0 <= by_photo.json()["results"][0]["explain"]["same_photo"] < 0.5
     sim = c.get(f"/similar/{iid}?top_k=5").json()["results"]
     assert len(sim) == 5 and iid not in [h["item_id"] for h in sim]
     mm = c.post("/search/multimodal", files={"image": ("q.png", photo.content, "image/png")},
