@@ -85,6 +85,16 @@ def _check_progress_lines(root: Path) -> None:
     assert "[pixelmatch] blessing: BLESSED" in text  # a component's own print: kept in the log
 
 
+def _check_engine_fingerprints(engine_dir: Path) -> None:
+    """EmbeddingGen's "same photo" fingerprints reached the pushed engine, one row per item (photo queries use them:
+    modules/search/same_photo.py)."""
+    import pandas as pd
+
+    fingerprints = np.load(engine_dir / "photo_fingerprints.npy")
+    assert fingerprints.dtype == np.uint8 and len(fingerprints) == len(pd.read_parquet(engine_dir / "items.parquet"))
+    assert fingerprints.any(axis=1).mean() > 0.9   # the generated catalog's photos are all readable
+
+
 def _check_engine_price_feature(engine_dir: Path, store: Any) -> None:
     """The pushed engine's ranker ``price`` feature is Transform's price_log_z: IndexBuilder read Transform's
     transformed examples (not an in-process analysis), the values follow the preprocessing_fn's definition over the
@@ -141,6 +151,7 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     calibration = json.loads((serving / version / manifest["components"]["index"] / "calibration.json").read_text())
     assert calibration["low_confidence_threshold"] is not None  # calibrated at index build, not left unset
     _check_engine_price_feature(serving / version / manifest["components"]["index"], store)
+    _check_engine_fingerprints(serving / version / manifest["components"]["index"])
 
     fs = FeatureStore(repo_path=str(repo))
     item_id = json.loads((root / "EmbeddingGen").glob("embeddings/*/item_ids.json").__next__().read_text())[0]
