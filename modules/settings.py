@@ -428,6 +428,7 @@ class ServingSettings:
     keep_alive_s: float
     worker_healthcheck_s: int
     math_threads: int                            # BLAS/OpenMP threads per server process; 0: library default
+    malloc_arenas: int                           # glibc malloc arenas per server process; 0: glibc's default
 
 
 # --- pipeline ----------------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
     params = params if params is not None else load_params()
     s = Settings.from_params(serving_dir, params, watch_interval_s)
     limit_math_threads(s.config.serving.math_threads)
+    limit_malloc_arenas(s.config.serving.malloc_arenas)
     metrics = Metrics(window=s.config.serving.latency_window)
     fs_cfg = s.config.serving.feature_store
     features = FeatureStoreAdapter(
@@ -99,6 +100,25 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
                    events.build_router(s), items.router, ops.router, admin.router):
         app.include_router(router)
     return app
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas for this process at ``arenas`` (``serving.malloc_arenas``; 0 leaves glibc's 8 per
+    core). Each of the request threads otherwise gets an arena of its own, and memory freed in one is not reused by
+    another, so RSS grew by ~150 MB per worker under 50 clients. Returns whether glibc took it (False elsewhere)."""
+    if arenas <= 0:
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, int(arenas)))
+    except (OSError, AttributeError):   # not glibc (musl, macOS): nothing to cap
+        return False
+
+
+_M_ARENA_MAX = -8   # glibc's malloc.h
 
 
 def limit_math_threads(threads: int) -> Any:

@@ -298,3 +298,15 @@ def test_math_threads_cap_blas_in_request_threads():
         limiter.restore_original_limits()
         faiss.omp_set_num_threads(omp_before)
     assert seen and set(seen) == {1}
+
+
+def test_malloc_arenas_cap_is_taken_by_glibc():
+    """serving.malloc_arenas: glibc accepts the arena cap (0 leaves glibc alone)."""
+    import platform
+
+    from modules.settings import load_settings
+    from serving.app import limit_malloc_arenas
+
+    assert limit_malloc_arenas(0) is False
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert limit_malloc_arenas(load_settings().serving.malloc_arenas) is True
