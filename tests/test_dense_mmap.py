@@ -56,3 +56,11 @@ def test_vectors_outlive_their_index(tmp_path: Path, vectors: np.ndarray) -> Non
 
     gc.collect()
     np.testing.assert_array_equal(view, l2_normalize(vectors))
+
+
+def test_dot_all_matches_numpy_on_a_mapped_index(tmp_path: Path, vectors: np.ndarray) -> None:
+    DenseIndex.build(vectors).save(tmp_path / "idx")
+    loaded = DenseIndex.load(tmp_path / "idx")
+    q = np.random.default_rng(3).normal(size=16).astype(np.float32)
+    np.testing.assert_allclose(loaded.dot_all(q), np.array(loaded.vectors) @ l2_normalize(q).ravel(), atol=1e-6)
+    assert DenseIndex.build(np.zeros((0, 16), np.float32)).dot_all(q).shape == (0,)

@@ -81,6 +81,17 @@ class DenseIndex:
         # result in a memmap object, which cost more than the gather at a few hundred rows)
         return np.asarray(self.vectors)[np.asarray(rows, dtype=np.int64)] @ l2_normalize(query).ravel()
 
+    def dot_all(self, query: np.ndarray) -> np.ndarray:
+        """Inner product of the (normalised) query with every stored vector: ``(ntotal,)`` float32, by FAISS's SIMD
+        kernel over the storage. A loaded index's vectors sit at an unaligned offset of the mapped file, where
+        numpy's ``vectors @ q`` leaves BLAS for a loop 4x slower (100K x 256: 20 ms instead of 4.5)."""
+        q = l2_normalize(query).ravel()
+        out = np.empty(self.ntotal, dtype=np.float32)
+        if self.ntotal:
+            faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(q), _flat_storage(self.index).get_xb(),
+                                         self.dim, self.ntotal)
+        return out
+
     def exact_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k over the allowed rows (boolean mask), by brute-force dot product."""
@@ -152,11 +163,19 @@ class _StorageBuffer:
         self.__array_interface__ = {"shape": (n, d), "typestr": "<f4", "data": (pointer, True), "version": 3}
 
 
-def storage_view(index: faiss.Index) -> np.ndarray:
-    """A read-only ``(ntotal, d)`` float32 view of a flat or HNSW-flat index's stored vectors (no copy)."""
+def _flat_storage(index: faiss.Index) -> faiss.IndexFlat:
+    """The flat index holding a flat or HNSW-flat index's raw vectors."""
     flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
     if not isinstance(flat, faiss.IndexFlat):
         raise TypeError(f"{type(flat).__name__}: only flat storage keeps the raw vectors")
+    return flat
+
+
+def storage_view(index: faiss.Index) -> np.ndarray:
+    """A read-only ``(ntotal, d)`` float32 view of a flat or HNSW-flat index's stored vectors (no copy). For a
+    memory-mapped index it is not 4-byte aligned: gathering rows from it is fine, a whole-matrix product is not
+    (:meth:`DenseIndex.dot_all`)."""
+    flat = _flat_storage(index)
     n, d = int(index.ntotal), int(index.d)
     if n == 0:
         return np.zeros((0, d), dtype=np.float32)

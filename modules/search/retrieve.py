@@ -54,7 +54,7 @@ def photo_similarity(state: EngineState, img: Image.Image, q_photo: np.ndarray
     w_tower, w_color, bonus = cfg.tower_weight, cfg.color_weight, cfg.dominant_color_bonus
     img = img.convert("RGB")
     q_color, dominant = color_features_and_name(img, state.params.get("encoders", {}).get("color"))
-    sim = w_tower * (state.image_index.vectors @ l2_normalize(q_photo).ravel())
+    sim = w_tower * state.image_index.dot_all(q_photo)
     unit = state.color_unit
     q_unit = None if unit is None else l2_normalize(q_color).ravel()
     color_sim = None
