@@ -229,6 +229,15 @@ class HnswSettings:
 
 
 @dataclass(frozen=True)
+class PhotoCategoryHeadSettings:
+    augmented_photos: int                        # catalog photos augmented once each for the head's training
+    holdout_fraction: float                      # of those, held out for the reported accuracy
+    min_class_count: int                         # categories with fewer photos are left out
+    C: float                                     # inverse L2 strength of the logistic regression
+    max_iter: int
+
+
+@dataclass(frozen=True)
 class PhotoSettings:
     tower_weight: float
     color_weight: float
@@ -238,6 +247,8 @@ class PhotoSettings:
     crop_percentile: float
     dominant_color_bonus: float
     duplicate_distance: float | None             # "same photo" candidates (fingerprint RMS below it) go first; null: off
+    category_confidence: float | None            # a photo query's category intent from the head at least this sure; null: off
+    category_head: PhotoCategoryHeadSettings
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,7 @@ def build_benchmark_engines(
     if with_late and built.info["fusion"] != "late":
         t = time.perf_counter()
         late_engine = build_engine(emb, data_dir, params, train_queries, seed, fusion_method="late",
-                                   calibrate=False).engine
+                                   calibrate=False, photo_category_from=built.engine).engine
         late_engine.low_conf_threshold = built.info["low_confidence_threshold"]
         timings["late_engine"] = time.perf_counter() - t
     info = {"n_items": built.info["n_items"], "n_with_image": int(emb.has_image.sum()), "image_encoder": emb.image_kind,

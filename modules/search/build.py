@@ -174,6 +174,22 @@ def load_embeddings(data_dir: str | Path, emb_dir: str | Path, params: Mapping[s
         image_kind=image_kind(params))
 
 
+def build_photo_category(engine: SearchEngine, emb: CatalogEmbeddings, items: pd.DataFrame, data_dir: str | Path,
+                         seed: int) -> tuple[Any, dict[str, Any]]:
+    """The engine's photo-category head (``modules.search.photo_category``) and its report; ``(None, reason)``
+    without an image encoder or with ``retrieval.photo.category_confidence`` null. Query photos and the augmented
+    training photos are embedded by the same :func:`modules.search.encode.encode_photo`."""
+    from modules.search.encode import encode_photo
+    from modules.search.photo_category import train_photo_category
+
+    s = engine.state
+    if s.image_encoder is None or s.retrieval.photo.category_confidence is None:
+        return None, {"skipped": "no image encoder" if s.image_encoder is None else "category_confidence is null"}
+    has_image = emb.has_image if emb.has_image is not None else np.asarray(emb.color).any(axis=1)
+    return train_photo_category(lambda img: encode_photo(s, img), np.asarray(s.image_index.vectors), s.cat,
+                                _image_paths(items, Path(data_dir)), has_image, s.retrieval.photo.category_head, seed)
+
+
 @dataclass
 class BuiltEngine:
     engine: SearchEngine
@@ -195,11 +211,12 @@ def build_fusion(emb: CatalogEmbeddings, items: pd.DataFrame, params: Mapping[st
 def build_engine(emb: CatalogEmbeddings, data_dir: str | Path, params: Mapping[str, Any],
                  train_queries: Sequence[Mapping[str, Any]], seed: int, fusion_method: str | None = None,
                  calibrate: bool = True, transform_dir: str | Path | None = None,
-                 examples_dir: str | Path | None = None) -> BuiltEngine:
+                 examples_dir: str | Path | None = None, photo_category_from: SearchEngine | None = None) -> BuiltEngine:
     """Index embedded catalog (see the module docstring); no ranker attached. ``fusion_method`` overrides
     ``fusion.method``; ``calibrate=False`` leaves the ``low_confidence`` threshold to params. ``transform_dir`` +
     ``examples_dir``: Transform's ``transform_graph`` and ``transformed_examples`` (IndexBuilder); without them the
-    catalog is analysed in-process (reused within a process for the same items)."""
+    catalog is analysed in-process (reused within a process for the same items). ``photo_category_from``: an engine
+    of the same catalog whose photo-category head is reused instead of trained again."""
     from modules.attributes import apply_fills
     from modules.search.transformed import catalog_price_log_z
 
@@ -219,11 +236,18 @@ def build_engine(emb: CatalogEmbeddings, data_dir: str | Path, params: Mapping[s
                                 filled=filled, price_log_z=price_log_z, item_graph=graph,
                                 photo_fingerprints=emb.fingerprints)
     seconds["indexes"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if photo_category_from is not None:
+        engine.state.photo_category, photo_category = photo_category_from.state.photo_category, {"reused": True}
+    else:
+        engine.state.photo_category, photo_category = build_photo_category(engine, emb, items, data_dir, seed)
+    seconds["photo_category"] = time.perf_counter() - t0
     threshold = engine.low_conf_threshold
     if calibrate:
         t0 = time.perf_counter()
         threshold = calibrate_from_train_queries(engine, train_queries, params, seed=seed)
         seconds["calibration"] = time.perf_counter() - t0
     info = {"n_items": len(items), "fusion": fusion.method, "n_filled_items": len(filled),
-            "n_fusion_pairs": n_pairs, "low_confidence_threshold": threshold, "item_features": transform_source}
+            "n_fusion_pairs": n_pairs, "low_confidence_threshold": threshold, "item_features": transform_source,
+            "photo_category": photo_category}
     return BuiltEngine(engine, info, seconds)

@@ -4,10 +4,12 @@
     bm25/  tfidf.pkl  fusion/  calibration.json  query_parser.json  filled_attributes.json  engine.json
     price_log_z.npy + transform_graph/ (``transformed``: the ranker's price feature and the graph it came from)
     photo_fingerprints.npy (optional: each row's "same photo" fingerprint, ``modules.search.same_photo``)
+    photo_category.npz (optional: the photo-category head, ``modules.search.photo_category``)
 
 The image tower itself is saved by the pipeline next to it under ``image_tower/``; only its reference is recorded.
 An engine saved before ``price_log_z.npy`` loads without it (its ranker's ``price`` feature stays the raw price);
-one saved before ``photo_fingerprints.npy`` loads without the same-photo promotion.
+one saved before ``photo_fingerprints.npy`` loads without the same-photo promotion, one without
+``photo_category.npz`` without photo category intents.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import pandas as pd
 from modules.search.dense import DenseIndex
 from modules.search.fusion import Fusion
 from modules.search.lexical import BM25Index, TfidfIndex
+from modules.search.photo_category import HEAD_FILE, PhotoCategoryHead
 from modules.search.query import QueryParser
 from modules.search.state import EngineState, retrieval_params, section
 from modules.search.transformed import PRICE_FILE, TRANSFORM_DIR, ItemGraph
@@ -71,6 +74,10 @@ def save_state(s: EngineState, directory: str | Path) -> Path:
         np.save(d / FINGERPRINTS_FILE, s.photo_fingerprints)
     else:
         (d / FINGERPRINTS_FILE).unlink(missing_ok=True)
+    if s.photo_category is not None:
+        s.photo_category.save(d)
+    else:
+        (d / HEAD_FILE).unlink(missing_ok=True)
     state = {
         "format": 1,
         "params": s.params,
@@ -124,6 +131,7 @@ def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, t
         price_log_z=np.load(d / PRICE_FILE) if (d / PRICE_FILE).is_file() else None,
         item_graph=_item_graph(d),
         photo_fingerprints=np.load(d / FINGERPRINTS_FILE) if (d / FINGERPRINTS_FILE).is_file() else None,
+        photo_category=PhotoCategoryHead.load(d),
         ranker=ranker,
         params=engine_params,
         text_encoder=text_encoder if text_encoder is not None else _text_encoder(engine_params),

@@ -13,6 +13,7 @@ from PIL import Image
 from modules.search.dense import l2_normalize
 from modules.search.encode import QueryVectors, image_space_text, text_fused_query
 from modules.search.filters import color_evidence, color_mask, dominant_mask
+from modules.search.photo_category import photo_category_intent
 from modules.search.query import Intents
 
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Ima
         photo_sim, color_sim, q_color, dominant = photo_similarity(state, img, vec.photo)
         if not intents.color and text is None and state.retrieval.photo.dominant_color_intent:
             intents.color = dominant  # model-free colour intent of a photo query
+        if not intents.category and text is None:
+            intents.category = photo_category_intent(state, vec.photo)   # the head's, when sure enough
 
     lists: dict[str, np.ndarray] = {}
     bm25 = state.bm25.scores(retrieval_text, n) if text else np.zeros(n, np.float32)
@@ -101,6 +104,9 @@ def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Ima
         lists["image"] = state.image_index.search(vec.image, pool, allowed)[1]
     if photo_sim is not None and text is None:
         lists["photo"] = top_from_scores(photo_sim, allowed, pool, positive_only=False)
+        if intents.category:   # the photo's nearest items within its category (a street photo's neighbours are not)
+            in_category = allowed & (state.cat == intents.category)
+            lists["photo_in_category"] = top_from_scores(photo_sim, in_category, pool, positive_only=False)
     lists["fusion"] = state.fused_index.search(vec.fused, pool, allowed)[1]
     if text and img is None and intents.color:
         lists["color"] = color_list(state, intents, allowed, pool)

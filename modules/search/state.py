@@ -103,6 +103,7 @@ class EngineState:
     # Each row's "same photo" fingerprint (``modules.encoders.fingerprint``, zeros: no photo); None: an engine built
     # or saved without them (photo queries then skip the same-photo promotion, ``same_photo``).
     photo_fingerprints: np.ndarray | None = None
+    photo_category: Any = None            # photo_category.PhotoCategoryHead: a photo query's category (None: off)
     retrieval: RetrievalSettings = field(init=False, repr=False)  # params["retrieval"], typed (set at construction)
     # Derived per-row attributes (``refresh``) and caches.
     row_ids: np.ndarray = field(init=False, repr=False)
