@@ -1,9 +1,10 @@
 """The photo-category head: a logistic regression over the image space, trained on the catalog's photos and
-generically augmented copies of them, names a photo query's category when sure enough; the query then takes it as
-its category intent (``SearchResponse.intents``) and gets a list of its nearest items within it. Engines without a
-head (older bundles, the step off) search as before."""
+generically augmented copies of them, names a photo query's category when sure enough; the query then gets
+a hybrid-score boost for that category (not the re-ranker's ``category_match``) and a list of its nearest items
+within it. Engines without a head (older bundles, the step off) search as before."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -15,11 +16,16 @@ from test_search import FakeImageEncoder, FakeTextEncoder
 
 from modules.config import load_params
 from modules.search import SearchEngine, document_text
+from modules.search.encode import encode_query
+from modules.search.filters import allowed_rows
 from modules.search.persistence import HEAD_FILE
 from modules.search.photo_category import PhotoCategoryHead, fit_head, train_photo_category
+from modules.search.query import Intents
+from modules.search.retrieve import Retrieved, retrieve
 from modules.settings import load_section
 
-PARAMS = load_params()
+PARAMS = copy.deepcopy(load_params())
+PARAMS["retrieval"]["photo"]["category_confidence"] = 0.4   # off in params.yaml (see there); on for these tests
 CFG = load_section("retrieval.photo.category_head")
 N = 24
 CATEGORY_COLOUR = {"shoes": (200, 30, 30), "bags": (30, 60, 200)}
@@ -93,17 +99,27 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> SearchEngine:
     return eng
 
 
-def test_a_photo_query_takes_the_heads_category(engine: SearchEngine) -> None:
-    got = engine.search_image(photo(123, "bags"), top_k=5)
-    assert got.intents["category"] == "bags"
-    assert set(got.item_ids) <= {f"p{i:02d}" for i in range(1, N, 2)}   # bags only
-    composed = engine.search_multimodal("product", photo(123, "bags"), top_k=5)
-    assert composed.intents.get("category") is None                   # text + photo: the text speaks for itself
+def _retrieved(engine: SearchEngine, img: Image.Image, text: str | None = None) -> Retrieved:
+    s = engine.state
+    vec = encode_query(s, text, text or "", img, 1.0 if text is None else 0.5)
+    return retrieve(s, text, text or "", img, vec, Intents(), allowed_rows(s, None))
+
+
+def test_a_photo_query_gets_its_heads_category_as_a_list_and_a_boost(engine: SearchEngine) -> None:
+    got = _retrieved(engine, photo(123, "bags"))
+    assert got.photo_category == "bags"
+    assert len(got.lists["photo_in_category"]) and set(engine.state.cat[got.lists["photo_in_category"]]) == {"bags"}
+    top = engine.search_image(photo(123, "bags"), top_k=5)
+    assert set(top.item_ids) <= {f"p{i:02d}" for i in range(1, N, 2)}     # bags only
+    assert top.intents.get("category") is None          # not an intent: the re-ranker's category_match stays 0
+    composed = _retrieved(engine, photo(123, "bags"), text="product")
+    assert composed.photo_category is None and "photo_in_category" not in composed.lists   # the text speaks
     state = engine.state
     before = state.retrieval
     try:
         state.retrieval = dataclasses.replace(before, photo=dataclasses.replace(before.photo, category_confidence=None))
-        assert engine.search_image(photo(123, "bags"), top_k=5).intents.get("category") is None
+        off = _retrieved(engine, photo(123, "bags"))
+        assert off.photo_category is None and "photo_in_category" not in off.lists
     finally:
         state.retrieval = before
 
@@ -117,4 +133,4 @@ def test_the_head_is_saved_and_old_engines_load_without_it(engine: SearchEngine,
     (tmp_path / "new" / HEAD_FILE).unlink()
     old = SearchEngine.load(tmp_path / "new", text_encoder=text_enc, image_encoder=FakeImageEncoder(text_enc))
     assert old.photo_category is None
-    assert old.search_image(photo(5, "shoes"), top_k=3).intents.get("category") is None
+    assert _retrieved(old, photo(5, "shoes")).photo_category is None

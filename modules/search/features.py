@@ -180,6 +180,8 @@ def candidate_columns(state: EngineState, text: str | None, retrieval_text: str,
     intents_all = _intent_columns(state, rows, intents,
                                   lambda v: np.full(len(rows), v, np.float64) if np.ndim(v) == 0 else np.asarray(v))
     score = _hybrid_score({"rrf": rrf_scores, **intents_all}, intents, float(state.hp["intent_boost"]))
+    if retrieved.photo_category:   # a photo's category from its head: boosted like an intent (not a ranker feature)
+        score = score + float(state.hp["intent_boost"]) * (state.cat[rows] == retrieved.photo_category)
     order = np.lexsort((rows, -score))[:depth]
     rows, rrf_scores, score = rows[order], rrf_scores[order], score[order]
     intent_cols = {name: values[order] for name, values in intents_all.items()}

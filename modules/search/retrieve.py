@@ -71,6 +71,7 @@ class Retrieved:
     bm25: np.ndarray               # BM25 score of every row (zeros without text)
     color_sim: np.ndarray | None = None   # colour-feature cosine of every row to the query photo, when computed
     q_color: np.ndarray | None = None     # the query photo's unit colour features (None: no photo, or no colour features)
+    photo_category: str | None = None     # the category a photo query's head named (photo_category.py), or None
 
     def color_sim_rows(self, state: EngineState, rows: np.ndarray) -> np.ndarray:
         """The colour-feature cosine of ``rows`` to the query photo (zeros without one)."""
@@ -92,9 +93,11 @@ def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Ima
         photo_sim, color_sim, q_color, dominant = photo_similarity(state, img, vec.photo)
         if not intents.color and text is None and state.retrieval.photo.dominant_color_intent:
             intents.color = dominant  # model-free colour intent of a photo query
-        if not intents.category and text is None:
-            intents.category = photo_category_intent(state, vec.photo)   # the head's, when sure enough
-
+    # a photo query's category as its photo-category head names it (when sure enough): its own list and a hybrid-score
+    # boost, but not the re-ranker's category_match (a ranker that learned it from studio photo queries, where it is
+    # nearly always right, misranked text queries: the 300-item real catalog went unblessed)
+    photo_category = (photo_category_intent(state, vec.photo)
+                      if vec.photo is not None and text is None and not intents.category else None)
     lists: dict[str, np.ndarray] = {}
     bm25 = state.bm25.scores(retrieval_text, n) if text else np.zeros(n, np.float32)
     if text and img is None:
@@ -104,8 +107,8 @@ def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Ima
         lists["image"] = state.image_index.search(vec.image, pool, allowed)[1]
     if photo_sim is not None and text is None:
         lists["photo"] = top_from_scores(photo_sim, allowed, pool, positive_only=False)
-        if intents.category:   # the photo's nearest items within its category (a street photo's neighbours are not)
-            in_category = allowed & (state.cat == intents.category)
+        if photo_category:   # the photo's nearest items within its category (a street photo's neighbours are not)
+            in_category = allowed & (state.cat == photo_category)
             lists["photo_in_category"] = top_from_scores(photo_sim, in_category, pool, positive_only=False)
     lists["fusion"] = state.fused_index.search(vec.fused, pool, allowed)[1]
     if text and img is None and intents.color:
@@ -114,7 +117,7 @@ def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Ima
         # "like this but in navy": the items nearest to the photo among those of the requested colour.
         in_color = allowed & color_mask(state, intents.color)
         lists["image_in_color"] = state.image_index.search(vec.photo, pool, in_color)[1]
-    return Retrieved(lists=lists, bm25=bm25, color_sim=color_sim, q_color=q_color)
+    return Retrieved(lists=lists, bm25=bm25, color_sim=color_sim, q_color=q_color, photo_category=photo_category)
 
 
 def color_list(state: EngineState, intents: Intents, allowed: np.ndarray, k: int) -> np.ndarray:
