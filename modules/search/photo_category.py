@@ -11,8 +11,8 @@ EVAL street photos: 58.5% -> 86.7%).
 At query time (``retrieve``), a photo query without a category whose head is at least
 ``retrieval.photo.category_confidence`` sure of one gets one more candidate list, the photo's nearest items within
 that category, and ``retrieval.intent_boost`` on that category's candidates in the hybrid score. It is not made a
-category intent: the re-ranker's ``category_match`` stays the text's (a ranker that learned the head's category from
-photo queries misranked text queries on the 300-item real catalog, which then went unblessed).
+category intent (the re-ranker's ``category_match`` stays the text's): as one, the synthetic catalog's re-ranker got
+worse on text and on photo + text queries. Off by default (params.yaml says why).
 """
 from __future__ import annotations
 
