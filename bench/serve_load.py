@@ -94,27 +94,28 @@ def image_run(url: str, jpegs: list[bytes], seconds: float) -> dict:
             "p99_ms": round(float(p99), 2), "throughput_rps": round(len(lat) / seconds, 1)}
 
 
-def worker_rss_mb(proc: subprocess.Popen) -> list[float]:
-    """Resident memory of each server process that holds a bundle (the uvicorn workers, or the one process)."""
+def bundle_processes(proc: subprocess.Popen) -> list[psutil.Process]:
+    """The server processes that hold a bundle (the uvicorn workers, or the one process)."""
     parent = psutil.Process(proc.pid)
     procs = [p for p in parent.children(recursive=True) if "multiprocessing.resource_tracker" not in " ".join(p.cmdline())]
-    procs = [p for p in procs if p.memory_info().rss > 200e6] or [parent]
-    return [round(p.memory_info().rss / 2**20, 1) for p in procs]
+    return [p for p in procs if p.memory_info().rss > 200e6] or [parent]
+
+
+def worker_rss_mb(proc: subprocess.Popen) -> list[float]:
+    """Resident memory of each server process that holds a bundle."""
+    return [round(p.memory_info().rss / 2**20, 1) for p in bundle_processes(proc)]
 
 
 def worker_rss_split_mb(proc: subprocess.Popen) -> list[dict[str, float]]:
     """Each bundle-holding process's RSS split as /proc/PID/status reports it: ``anon`` (private heap: arrays
     loaded into memory, Python objects) and ``file`` (pages of memory-mapped files: the bundle's FAISS indexes and
     vectors, shared libraries; one copy in the page cache serves every worker)."""
-    parent = psutil.Process(proc.pid)
-    procs = [p for p in parent.children(recursive=True) if "multiprocessing.resource_tracker" not in " ".join(p.cmdline())]
-    procs = [p for p in procs if p.memory_info().rss > 200e6] or [parent]
     out = []
-    for p in procs:
+    for p in bundle_processes(proc):
         fields = {}
         for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key in ("RssAnon", "RssFile", "RssShmem"):
+            if key in ("RssAnon", "RssFile"):
                 fields[key] = int(value.split()[0]) / 1024.0   # kB -> MB
         out.append({"anon": round(fields.get("RssAnon", 0.0), 1), "file": round(fields.get("RssFile", 0.0), 1)})
     return out

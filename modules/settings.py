@@ -247,7 +247,7 @@ class PhotoSettings:
     crop_percentile: float
     dominant_color_bonus: float
     duplicate_distance: float | None             # "same photo" candidates (fingerprint RMS below it) go first; null: off
-    category_confidence: float | None            # a photo query's category intent from the head at least this sure; null: off
+    category_confidence: float | None            # a photo query gets the head's category (list + boost) at least this sure; null: off
     category_head: PhotoCategoryHeadSettings
 
 

@@ -77,9 +77,7 @@ class DenseIndex:
 
     def score(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact cosine of ``query`` with the given rows."""
-        # np.asarray: index the plain ndarray view of a memory-mapped matrix (np.memmap's own indexing wraps every
-        # result in a memmap object, which cost more than the gather at a few hundred rows)
-        return np.asarray(self.vectors)[np.asarray(rows, dtype=np.int64)] @ l2_normalize(query).ravel()
+        return self.vectors[np.asarray(rows, dtype=np.int64)] @ l2_normalize(query).ravel()
 
     def dot_all(self, query: np.ndarray) -> np.ndarray:
         """Inner product of the (normalised) query with every stored vector: ``(ntotal,)`` float32, by FAISS's SIMD

@@ -9,7 +9,7 @@
 The image tower itself is saved by the pipeline next to it under ``image_tower/``; only its reference is recorded.
 An engine saved before ``price_log_z.npy`` loads without it (its ranker's ``price`` feature stays the raw price);
 one saved before ``photo_fingerprints.npy`` loads without the same-photo promotion, one without
-``photo_category.npz`` without photo category intents.
+``photo_category.npz`` without the photo-category list and boost.
 """
 from __future__ import annotations
 

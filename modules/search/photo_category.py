@@ -104,7 +104,7 @@ def train_photo_category(encode: Any, image_vectors: np.ndarray, categories: np.
                          paths: Sequence[Path | None], has_image: np.ndarray, cfg: Any, seed: int
                          ) -> tuple[PhotoCategoryHead | None, dict[str, Any]]:
     """The head (None when the catalog has fewer than two categories of ``cfg.min_class_count`` photos) and what
-    to report: classes, rows, the augmented photos' held-out accuracy (a street-photo proxy), seconds.
+    to report: classes, rows, the augmented photos' held-out accuracy (a street-photo proxy).
 
     ``cfg``: ``retrieval.photo.category_head`` (augmented_photos, holdout_fraction, min_class_count, C, max_iter).
     Row ``i`` of ``image_vectors`` / ``categories`` / ``paths`` / ``has_image`` describe one item; ``encode`` embeds
@@ -136,8 +136,7 @@ def train_photo_category(encode: Any, image_vectors: np.ndarray, categories: np.
     return head, info
 
 
-
-def photo_category_intent(state: Any, q_photo: np.ndarray) -> str | None:
+def confident_photo_category(state: Any, q_photo: np.ndarray) -> str | None:
     """The category the head names for a query photo (``EngineState``: its head and
     ``retrieval.photo.category_confidence``), or None (no head, the step off, or not sure enough)."""
     head, threshold = state.photo_category, state.retrieval.photo.category_confidence

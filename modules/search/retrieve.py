@@ -13,7 +13,7 @@ from PIL import Image
 from modules.search.dense import l2_normalize
 from modules.search.encode import QueryVectors, image_space_text, text_fused_query
 from modules.search.filters import color_evidence, color_mask, dominant_mask
-from modules.search.photo_category import photo_category_intent
+from modules.search.photo_category import confident_photo_category
 from modules.search.query import Intents
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def retrieve(state: EngineState, text: str | None, retrieval_text: str, img: Ima
     # a photo query's category as its photo-category head names it (when sure enough): its own list and a hybrid-score
     # boost, but not a category intent (the re-ranker's category_match): as an intent, the 5K synthetic catalog's text
     # + LambdaMART NDCG@10 went 0.8669 -> 0.8569 and photo + text 0.5959 -> 0.5565; as list + boost 0.8659 and 0.6419
-    photo_category = (photo_category_intent(state, vec.photo)
+    photo_category = (confident_photo_category(state, vec.photo)
                       if vec.photo is not None and text is None and not intents.category else None)
     lists: dict[str, np.ndarray] = {}
     bm25 = state.bm25.scores(retrieval_text, n) if text else np.zeros(n, np.float32)
