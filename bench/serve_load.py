@@ -106,6 +106,30 @@ def worker_rss_mb(proc: subprocess.Popen) -> list[float]:
     return [round(p.memory_info().rss / 2**20, 1) for p in bundle_processes(proc)]
 
 
+def server_cpu_s(proc: subprocess.Popen) -> float:
+    """CPU seconds (user + system) spent so far by the server: its parent process and every worker."""
+    parent = psutil.Process(proc.pid)
+    total = 0.0
+    for p in [parent, *parent.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def cpu_per_request(proc: subprocess.Popen, run) -> dict:
+    """``run()``'s result with the CPU milliseconds per request of the server and of this load generator (both on
+    the same cores), so a throughput figure says how much of the machine the client took."""
+    server0, client0 = server_cpu_s(proc), time.process_time()
+    r = run()
+    server_s, client_s = server_cpu_s(proc) - server0, time.process_time() - client0
+    n = max(int(r["requests"]), 1)
+    r["cpu_ms_per_request"] = {"server": round(1000 * server_s / n, 2), "load_generator": round(1000 * client_s / n, 2)}
+    return r
+
+
 def worker_rss_split_mb(proc: subprocess.Popen) -> list[dict[str, float]]:
     """Each bundle-holding process's RSS split as /proc/PID/status reports it: ``anon`` (private heap: arrays
     loaded into memory, Python objects) and ``file`` (pages of memory-mapped files: the bundle's FAISS indexes and
@@ -148,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         results["ready_s"] = round(time.time() - t0, 1)
         asyncio.run(run_load(url, 4, 5.0, (1.0, 0.0, 0.0), 7, 30.0, queries))   # warm-up, not reported
         for clients in a.clients:
-            r = asyncio.run(run_load(url, clients, a.seconds, (1.0, 0.0, 0.0), 42, 30.0, queries))
+            r = cpu_per_request(proc, lambda c=clients: asyncio.run(
+                run_load(url, c, a.seconds, (1.0, 0.0, 0.0), 42, 30.0, queries)))
             r["rss_mb_per_worker"] = worker_rss_mb(proc)
             r["rss_split_mb_per_worker"] = worker_rss_split_mb(proc)
             results["runs"].append(r)
@@ -156,18 +181,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{clients:3d} clients: {r['requests']} req in {r['wall_s']} s = {r['throughput_rps']} req/s, "
                   f"{r['errors']} errors {r['error_reasons'] or ''}; /search/text ms p50 {o.get('p50_ms')} p95 {o.get('p95_ms')} "
                   f"p99 {o.get('p99_ms')}; RSS MB per worker {r['rss_mb_per_worker']} "
-                  f"(anon / file-backed {r['rss_split_mb_per_worker']})", flush=True)
+                  f"(anon / file-backed {r['rss_split_mb_per_worker']}); CPU ms per request {r['cpu_ms_per_request']}",
+                  flush=True)
         if a.image_data:
             from bench.search_stages import photo_jpegs
 
             jpegs = photo_jpegs(a.image_data, a.image_count)
             image_run(url, jpegs[:8], 5.0)                                       # warm-up, not reported
-            r = results["image"] = image_run(url, jpegs, a.seconds)
+            r = results["image"] = cpu_per_request(proc, lambda: image_run(url, jpegs, a.seconds))
             r["rss_mb_per_worker"] = worker_rss_mb(proc)
             r["rss_split_mb_per_worker"] = worker_rss_split_mb(proc)
             print(f"  1 client, /search/image (500-px JPEG): {r['requests']} req, {r['errors']} errors; ms p50 "
                   f"{r['p50_ms']} p95 {r['p95_ms']} p99 {r['p99_ms']}; RSS MB per worker {r['rss_mb_per_worker']} "
-                  f"(anon / file-backed {r['rss_split_mb_per_worker']})", flush=True)
+                  f"(anon / file-backed {r['rss_split_mb_per_worker']}); CPU ms per request {r['cpu_ms_per_request']}",
+                  flush=True)
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)

@@ -210,6 +210,7 @@ class LearnedFusionSettings:
     learning_rate: float
     temperature: float
     max_pairs: int
+    ranker_holdout: float                        # TRAIN text queries kept out of the pairs for the re-ranker
 
 
 @dataclass(frozen=True)

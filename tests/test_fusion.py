@@ -105,3 +105,31 @@ def test_learned_fusion_trains_on_at_most_max_pairs():
     assert Fusion.build("learned", TEXT, IMAGE, capped, train_pairs=pairs).n_train_pairs == 100
     uncapped = {**PARAMS, "learned": {**PARAMS["learned"], "epochs": 1}}
     assert Fusion.build("learned", TEXT, IMAGE, uncapped, train_pairs=pairs).n_train_pairs == 600
+
+
+def _train_queries(n: int) -> list[dict]:
+    text = [{"qid": f"t{i}", "split": "train", "kind": "text", "text": f"query {i}", "relevance": {str(i): 3}}
+            for i in range(n)]
+    photo = [{"qid": f"p{i}", "split": "train", "kind": "image", "text": "", "relevance": {str(i): 3}} for i in range(20)]
+    return text + photo
+
+
+def test_ranker_never_trains_on_a_query_the_learned_fusion_fitted():
+    from modules.search.fusion import fusion_pair_queries, held_out_of_fusion, ranker_queries
+    from modules.settings import load_section
+
+    queries = _train_queries(1000)
+    learned = {"method": "learned", "learned": {"ranker_holdout": 0.3}}
+    fitted = {q["qid"] for q in fusion_pair_queries(queries, load_section("fusion", learned).learned, seed=42)}
+    ranked = {q["qid"] for q in ranker_queries(queries, learned, seed=42)}
+    assert not fitted & ranked and fitted | ranked == {q["qid"] for q in queries}
+    assert {f"p{i}" for i in range(20)} <= ranked                      # photo queries train no fusion pair
+    assert 0.25 < sum(q.startswith("t") for q in ranked) / 1000 < 0.35   # the seeded holdout share
+    # by qid, not by position: the same query is held out whatever else is in the list
+    assert held_out_of_fusion("t7", 0.3, 42) == ("t7" in ranked)
+    assert {q["qid"] for q in ranker_queries(queries[::-1][:500], learned, seed=42)} <= ranked
+    assert {q["qid"] for q in ranker_queries(queries, learned, seed=7)} != ranked   # the seed matters
+    # a fixed fusion learns nothing from queries: the re-ranker may use them all
+    assert len(ranker_queries(queries, {"method": "concat"}, seed=42)) == len(queries)
+    assert fusion_pair_queries(queries, load_section("fusion", {"learned": {"ranker_holdout": 0.0}}).learned, 42) \
+        == [q for q in queries if q["text"]]

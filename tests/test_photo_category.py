@@ -25,7 +25,7 @@ from modules.search.retrieve import Retrieved, retrieve
 from modules.settings import load_section
 
 PARAMS = copy.deepcopy(load_params())
-PARAMS["retrieval"]["photo"]["category_confidence"] = 0.4   # off in params.yaml (see there); on for these tests
+PARAMS["retrieval"]["photo"]["category_confidence"] = 0.4   # as params.yaml; pinned so these tests keep the step on
 CFG = load_section("retrieval.photo.category_head")
 N = 24
 CATEGORY_COLOUR = {"shoes": (200, 30, 30), "bags": (30, 60, 200)}

@@ -2,7 +2,9 @@
 
 Features come from the engine's own candidate path (dense, BM25, two-tower scores, category/colour match,
 price = Transform's price_log_z that IndexBuilder stored per item, popularity, cold-start flag); labels are the
-judged grades. Early stopping watches a by-query
+judged grades. With the learned fusion, only the TRAIN queries held out of its training pairs
+(``fusion.learned.ranker_holdout``, ``modules.search.fusion.ranker_queries``) and the photo queries are used: the
+fusion's scores on the queries it fitted are memorised. Early stopping watches a by-query
 validation slice carved from the train queries (modules/search/rerank_train.py). Eval queries are never read here.
 
 With the two-tower model (``two_tower``, optional) and ``ranking.user_queries.enabled``, the TRAIN-split user-issued
@@ -35,6 +37,7 @@ def RankerTrainer(  # noqa: N802
     from modules.encoders.text_runtime import served_query_encoder
     from modules.evaluation.user_queries import personalised_queries, user_query_settings
     from modules.search import SearchEngine
+    from modules.search.fusion import ranker_queries
     from modules.search.rerank_train import build_training_frame, train_ranker
     from modules.tracking import child_run, emissions
 
@@ -42,6 +45,7 @@ def RankerTrainer(  # noqa: N802
     train_queries = [q for q in read_queries(queries, "train") if q.get("source", "judged") == "judged"] or read_queries(
         queries, "train"
     )
+    train_queries = ranker_queries(train_queries, params.get("fusion"), seed)   # none that trained the fusion
     staged = local_dirs({"data": data_dir, "engine": search_engine, "two_tower": two_tower}, {"ranker": ranker})
     with staged as local, child_run("training:ranker",
                                     params={f"ranking.{k}": v for k, v in params.get("ranking", {}).items()}):

@@ -163,6 +163,7 @@ def run_benchmark_cli(
     """
     from modules.config import load_params
     from modules.data.data_io import load_queries
+    from modules.search.fusion import ranker_queries as ranker_queries_of
     from modules.search.rerank_train import split_queries
 
     params = load_params(params_path)
@@ -177,7 +178,8 @@ def run_benchmark_cli(
     train_queries, eval_queries = split_queries(load_queries(root))
     if not eval_queries:
         raise ValueError(f"{root}/queries.jsonl holds no eval queries: nothing to measure")
-    ranker_queries = [q for q in train_queries if q.get("source", "judged") == "judged"] or train_queries
+    ranker_queries = ranker_queries_of([q for q in train_queries if q.get("source", "judged") == "judged"] or train_queries,
+                                     params.get("fusion"), seed)   # as RankerTrainer: none that trained the fusion
 
     print(f"[benchmark] {manifest.get('counts', {}).get('items', '?')} items, {len(train_queries)} train / "
           f"{len(eval_queries)} eval queries; building embeddings and indexes", flush=True)

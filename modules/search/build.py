@@ -43,7 +43,7 @@ from modules.data.data_io import (
 )
 from modules.search.calibration import calibrate_from_train_queries
 from modules.search.engine import SearchEngine
-from modules.search.fusion import Fusion, build_train_pairs
+from modules.search.fusion import Fusion, build_train_pairs, fusion_pair_queries
 from modules.settings import load_section
 
 log = logging.getLogger(__name__)
@@ -202,8 +202,10 @@ def build_fusion(emb: CatalogEmbeddings, items: pd.DataFrame, params: Mapping[st
                  ) -> tuple[Fusion, int]:
     """The fusion (``fusion.method`` unless ``method`` is given) and how many (query, item) pairs it trained on."""
     fusion_params = params.get("fusion", {})
-    method = str(method or load_section("fusion", fusion_params).method)
-    pairs = build_train_pairs(items, emb.text_encoder, list(train_queries), seed=seed) if method == "learned" else None
+    cfg = load_section("fusion", fusion_params)
+    method = str(method or cfg.method)
+    fitted = fusion_pair_queries(train_queries, cfg.learned, seed)   # not the re-ranker's (``ranker_queries``)
+    pairs = build_train_pairs(items, emb.text_encoder, fitted, seed=seed) if method == "learned" else None
     fusion = Fusion.build(method, emb.text_emb, emb.image_emb, fusion_params, seed=seed, train_pairs=pairs)
     return fusion, 0 if pairs is None else len(pairs[1])
 

@@ -9,9 +9,13 @@ Methods (``fusion.method`` in params.yaml):
 - ``learned``: a small tf-keras MLP maps ``[t; i]`` into the SBERT query space (residual on ``t``, so it starts at
   the text embedding), trained with in-batch softmax on (query embedding, relevant item) pairs from TRAIN-split
   queries only, or self-supervised title-word queries when no judged queries exist (``build_train_pairs``).
+  A seeded share of the TRAIN text queries (``fusion.learned.ranker_holdout``) is kept out of those pairs
+  (``feeds_fusion``): the re-ranker trains on them, so its ``dense_fused``/``rrf`` features are the fusion's scores
+  on queries it never fitted, as on EVAL queries and in serving (stacking without the leak).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -185,6 +189,31 @@ class Fusion:
             f.model = _mlp(f.text_dim + f.image_dim, f.hidden_dim, f.text_dim, f.seed)
             f.model.set_weights(weights)
         return f
+
+
+def held_out_of_fusion(qid: str, holdout: float, seed: int) -> bool:
+    """Whether the query ``qid`` is in the seeded ``holdout`` share kept out of the learned fusion's training pairs.
+    A hash of (seed, qid), so the answer does not depend on the order or number of the other queries."""
+    digest = hashlib.blake2b(f"{seed}:{qid}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64 < float(holdout)
+
+
+def fusion_pair_queries(queries: Sequence[Mapping[str, Any]], cfg: LearnedFusionSettings, seed: int) -> list[dict]:
+    """The TRAIN text queries whose (text, relevant item) pairs train the ``learned`` fusion: all but the seeded
+    ``ranker_holdout`` share, which the re-ranker trains on instead (``ranker_queries``)."""
+    return [dict(q) for q in queries if q.get("split") == "train" and str(q.get("text") or "").strip()
+            and not held_out_of_fusion(str(q.get("qid")), cfg.ranker_holdout, seed)]
+
+
+def ranker_queries(queries: Sequence[Mapping[str, Any]], fusion_params: Mapping[str, Any] | None,
+                   seed: int) -> list[dict]:
+    """The TRAIN queries the re-ranker may learn from: with ``learned`` fusion, those that did not train it (its
+    scores on the others are memorised, higher than on any EVAL or served query); with a fixed fusion, all."""
+    cfg = load_section("fusion", fusion_params)
+    if cfg.method != "learned":
+        return [dict(q) for q in queries]
+    fitted = {str(q.get("qid")) for q in fusion_pair_queries(queries, cfg.learned, seed)}
+    return [dict(q) for q in queries if str(q.get("qid")) not in fitted]
 
 
 def build_train_pairs(items: pd.DataFrame, text_encoder: Any, queries: Sequence[Mapping[str, Any]] | None = None,

@@ -12,7 +12,8 @@ At query time (``retrieve``), a photo query without a category whose head is at 
 ``retrieval.photo.category_confidence`` sure of one gets one more candidate list, the photo's nearest items within
 that category, and ``retrieval.intent_boost`` on that category's candidates in the hybrid score. It is not made a
 category intent (the re-ranker's ``category_match`` stays the text's): as one, the synthetic catalog's re-ranker got
-worse on text and on photo + text queries. Off by default (params.yaml says why).
+worse on text and on photo + text queries. On by default since the re-ranker stopped learning from memorised fusion
+scores (params.yaml says why).
 """
 from __future__ import annotations
 
