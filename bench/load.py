@@ -23,6 +23,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench.raw_http import RawConnection, RawHttpError, multipart
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 QUERIES = [
     "red dress", "black leather boots", "blue denim jeans for men", "floral summer dress", "white sneakers",
@@ -40,26 +42,40 @@ def _photo(seed: int) -> bytes:
     return buf.getvalue()
 
 
-async def _client_loop(cid: int, http: httpx.AsyncClient, deadline: float, weights: tuple[float, float, float],
-                       seed: int, item_ids: list[str], out: list[tuple[str, float, bool, str]],
-                       queries: list[str] | None = None) -> None:
+async def _send(conn: httpx.AsyncClient | RawConnection, kind: str, rng: random.Random, photos: list[bytes],
+                item_ids: list[str], queries: list[str] | None) -> tuple[str, int]:
+    """One request of ``kind`` on ``conn`` (httpx or the raw client): (the kind actually sent, HTTP status)."""
+    if kind == "text":
+        body = {"query": rng.choice(queries or QUERIES), "top_k": 10}
+        if isinstance(conn, RawConnection):
+            return kind, (await conn.request("POST", "/search/text", json.dumps(body).encode())).status_code
+        return kind, (await conn.post("/search/text", json=body)).status_code
+    if kind == "similar" and item_ids:
+        path = f"/similar/{rng.choice(item_ids)}"
+        if isinstance(conn, RawConnection):
+            return kind, (await conn.request("GET", path + "?top_k=10")).status_code
+        return kind, (await conn.get(path, params={"top_k": 10})).status_code
+    photo = rng.choice(photos)
+    if isinstance(conn, RawConnection):
+        body, ctype = multipart({"top_k": "10"}, {"image": ("q.png", photo, "image/png")})
+        return "image", (await conn.request("POST", "/search/image", body, ctype)).status_code
+    r = await conn.post("/search/image", files={"image": ("q.png", photo, "image/png")}, data={"top_k": "10"})
+    return "image", r.status_code
+
+
+async def _client_loop(cid: int, conn: httpx.AsyncClient | RawConnection, deadline: float,
+                       weights: tuple[float, float, float], seed: int, item_ids: list[str],
+                       out: list[tuple[str, float, bool, str]], queries: list[str] | None = None) -> None:
     rng = random.Random(seed + cid)
     photos = [_photo(seed + cid * 10 + i) for i in range(3)]
     while time.perf_counter() < deadline:
         kind = rng.choices(("text", "similar", "image"), weights=weights)[0]
         t0 = time.perf_counter()
         try:
-            if kind == "text":
-                r = await http.post("/search/text", json={"query": rng.choice(queries or QUERIES), "top_k": 10})
-            elif kind == "similar" and item_ids:
-                r = await http.get(f"/similar/{rng.choice(item_ids)}", params={"top_k": 10})
-            else:
-                kind = "image"
-                r = await http.post("/search/image", files={"image": ("q.png", rng.choice(photos), "image/png")},
-                                    data={"top_k": "10"})
-            ok = 200 <= r.status_code < 300
-            why = "" if ok else f"HTTP {r.status_code}"
-        except httpx.HTTPError as exc:
+            kind, status = await _send(conn, kind, rng, photos, item_ids, queries)
+            ok = 200 <= status < 300
+            why = "" if ok else f"HTTP {status}"
+        except (httpx.HTTPError, RawHttpError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
             ok, why = False, type(exc).__name__
         out.append((kind, (time.perf_counter() - t0) * 1000.0, ok, why))
 
@@ -86,7 +102,11 @@ def _summary(samples: list[tuple[str, float, bool, str]], wall_s: float) -> dict
 
 
 async def run(url: str, clients: int, duration_s: float, weights: tuple[float, float, float], seed: int,
-              timeout_s: float, queries: list[str] | None = None) -> dict:
+              timeout_s: float, queries: list[str] | None = None, client: str = "httpx") -> dict:
+    """``clients`` concurrent loops for ``duration_s``; ``client``: ``httpx`` (AsyncClient) or ``raw``
+    (``bench.raw_http``: one keep-alive connection per client, a fraction of httpx's CPU per request)."""
+    if client not in ("httpx", "raw"):
+        raise ValueError(f"client must be httpx or raw, got {client!r}")
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as http:
         try:
@@ -97,13 +117,21 @@ async def run(url: str, clients: int, duration_s: float, weights: tuple[float, f
             raise SystemExit(f"server at {url} is not ready: {ready.status_code} {ready.text[:200]}")
         seedr = await http.post("/search/text", json={"query": "dress", "top_k": 50})
         item_ids = [x["item_id"] for x in seedr.json().get("results", [])]
+        parsed = urlparse(url)
+        conns = ([RawConnection(parsed.hostname or "127.0.0.1", parsed.port or 80, timeout_s) for _ in range(clients)]
+                 if client == "raw" else [http] * clients)
         samples: list[tuple[str, float, bool, str]] = []
         t0 = time.perf_counter()
         deadline = t0 + duration_s
-        await asyncio.gather(*(_client_loop(i, http, deadline, weights, seed, item_ids, samples, queries)
-                               for i in range(clients)))
+        try:
+            await asyncio.gather(*(_client_loop(i, conns[i], deadline, weights, seed, item_ids, samples, queries)
+                                   for i in range(clients)))
+        finally:
+            for c in conns:
+                if isinstance(c, RawConnection):
+                    await c.close()
         result = _summary(samples, time.perf_counter() - t0)
-        result.update({"url": url, "clients": clients, "duration_s": duration_s,
+        result.update({"url": url, "clients": clients, "duration_s": duration_s, "client": client,
                        "mix": dict(zip(("text", "similar", "image"), weights, strict=True)),
                        "bundle_version": ready.json().get("version")})
         return result
@@ -118,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    ap.add_argument("--client", choices=("httpx", "raw"), default="httpx",
+                    help="httpx AsyncClient, or a raw keep-alive HTTP/1.1 client that takes less of the shared CPU")
     a = ap.parse_args(argv)
     host = urlparse(a.url).hostname
     if host not in LOOPBACK:
@@ -129,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = tuple(float(w) for w in a.mix.split(","))
     if len(weights) != 3 or min(weights) < 0 or sum(weights) <= 0:
         ap.error("--mix needs three non-negative weights text,similar,image")
-    result = asyncio.run(run(a.url, a.clients, a.duration, weights, a.seed, a.timeout))
+    result = asyncio.run(run(a.url, a.clients, a.duration, weights, a.seed, a.timeout, client=a.client))
     o = result["overall"]
     print(f"{result['requests']} requests in {result['wall_s']} s ({result['throughput_rps']} req/s), "
           f"{result['errors']} errors, {a.clients} clients, bundle {result['bundle_version']}")

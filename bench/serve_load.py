@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--distinct", type=int, default=5000, help="distinct queries in the pool")
     ap.add_argument("--ready-timeout", type=float, default=600.0)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--client", choices=("httpx", "raw"), default="httpx",
+                    help="load generator's HTTP client (bench.load): raw takes less of the CPU the server shares")
     ap.add_argument("--image-data", type=Path, default=None,
                     help="catalog dir of the bundle: also time /search/image with 500-px JPEGs of its photos")
     ap.add_argument("--image-count", type=int, default=200, help="distinct JPEG queries for the image run")
@@ -165,15 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://127.0.0.1:{port}"
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"serve_load-{port}.log"
     proc = start_server(a.serving_dir.resolve(), port, a.workers, log_path)
-    results = {"serving_dir": str(a.serving_dir), "workers": a.workers, "cpus": os.cpu_count(), "runs": []}
+    results = {"serving_dir": str(a.serving_dir), "workers": a.workers, "cpus": os.cpu_count(), "client": a.client,
+               "runs": []}
     try:
         t0 = time.time()
         wait_ready(url, proc, a.workers, a.ready_timeout)
         results["ready_s"] = round(time.time() - t0, 1)
-        asyncio.run(run_load(url, 4, 5.0, (1.0, 0.0, 0.0), 7, 30.0, queries))   # warm-up, not reported
+        asyncio.run(run_load(url, 4, 5.0, (1.0, 0.0, 0.0), 7, 30.0, queries, client=a.client))   # warm-up, not reported
         for clients in a.clients:
             r = cpu_per_request(proc, lambda c=clients: asyncio.run(
-                run_load(url, c, a.seconds, (1.0, 0.0, 0.0), 42, 30.0, queries)))
+                run_load(url, c, a.seconds, (1.0, 0.0, 0.0), 42, 30.0, queries, client=a.client)))
             r["rss_mb_per_worker"] = worker_rss_mb(proc)
             r["rss_split_mb_per_worker"] = worker_rss_split_mb(proc)
             results["runs"].append(r)
