@@ -441,6 +441,7 @@ class ServingSettings:
     worker_healthcheck_s: int
     math_threads: int                            # BLAS/OpenMP threads per server process; 0: library default
     malloc_arenas: int                           # glibc malloc arenas per server process; 0: glibc's default
+    request_threads: int                         # threads running sync routes per process; 0: anyio's 40
 
 
 # --- pipeline ----------------------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
 
     @app.on_event("startup")
     def _start() -> None:
+        limit_request_threads(s.config.serving.request_threads)
         manager.start_watcher(s.watch_interval_s)
         look_service.start_warm_up()
         features.start_warm_up()
@@ -100,6 +101,16 @@ def create_app(serving_dir: str | Path, params: dict | None = None, *, loader: B
                    events.build_router(s), items.router, ops.router, admin.router):
         app.include_router(router)
     return app
+
+
+def limit_request_threads(threads: int) -> None:
+    """Cap the threads that run this process's sync routes (anyio's default limiter: 40) at ``threads``
+    (``serving.request_threads``; 0 leaves 40). Call from the running event loop. Each request thread holds its own
+    tokenizer copy and malloc arena, and on two cores 40 threads per worker only queue behind each other."""
+    if threads > 0:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = int(threads)
 
 
 def limit_malloc_arenas(arenas: int) -> bool:

@@ -310,3 +310,18 @@ def test_malloc_arenas_cap_is_taken_by_glibc():
     assert limit_malloc_arenas(0) is False
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert limit_malloc_arenas(load_settings().serving.malloc_arenas) is True
+
+
+def test_request_threads_cap_the_sync_route_pool():
+    """serving.request_threads caps anyio's thread limiter for sync routes in this event loop (0 leaves 40)."""
+    import anyio
+    import anyio.to_thread
+
+    from serving.app import limit_request_threads
+
+    async def tokens(n: int) -> float:
+        limit_request_threads(n)
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    assert anyio.run(tokens, 0) == 40
+    assert anyio.run(tokens, 6) == 6
