@@ -248,6 +248,7 @@ class PhotoSettings:
     crop_percentile: float
     dominant_color_bonus: float
     duplicate_distance: float | None             # "same photo" candidates (fingerprint RMS below it) go first; null: off
+    nearest_kept: int                            # a photo query's nearest catalog photos always kept as candidates
     category_confidence: float | None            # a photo query gets the head's category (list + boost) at least this sure; null: off
     category_head: PhotoCategoryHeadSettings
 

@@ -138,3 +138,35 @@ def test_live_added_photos_are_fingerprinted() -> None:
     assert len(eng.photo_fingerprints) == N + 2 and not eng.photo_fingerprints[-1].any()
     got = eng.search_image(shopper_copy(photo), top_k=5)
     assert got.item_ids[0] == "fresh" and "same_photo" in got.results[0].explain
+
+
+def test_with_kept_rows_appends_only_the_kept_rows_the_cut_dropped() -> None:
+    from modules.search.features import with_kept_rows
+
+    rows = np.array([2, 5, 7, 9, 11])            # ascending, as rrf.fuse_lists returns them
+    order = np.array([4, 0, 3, 1, 2])            # positions, best first
+    assert with_kept_rows(order, rows, np.array([7, 5, 99]), 2).tolist() == [4, 0, 1, 2]   # 99: not a candidate
+    assert with_kept_rows(order, rows, np.array([11]), 2).tolist() == [4, 0]               # already kept
+    assert with_kept_rows(order, rows, None, 2).tolist() == [4, 0]
+    assert with_kept_rows(order, rows, np.array([7]), None).tolist() == order.tolist()     # no cut
+
+
+def test_the_nearest_photos_survive_the_rerank_depth_cut() -> None:
+    """With a re-rank depth of 1 the hybrid's best candidate alone would get the same-photo check; the photo list's
+    nearest rows (``retrieval.photo.nearest_kept``) are kept too, so the own product is still found."""
+    import copy
+
+    items, photos = _catalog()
+    text_enc = FakeTextEncoder()
+    img_enc = FakeImageEncoder(text_enc)
+    fps = np.stack([photo_fingerprint(p, GRID) for p in photos])
+    found = {}
+    for kept in (0, N):
+        params = copy.deepcopy(PARAMS)
+        params["retrieval"]["rerank_depth"] = 1
+        params["retrieval"]["photo"]["nearest_kept"] = kept
+        eng = SearchEngine.build(items, text_enc.encode(document_text(items)), img_enc.encode_images(photos), None,
+                                 text_enc, img_enc, params, photo_fingerprints=fps)
+        found[kept] = sum(eng.search_image(shopper_copy(photos[i]), top_k=1).item_ids[0] == f"p{i:02d}"
+                          for i in range(N))
+    assert found[N] == N and found[0] < N

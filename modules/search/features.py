@@ -169,6 +169,21 @@ def _hybrid_score(feats: dict[str, np.ndarray], intents: Intents, intent_boost: 
     return feats["rrf"] / feats["rrf"].max() + intent_boost * matched
 
 
+def with_kept_rows(order: np.ndarray, rows: np.ndarray, kept: np.ndarray | None, depth: int | None) -> np.ndarray:
+    """``order`` (positions into ``rows``, best first) cut to ``depth``, then the positions of ``kept`` rows that the
+    cut dropped appended in their ``order`` rank: a photo query's nearest catalog photos stay candidates however
+    far intent boosts pushed them down. ``rows`` ascending (``rrf.fuse_lists``); kept rows not in it are ignored."""
+    if depth is None or len(order) <= depth:
+        return order
+    cut = order[:depth]
+    if kept is None or not len(kept):
+        return cut
+    pos = np.searchsorted(rows, kept)
+    pos = pos[(pos < len(rows)) & (rows[np.minimum(pos, len(rows) - 1)] == kept)]
+    dropped = np.isin(order[depth:], pos)
+    return np.concatenate([cut, order[depth:][dropped]])
+
+
 def candidate_columns(state: EngineState, text: str | None, retrieval_text: str, has_image: bool,
                       vec: QueryVectors, intents: Intents, retrieved: Retrieved, fused: tuple[np.ndarray, np.ndarray],
                       context: Mapping[str, Any] | None, depth: int | None) -> dict[str, np.ndarray]:
@@ -182,7 +197,10 @@ def candidate_columns(state: EngineState, text: str | None, retrieval_text: str,
     score = _hybrid_score({"rrf": rrf_scores, **intents_all}, intents, float(state.hp["intent_boost"]))
     if retrieved.photo_category:   # a photo's category from its head: boosted like an intent (not a ranker feature)
         score = score + float(state.hp["intent_boost"]) * (state.cat[rows] == retrieved.photo_category)
-    order = np.lexsort((rows, -score))[:depth]
+    order = np.lexsort((rows, -score))
+    nearest = retrieved.lists.get("photo") if text is None else None   # photo-only queries: the same-photo step
+    order = with_kept_rows(order, rows, nearest[:state.retrieval.photo.nearest_kept] if nearest is not None else None,
+                           depth)
     rows, rrf_scores, score = rows[order], rrf_scores[order], score[order]
     intent_cols = {name: values[order] for name, values in intents_all.items()}
     two_tower = (context or {}).get("two_tower") or {}
