@@ -10,8 +10,8 @@ Methods (``fusion.method`` in params.yaml):
   the text embedding), trained with in-batch softmax on (query embedding, relevant item) pairs from TRAIN-split
   queries only, or self-supervised title-word queries when no judged queries exist (``build_train_pairs``).
   A seeded share of the TRAIN text queries (``fusion.learned.ranker_holdout``) is kept out of those pairs
-  (``feeds_fusion``): the re-ranker trains on them, so its ``dense_fused``/``rrf`` features are the fusion's scores
-  on queries it never fitted, as on EVAL queries and in serving (stacking without the leak).
+  (``fusion_pair_queries``); the re-ranker trains on them (``ranker_queries``), so its ``dense_fused``/``rrf``
+  features are the fusion's scores on queries it never fitted, as on EVAL queries and in serving.
 """
 from __future__ import annotations
 
