@@ -42,28 +42,31 @@ def _photo(seed: int) -> bytes:
     return buf.getvalue()
 
 
-async def _send(conn: httpx.AsyncClient | RawConnection, kind: str, rng: random.Random, photos: list[bytes],
+class _HttpxConnection:
+    """httpx's AsyncClient behind ``RawConnection.request``'s signature, so a request is built one way for both."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      content_type: str = "application/json") -> httpx.Response:
+        return await self.http.request(method, path, content=body or None,
+                                       headers={"content-type": content_type} if body else None)
+
+
+async def _send(conn: _HttpxConnection | RawConnection, kind: str, rng: random.Random, photos: list[bytes],
                 item_ids: list[str], queries: list[str] | None) -> tuple[str, int]:
     """One request of ``kind`` on ``conn`` (httpx or the raw client): (the kind actually sent, HTTP status)."""
     if kind == "text":
-        body = {"query": rng.choice(queries or QUERIES), "top_k": 10}
-        if isinstance(conn, RawConnection):
-            return kind, (await conn.request("POST", "/search/text", json.dumps(body).encode())).status_code
-        return kind, (await conn.post("/search/text", json=body)).status_code
+        body = json.dumps({"query": rng.choice(queries or QUERIES), "top_k": 10}).encode()
+        return kind, (await conn.request("POST", "/search/text", body)).status_code
     if kind == "similar" and item_ids:
-        path = f"/similar/{rng.choice(item_ids)}"
-        if isinstance(conn, RawConnection):
-            return kind, (await conn.request("GET", path + "?top_k=10")).status_code
-        return kind, (await conn.get(path, params={"top_k": 10})).status_code
-    photo = rng.choice(photos)
-    if isinstance(conn, RawConnection):
-        body, ctype = multipart({"top_k": "10"}, {"image": ("q.png", photo, "image/png")})
-        return "image", (await conn.request("POST", "/search/image", body, ctype)).status_code
-    r = await conn.post("/search/image", files={"image": ("q.png", photo, "image/png")}, data={"top_k": "10"})
-    return "image", r.status_code
+        return kind, (await conn.request("GET", f"/similar/{rng.choice(item_ids)}?top_k=10")).status_code
+    body, ctype = multipart({"top_k": "10"}, {"image": ("q.png", rng.choice(photos), "image/png")})
+    return "image", (await conn.request("POST", "/search/image", body, ctype)).status_code
 
 
-async def _client_loop(cid: int, conn: httpx.AsyncClient | RawConnection, deadline: float,
+async def _client_loop(cid: int, conn: _HttpxConnection | RawConnection, deadline: float,
                        weights: tuple[float, float, float], seed: int, item_ids: list[str],
                        out: list[tuple[str, float, bool, str]], queries: list[str] | None = None) -> None:
     rng = random.Random(seed + cid)
@@ -119,7 +122,7 @@ async def run(url: str, clients: int, duration_s: float, weights: tuple[float, f
         item_ids = [x["item_id"] for x in seedr.json().get("results", [])]
         parsed = urlparse(url)
         conns = ([RawConnection(parsed.hostname or "127.0.0.1", parsed.port or 80, timeout_s) for _ in range(clients)]
-                 if client == "raw" else [http] * clients)
+                 if client == "raw" else [_HttpxConnection(http)] * clients)
         samples: list[tuple[str, float, bool, str]] = []
         t0 = time.perf_counter()
         deadline = t0 + duration_s

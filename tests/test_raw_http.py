@@ -92,5 +92,8 @@ def test_load_run_with_the_raw_client_counts_requests_and_errors(server: tuple[s
     assert good["client"] == "raw" and good["requests"] > 10 and good["errors"] == 0
     bad = asyncio.run(run(url, 2, 0.5, (1.0, 0.0, 0.0), 42, 10.0, ["fail"], client="raw"))
     assert bad["requests"] > 0 and bad["errors"] == bad["requests"] and set(bad["error_reasons"]) == {"HTTP 422"}
+    for client in ("raw", "httpx"):   # both clients send the same requests: text and photo uploads
+        mixed = asyncio.run(run(url, 2, 0.5, (0.5, 0.0, 0.5), 42, 10.0, ["red dress"], client=client))
+        assert mixed["errors"] == 0 and mixed["by_kind"]["text"]["count"] and mixed["by_kind"]["image"]["count"]
     with pytest.raises(ValueError, match="httpx or raw"):
         asyncio.run(run(url, 1, 0.1, (1.0, 0.0, 0.0), 42, 10.0, client="curl"))

@@ -204,8 +204,8 @@ def build_fusion(emb: CatalogEmbeddings, items: pd.DataFrame, params: Mapping[st
     fusion_params = params.get("fusion", {})
     cfg = load_section("fusion", fusion_params)
     method = str(method or cfg.method)
-    fitted = fusion_pair_queries(train_queries, cfg.learned, seed)   # not the re-ranker's (``ranker_queries``)
-    pairs = build_train_pairs(items, emb.text_encoder, fitted, seed=seed) if method == "learned" else None
+    pairs = (build_train_pairs(items, emb.text_encoder, fusion_pair_queries(train_queries, cfg.learned, seed), seed=seed)
+             if method == "learned" else None)   # not the re-ranker's queries (``ranker_queries``)
     fusion = Fusion.build(method, emb.text_emb, emb.image_emb, fusion_params, seed=seed, train_pairs=pairs)
     return fusion, 0 if pairs is None else len(pairs[1])
 
