@@ -89,7 +89,7 @@ def instrument(engine: Any, clock: Callable[[], float] = time.perf_counter) -> S
             (engine_mod, "retrieve", "retrieve glue (top-k of scores)"), (engine_mod, "fuse_lists", "RRF"),
             (s.tfidf, "scores_rows", "TF-IDF (candidates only)"), (s.text_index, "score", "exact dense scores"),
             (s.image_index, "score", "exact dense scores"), (s.fused_index, "score", "exact dense scores"),
-            (features_mod, "_intent_columns", "intent match columns"),
+            (features_mod, "intent_columns", "intent match columns"),
             (engine_mod, "candidate_columns", "candidate features (rest)"),
             (engine_mod, "rerank_candidates", "LambdaMART re-rank"), (engine_mod, "hybrid_response", "respond")):
         clock.wrap(owner, attr, stage)

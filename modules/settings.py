@@ -254,6 +254,16 @@ class PhotoSettings:
 
 
 @dataclass(frozen=True)
+class RrfTuningSettings:
+    enabled: bool                                # tune the text queries' rrf_weights at index build
+    values: tuple[float, ...]                    # weights each list may take
+    rounds: int                                  # coordinate-ascent passes over the lists
+    min_queries: int                             # fewer held-out TRAIN text queries: params.yaml's weights stay
+    max_queries: int                             # seeded sample of at most this many
+    min_gain: float                              # a move must raise mean NDCG@10 by more than this
+
+
+@dataclass(frozen=True)
 class RetrievalSettings:
     hnsw: HnswSettings
     candidates: int                              # per retriever before fusion
@@ -269,6 +279,7 @@ class RetrievalSettings:
     rrf_weights: Mapping[str, float]             # text queries: list name -> RRF weight, missing = 1
     photo_rrf_weights: Mapping[str, float]
     composed_rrf_weights: Mapping[str, float]
+    rrf_tuning: RrfTuningSettings                # rrf_weights tuned on the catalog (modules.search.rrf_tuning)
     photo: PhotoSettings
 
 

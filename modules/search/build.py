@@ -8,7 +8,8 @@
 2. ``build_engine`` (what IndexBuilder computes): the learned attribute values made searchable, the fusion (trained
    on TRAIN-split queries only), the indexes, training-window popularity, Transform's ``price_log_z`` per row (the
    re-ranker's ``price`` feature, ``modules.search.transformed``: IndexBuilder reads the pipeline's Transform
-   outputs, the benchmark analyses the same ``preprocessing_fn`` in-process), and the ``low_confidence`` threshold
+   outputs, the benchmark analyses the same ``preprocessing_fn`` in-process), the text queries' RRF list weights
+   tuned on the held-out TRAIN text queries (``modules.search.rrf_tuning``), and the ``low_confidence`` threshold
    calibrated on TRAIN-split text queries.
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ from modules.data.data_io import (
 from modules.search.calibration import calibrate_from_train_queries
 from modules.search.engine import SearchEngine
 from modules.search.fusion import Fusion, build_train_pairs, fusion_pair_queries
+from modules.search.rrf_tuning import tune_rrf_weights
 from modules.settings import load_section
 
 log = logging.getLogger(__name__)
@@ -244,6 +246,9 @@ def build_engine(emb: CatalogEmbeddings, data_dir: str | Path, params: Mapping[s
     else:
         engine.state.photo_category, photo_category = build_photo_category(engine, emb, items, data_dir, seed)
     seconds["photo_category"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rrf_tuning = tune_rrf_weights(engine.state, train_queries, params, seed)
+    seconds["rrf_tuning"] = time.perf_counter() - t0
     threshold = engine.low_conf_threshold
     if calibrate:
         t0 = time.perf_counter()
@@ -251,5 +256,5 @@ def build_engine(emb: CatalogEmbeddings, data_dir: str | Path, params: Mapping[s
         seconds["calibration"] = time.perf_counter() - t0
     info = {"n_items": len(items), "fusion": fusion.method, "n_filled_items": len(filled),
             "n_fusion_pairs": n_pairs, "low_confidence_threshold": threshold, "item_features": transform_source,
-            "photo_category": photo_category}
+            "photo_category": photo_category, "rrf_tuning": rrf_tuning}
     return BuiltEngine(engine, info, seconds)

@@ -31,14 +31,14 @@ import pandas as pd
 from PIL import Image
 
 from modules.search import live, persistence
-from modules.search.encode import check_top_k, clean_query, encode_query
+from modules.search.encode import QueryVectors, check_top_k, clean_query, encode_query
 from modules.search.features import RANK_FEATURES, candidate_columns, empty_candidates
 from modules.search.filters import allowed_rows
 from modules.search.fusion import Fusion
 from modules.search.query import Intents, QueryParser
 from modules.search.rerank import rerank_candidates
 from modules.search.respond import SearchResponse, hybrid_response, single_response
-from modules.search.retrieve import retrieve, similar_rows, single_retriever, text_confidence
+from modules.search.retrieve import Retrieved, retrieve, similar_rows, single_retriever, text_confidence
 from modules.search.rrf import fuse_lists
 from modules.search.same_photo import promote_same_photo
 from modules.search.state import EngineState, UnknownItemError, build_state
@@ -55,17 +55,25 @@ def rerank_depth(s: EngineState, top_k: int) -> int | None:
     return None if depth is None else max(int(depth), int(top_k))
 
 
+def retrieve_stage(s: EngineState, text: str | None, img: Image.Image | None, image_weight: float,
+                   filters: Mapping[str, Any] | None, hard_intents: bool
+                   ) -> tuple[Intents, str, QueryVectors, Retrieved]:
+    """Stages 1-3 of a hybrid query: its intents, the text left for retrieval, its vectors and its candidate
+    lists (``retrieve.Retrieved``)."""
+    intents = s.parser.parse(text) if text else Intents()
+    retrieval_text = (intents.residual_text or text) if text else ""
+    allowed = allowed_rows(s, filters, intents if hard_intents else None, fresh=bool(intents.fresh))
+    vec = encode_query(s, text, retrieval_text, img, image_weight)
+    return intents, retrieval_text, vec, retrieve(s, text, retrieval_text, img, vec, intents, allowed)
+
+
 def candidates(s: EngineState, text: str | None, img: Image.Image | None, image_weight: float,
                filters: Mapping[str, Any] | None, hard_intents: bool, context: Mapping[str, Any] | None,
                depth: int | None) -> tuple[dict[str, np.ndarray], Intents, dict[str, Any]]:
     """Stages 1-5 of a hybrid query: its best ``depth`` candidates best first (columns ``item_id``, ``row``,
     ``RANK_FEATURES``, ``score``; :func:`rerank_depth`), its intents and the query context handed to the
     re-ranker."""
-    intents = s.parser.parse(text) if text else Intents()
-    retrieval_text = (intents.residual_text or text) if text else ""
-    allowed = allowed_rows(s, filters, intents if hard_intents else None, fresh=bool(intents.fresh))
-    vec = encode_query(s, text, retrieval_text, img, image_weight)
-    retrieved = retrieve(s, text, retrieval_text, img, vec, intents, allowed)
+    intents, retrieval_text, vec, retrieved = retrieve_stage(s, text, img, image_weight, filters, hard_intents)
     fused = fuse_lists(retrieved.lists, s.retrieval, has_text=text is not None, has_image=img is not None)
     if not len(fused[0]):
         return empty_candidates(), intents, {}

@@ -136,8 +136,12 @@ def item_matches(state: EngineState) -> ItemMatches:
     return matches
 
 
-def _intent_columns(state: EngineState, rows: np.ndarray, intents: Intents, col: Any) -> dict[str, np.ndarray]:
-    """Which candidates match each intent the query expressed (0 for intents it did not express)."""
+def intent_columns(state: EngineState, rows: np.ndarray, intents: Intents) -> dict[str, np.ndarray]:
+    """Which of ``rows`` match each intent the query expressed (0 for intents it did not express), one value per
+    row in every column."""
+    def col(v: Any) -> np.ndarray:
+        return np.full(len(rows), v, np.float64) if np.ndim(v) == 0 else np.asarray(v)
+
     matches = item_matches(state) if intents.color or intents.pattern else None
     price = state.price[rows]
     return {
@@ -156,17 +160,18 @@ def _intent_columns(state: EngineState, rows: np.ndarray, intents: Intents, col:
     }
 
 
-def _hybrid_score(feats: dict[str, np.ndarray], intents: Intents, intent_boost: float) -> np.ndarray:
-    """RRF normalised to [0, 1] plus ``intent_boost`` per matched intent. Soft boosts: only intents the query
-    actually expressed count."""
-    matched = np.zeros(len(feats["rrf"]))
+def hybrid_score(rrf: np.ndarray, intent_cols: Mapping[str, np.ndarray], intents: Intents, intent_boost: float
+                 ) -> np.ndarray:
+    """RRF normalised to [0, 1] plus ``intent_boost`` per matched intent (``intent_cols``: :func:`intent_columns`).
+    Soft boosts: only intents the query actually expressed count."""
+    matched = np.zeros(len(rrf))
     for name, present in (("category_match", intents.category), ("color_match", intents.color),
                           ("pattern_match", intents.pattern), ("gender_match", intents.gender),
                           ("price_in_range", intents.price_min is not None or intents.price_max is not None),
                           ("brand_match", intents.brand)):
         if present:
-            matched += feats[name].astype(np.float64)
-    return feats["rrf"] / feats["rrf"].max() + intent_boost * matched
+            matched += intent_cols[name].astype(np.float64)
+    return rrf / rrf.max() + intent_boost * matched
 
 
 def with_kept_rows(order: np.ndarray, rows: np.ndarray, kept: np.ndarray | None, depth: int | None) -> np.ndarray:
@@ -192,9 +197,8 @@ def candidate_columns(state: EngineState, text: str | None, retrieval_text: str,
     non-empty) and their RRF scores. ``depth``: only the best ``depth`` by hybrid score are kept, and the
     per-candidate features (TF-IDF, exact dense scores, ...) are computed for those alone (None: every one)."""
     rows, rrf_scores = fused
-    intents_all = _intent_columns(state, rows, intents,
-                                  lambda v: np.full(len(rows), v, np.float64) if np.ndim(v) == 0 else np.asarray(v))
-    score = _hybrid_score({"rrf": rrf_scores, **intents_all}, intents, float(state.hp["intent_boost"]))
+    intents_all = intent_columns(state, rows, intents)
+    score = hybrid_score(rrf_scores, intents_all, intents, float(state.hp["intent_boost"]))
     if retrieved.photo_category:   # a photo's category from its head: boosted like an intent (not a ranker feature)
         score = score + float(state.hp["intent_boost"]) * (state.cat[rows] == retrieved.photo_category)
     order = np.lexsort((rows, -score))

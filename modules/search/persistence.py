@@ -5,6 +5,8 @@
     price_log_z.npy + transform_graph/ (``transformed``: the ranker's price feature and the graph it came from)
     photo_fingerprints.npy (optional: each row's "same photo" fingerprint, ``modules.search.same_photo``)
     photo_category.npz (optional: the photo-category head, ``modules.search.photo_category``)
+    rrf_tuning.json (optional: the text RRF weights tuned at build, ``modules.search.rrf_tuning``; applied at load
+    over the given ``retrieval`` section unless it turns tuning off)
 
 The image tower itself is saved by the pipeline next to it under ``image_tower/``; only its reference is recorded.
 An engine saved before ``price_log_z.npy`` loads without it (its ranker's ``price`` feature stays the raw price);
@@ -27,12 +29,14 @@ from modules.search.fusion import Fusion
 from modules.search.lexical import BM25Index, TfidfIndex
 from modules.search.photo_category import HEAD_FILE, PhotoCategoryHead
 from modules.search.query import QueryParser
+from modules.search.rrf_tuning import tuned_retrieval
 from modules.search.state import EngineState, retrieval_params, section
 from modules.search.transformed import PRICE_FILE, TRANSFORM_DIR, ItemGraph
 from modules.settings import load_section
 
 CLIP_DIR = "clip_model"   # a CLIP engine's own copy of the CLIP weights (the bundle needs no other path)
 FINGERPRINTS_FILE = "photo_fingerprints.npy"
+RRF_TUNING_FILE = "rrf_tuning.json"
 
 
 def encoder_kind(encoder: Any) -> str:
@@ -78,6 +82,10 @@ def save_state(s: EngineState, directory: str | Path) -> Path:
         s.photo_category.save(d)
     else:
         (d / HEAD_FILE).unlink(missing_ok=True)
+    if s.rrf_tuning is not None:
+        (d / RRF_TUNING_FILE).write_text(json.dumps(s.rrf_tuning))
+    else:
+        (d / RRF_TUNING_FILE).unlink(missing_ok=True)
     state = {
         "format": 1,
         "params": s.params,
@@ -107,7 +115,9 @@ def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, t
         for name in ("retrieval", "fusion", "encoders"):
             if section(params, name):
                 engine_params[name] = section(params, name)
-    engine_params["retrieval"] = retrieval_params(engine_params.get("retrieval"))
+    tuning_path = d / RRF_TUNING_FILE
+    rrf_tuning = json.loads(tuning_path.read_text()) if tuning_path.is_file() else None
+    engine_params["retrieval"] = tuned_retrieval(retrieval_params(engine_params.get("retrieval")), rrf_tuning)
     hnsw = load_section("retrieval.hnsw", engine_params["retrieval"]["hnsw"])
     ef, below = hnsw.ef_search, hnsw.filter_exact_below
     filled_path = d / "filled_attributes.json"
@@ -132,6 +142,7 @@ def load_state(directory: str | Path, params: Mapping[str, Any] | None = None, t
         item_graph=_item_graph(d),
         photo_fingerprints=np.load(d / FINGERPRINTS_FILE) if (d / FINGERPRINTS_FILE).is_file() else None,
         photo_category=PhotoCategoryHead.load(d),
+        rrf_tuning=rrf_tuning,
         ranker=ranker,
         params=engine_params,
         text_encoder=text_encoder if text_encoder is not None else _text_encoder(engine_params),

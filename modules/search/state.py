@@ -104,6 +104,7 @@ class EngineState:
     # or saved without them (photo queries then skip the same-photo promotion, ``same_photo``).
     photo_fingerprints: np.ndarray | None = None
     photo_category: Any = None            # photo_category.PhotoCategoryHead: a photo query's category (None: off)
+    rrf_tuning: dict[str, Any] | None = None  # the text RRF weights tuned at build (``rrf_tuning``; None: not tuned)
     retrieval: RetrievalSettings = field(init=False, repr=False)  # params["retrieval"], typed (set at construction)
     # Derived per-row attributes (``refresh``) and caches.
     row_ids: np.ndarray = field(init=False, repr=False)
