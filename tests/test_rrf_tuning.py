@@ -86,3 +86,15 @@ def test_tuned_weights_travel_with_the_saved_engine(engine: SearchEngine, tmp_pa
     engine.state.rrf_tuning = None
     engine.save(tmp_path / "engine")   # saved again untuned: no stale tuning file is left behind
     assert dict(load(load_params()).state.retrieval.rrf_weights) == dict(load_params()["retrieval"]["rrf_weights"])
+
+
+def test_a_list_few_queries_have_keeps_its_weight(engine: SearchEngine) -> None:
+    """Only colour queries have a ``color`` list: too few of them, and its weight is left as params.yaml has it."""
+    queries = _bm25_queries(engine)
+    queries += [{"qid": f"c{i}", "split": "train", "kind": "text", "text": f"{c} sneaker",
+                 "relevance": {r.item_id: 1 for r in engine.search_text(f"{c} boot", top_k=3).results}}
+                for i, c in enumerate(("red", "navy", "white"))]   # relevance the colour list cannot find
+    _start(engine, {"bm25": 0.25, "color": 1.0}, min_queries=30)
+    report = tune_rrf_weights(engine.state, queries, _params(), seed=0)
+    assert "color" in report["start"] and "color" not in report["tuned_lists"]
+    assert report["weights"]["color"] == 1.0 and "bm25" in report["tuned_lists"]
