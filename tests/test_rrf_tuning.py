@@ -98,3 +98,13 @@ def test_a_list_few_queries_have_keeps_its_weight(engine: SearchEngine) -> None:
     report = tune_rrf_weights(engine.state, queries, _params(), seed=0)
     assert "color" in report["start"] and "color" not in report["tuned_lists"]
     assert report["weights"]["color"] == 1.0 and "bm25" in report["tuned_lists"]
+
+
+def test_reports_say_which_weights_serve() -> None:
+    from modules.evaluation.benchmark import describe_rrf_tuning
+
+    assert describe_rrf_tuning(None) == "RRF weights (text queries): params.yaml's"
+    assert "skipped: 3 held-out" in describe_rrf_tuning({"skipped": "3 held-out TRAIN text queries"})
+    line = describe_rrf_tuning({"queries": 42, "start": {"bm25": 1.0}, "weights": {"bm25": 2.0},
+                                "ndcg_at_10": {"start": 0.745, "tuned": 0.7594}})
+    assert "tuned on 42 held-out TRAIN text queries" in line and "0.7450 -> 0.7594" in line

@@ -91,7 +91,7 @@ def evaluate(
     known-item aggregates (served vs BM25 MRR / Recall@k) when the rule is self-supervised.
     """
     from modules.encoders.text_runtime import served_query_encoder
-    from modules.evaluation.benchmark import describe_low_confidence, low_confidence_report
+    from modules.evaluation.benchmark import describe_low_confidence, describe_rrf_tuning, low_confidence_report
     from modules.evaluation.blessing import SELF_SUPERVISED, bless_for, summary
     from modules.evaluation.eval_sample import sample_eval_queries
     from modules.evaluation.report import machine_info, plot_results, render_section
@@ -119,6 +119,7 @@ def evaluate(
     if any(q.get("kind", "text") == "text" and q.get("text") for q in eval_queries):
         extra_lines.append(describe_low_confidence(
             low_confidence_report(engine, eval_queries, seed=seed)))
+    extra_lines.append(describe_rrf_tuning(engine.state.rrf_tuning))
     (out / "benchmark.md").write_text(
         render_section(results, section="pipeline", command=command, machine=machine_info(), k=k,
                        extra_lines=extra_lines, plot_name="plot.png")

@@ -6,7 +6,7 @@
   ``DIR/LATEST`` names, loaded and checked by the server's own loader (``serving.bundle_manager``), evaluated on the
   EVAL queries of DATA with the same code, written as the same kind of report.
 * ``low_confidence_report`` / ``describe_low_confidence``: how the calibrated low-confidence flag behaves on
-  held-out queries.
+  held-out queries; ``describe_rrf_tuning``: the text queries' RRF weights the engine serves (tuned at build or not).
 """
 from __future__ import annotations
 
@@ -53,6 +53,17 @@ def describe_low_confidence(report: Mapping[str, Any] | None) -> str:
     return (f"Low-confidence flag: best dense cosine < {report['threshold']:.3f} (calibrated on TRAIN queries vs "
             f"seeded gibberish); flags {100 * report['gibberish_flagged']:.1f}% of {report['n']} fresh gibberish "
             f"queries and {100 * report['eval_flagged']:.1f}% of {report['n']} EVAL text queries")
+
+
+def describe_rrf_tuning(report: Mapping[str, Any] | None) -> str:
+    """One line about the text queries' RRF list weights (``modules.search.rrf_tuning``)."""
+    if not report:
+        return "RRF weights (text queries): params.yaml's"
+    if "skipped" in report:
+        return f"RRF weights (text queries): params.yaml's (tuning skipped: {report['skipped']})"
+    ndcg = report["ndcg_at_10"]
+    return (f"RRF weights (text queries): tuned on {report['queries']} held-out TRAIN text queries, {report['start']} "
+            f"-> {report['weights']} (their NDCG@10 {ndcg['start']:.4f} -> {ndcg['tuned']:.4f})")
 
 
 def _describe_ranker(info: Mapping[str, Any]) -> str:
@@ -132,6 +143,7 @@ def _benchmark_lines(scale: str, manifest: Mapping[str, Any], info: Mapping[str,
         "LambdaMART: " + (_describe_ranker(ranker_info) if ranker_info else "not trained (no train queries)"),
         f"Blessing rule (`{'blessed' if blessed else 'not blessed'}`): " + "; ".join(reasons),
         describe_low_confidence(low_conf),
+        describe_rrf_tuning(info.get("rrf_tuning")),
         "Build timings (s): " + ", ".join(f"{key} {val:.1f}" for key, val in timings.items()),
     ]
 
@@ -274,6 +286,7 @@ def run_serving_benchmark(
         "LambdaMART: " + (_describe_ranker(ranker_info) if ranker_info else "none in the bundle"),
         f"Blessing rule `{rule}` (`{'blessed' if blessed else 'not blessed'}`): " + "; ".join(reasons),
         describe_low_confidence(low_conf),
+        describe_rrf_tuning(engine.state.rrf_tuning),
         "Timings (s): " + ", ".join(f"{key} {val:.1f}" for key, val in timings.items()),
     ]
     paths = write_benchmark(results, out_md, section=section, command=command, k=k, extra_lines=lines,
