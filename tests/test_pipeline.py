@@ -95,6 +95,17 @@ def _check_engine_fingerprints(engine_dir: Path) -> None:
     assert fingerprints.any(axis=1).mean() > 0.9   # the generated catalog's photos are all readable
 
 
+def _check_engine_rrf_tuning(engine_dir: Path) -> None:
+    """IndexBuilder tuned the text queries' RRF weights on held-out TRAIN queries, and the server's loader serves
+    them over params.yaml's (modules/search/rrf_tuning.py)."""
+    from modules.config import load_params
+    from modules.search.persistence import RRF_TUNING_FILE, load_state
+
+    report = json.loads((engine_dir / RRF_TUNING_FILE).read_text())
+    assert report["queries"] >= 30 and report["ndcg_at_10"]["tuned"] >= report["ndcg_at_10"]["start"], report
+    assert dict(load_state(engine_dir, params=load_params()).retrieval.rrf_weights) == report["weights"]
+
+
 def _check_engine_price_feature(engine_dir: Path, store: Any) -> None:
     """The pushed engine's ranker ``price`` feature is Transform's price_log_z: IndexBuilder read Transform's
     transformed examples (not an in-process analysis), the values follow the preprocessing_fn's definition over the
@@ -152,6 +163,7 @@ def test_pipeline_end_to_end_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     assert calibration["low_confidence_threshold"] is not None  # calibrated at index build, not left unset
     _check_engine_price_feature(serving / version / manifest["components"]["index"], store)
     _check_engine_fingerprints(serving / version / manifest["components"]["index"])
+    _check_engine_rrf_tuning(serving / version / manifest["components"]["index"])
 
     fs = FeatureStore(repo_path=str(repo))
     item_id = json.loads((root / "EmbeddingGen").glob("embeddings/*/item_ids.json").__next__().read_text())[0]
