@@ -105,7 +105,7 @@ def _summary(samples: list[tuple[str, float, bool, str]], wall_s: float) -> dict
 
 
 async def run(url: str, clients: int, duration_s: float, weights: tuple[float, float, float], seed: int,
-              timeout_s: float, queries: list[str] | None = None, client: str = "httpx") -> dict:
+              timeout_s: float, queries: list[str] | None = None, client: str = "raw") -> dict:
     """``clients`` concurrent loops for ``duration_s``; ``client``: ``httpx`` (AsyncClient) or ``raw``
     (``bench.raw_http``: one keep-alive connection per client, a fraction of httpx's CPU per request)."""
     if client not in ("httpx", "raw"):
@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
-    ap.add_argument("--client", choices=("httpx", "raw"), default="httpx",
-                    help="httpx AsyncClient, or a raw keep-alive HTTP/1.1 client that takes less of the shared CPU")
+    ap.add_argument("--client", choices=("httpx", "raw"), default="raw",
+                    help="raw (default): one keep-alive HTTP/1.1 connection per client, 0.2-0.4 ms of CPU per "
+                         "request; httpx: its AsyncClient (2-8 ms per request, docs/benchmark_results.md)")
     a = ap.parse_args(argv)
     host = urlparse(a.url).hostname
     if host not in LOOPBACK:
