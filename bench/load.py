@@ -42,7 +42,7 @@ def _photo(seed: int) -> bytes:
     return buf.getvalue()
 
 
-class _HttpxConnection:
+class HttpxConnection:
     """httpx's AsyncClient behind ``RawConnection.request``'s signature, so a request is built one way for both."""
 
     def __init__(self, http: httpx.AsyncClient) -> None:
@@ -54,7 +54,7 @@ class _HttpxConnection:
                                        headers={"content-type": content_type} if body else None)
 
 
-async def _send(conn: _HttpxConnection | RawConnection, kind: str, rng: random.Random, photos: list[bytes],
+async def _send(conn: HttpxConnection | RawConnection, kind: str, rng: random.Random, photos: list[bytes],
                 item_ids: list[str], queries: list[str] | None) -> tuple[str, int]:
     """One request of ``kind`` on ``conn`` (httpx or the raw client): (the kind actually sent, HTTP status)."""
     if kind == "text":
@@ -66,7 +66,7 @@ async def _send(conn: _HttpxConnection | RawConnection, kind: str, rng: random.R
     return "image", (await conn.request("POST", "/search/image", body, ctype)).status_code
 
 
-async def _client_loop(cid: int, conn: _HttpxConnection | RawConnection, deadline: float,
+async def _client_loop(cid: int, conn: HttpxConnection | RawConnection, deadline: float,
                        weights: tuple[float, float, float], seed: int, item_ids: list[str],
                        out: list[tuple[str, float, bool, str]], queries: list[str] | None = None) -> None:
     rng = random.Random(seed + cid)
@@ -122,7 +122,7 @@ async def run(url: str, clients: int, duration_s: float, weights: tuple[float, f
         item_ids = [x["item_id"] for x in seedr.json().get("results", [])]
         parsed = urlparse(url)
         conns = ([RawConnection(parsed.hostname or "127.0.0.1", parsed.port or 80, timeout_s) for _ in range(clients)]
-                 if client == "raw" else [_HttpxConnection(http)] * clients)
+                 if client == "raw" else [HttpxConnection(http)] * clients)
         samples: list[tuple[str, float, bool, str]] = []
         t0 = time.perf_counter()
         deadline = t0 + duration_s

@@ -22,13 +22,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import numpy as np
 import pandas as pd
 import psutil
 
+from bench.load import HttpxConnection
 from bench.load import run as run_load
+from bench.raw_http import RawConnection, multipart
 
 
 def bundle_queries(serving_dir: Path, n: int, seed: int = 42) -> list[str]:
@@ -74,21 +77,33 @@ def wait_ready(url: str, proc: subprocess.Popen, workers: int, timeout_s: float)
     raise SystemExit(f"server not ready after {timeout_s} s")
 
 
-def image_run(url: str, jpegs: list[bytes], seconds: float) -> dict:
-    """One client posting ``jpegs`` in turn to /search/image for ``seconds``: latency percentiles and errors."""
-    lat, errors = [], 0
-    with httpx.Client(base_url=url, timeout=30.0) as client:
-        deadline, i = time.perf_counter() + seconds, 0
-        while time.perf_counter() < deadline:
-            t0 = time.perf_counter()
-            r = client.post("/search/image", files={"image": ("q.jpg", jpegs[i % len(jpegs)], "image/jpeg")},
-                            data={"top_k": "10"})
-            ms = (time.perf_counter() - t0) * 1000
-            if r.status_code == 200:
-                lat.append(ms)
-            else:
-                errors += 1
-            i += 1
+def image_run(url: str, jpegs: list[bytes], seconds: float, client: str = "raw") -> dict:
+    """One client posting ``jpegs`` in turn to /search/image for ``seconds``: latency percentiles and errors.
+    ``client``: ``raw`` (``bench.raw_http``, one keep-alive connection) or ``httpx`` (its AsyncClient), as for text."""
+    return asyncio.run(_image_run(url, jpegs, seconds, client))
+
+
+async def _image_run(url: str, jpegs: list[bytes], seconds: float, client: str) -> dict:
+    lat, errors, i = [], 0, 0
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+        parsed = urlparse(url)
+        conn = (RawConnection(parsed.hostname or "127.0.0.1", parsed.port or 80, 30.0) if client == "raw"
+                else HttpxConnection(http))
+        try:
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                body, ctype = multipart({"top_k": "10"}, {"image": ("q.jpg", jpegs[i % len(jpegs)], "image/jpeg")})
+                t0 = time.perf_counter()
+                r = await conn.request("POST", "/search/image", body, ctype)
+                ms = (time.perf_counter() - t0) * 1000
+                if r.status_code == 200:
+                    lat.append(ms)
+                else:
+                    errors += 1
+                i += 1
+        finally:
+            if isinstance(conn, RawConnection):
+                await conn.close()
     p50, p95, p99 = np.percentile(lat, [50, 95, 99]) if lat else (np.nan,) * 3
     return {"requests": i, "errors": errors, "p50_ms": round(float(p50), 2), "p95_ms": round(float(p95), 2),
             "p99_ms": round(float(p99), 2), "throughput_rps": round(len(lat) / seconds, 1)}
@@ -191,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             from bench.search_stages import photo_jpegs
 
             jpegs = photo_jpegs(a.image_data, a.image_count)
-            image_run(url, jpegs[:8], 5.0)                                       # warm-up, not reported
-            r = results["image"] = cpu_per_request(proc, lambda: image_run(url, jpegs, a.seconds))
+            image_run(url, jpegs[:8], 5.0, a.client)                             # warm-up, not reported
+            r = results["image"] = cpu_per_request(proc, lambda: image_run(url, jpegs, a.seconds, a.client))
             r["rss_mb_per_worker"] = worker_rss_mb(proc)
             r["rss_split_mb_per_worker"] = worker_rss_split_mb(proc)
             print(f"  1 client, /search/image (500-px JPEG): {r['requests']} req, {r['errors']} errors; ms p50 "

@@ -1,5 +1,6 @@
 """The load generator's raw HTTP/1.1 client (bench/raw_http.py) against a real uvicorn server: the same answers as
-httpx, keep-alive, chunked bodies, error statuses, and bench.load counting its requests and errors."""
+httpx, keep-alive, chunked bodies, error statuses, and bench.load and bench.serve_load's photo run counting their
+requests and errors."""
 from __future__ import annotations
 
 import asyncio
@@ -97,3 +98,13 @@ def test_load_run_with_the_raw_client_counts_requests_and_errors(server: tuple[s
         assert mixed["errors"] == 0 and mixed["by_kind"]["text"]["count"] and mixed["by_kind"]["image"]["count"]
     with pytest.raises(ValueError, match="httpx or raw"):
         asyncio.run(run(url, 1, 0.1, (1.0, 0.0, 0.0), 42, 10.0, client="curl"))
+
+
+def test_serve_load_image_run_with_either_client(server: tuple[str, int]) -> None:
+    """bench.serve_load's /search/image run: photo uploads on one connection, counted, with both clients."""
+    from bench.serve_load import image_run
+
+    url = f"http://{server[0]}:{server[1]}"
+    for client in ("raw", "httpx"):
+        r = image_run(url, [b"\xff\xd8" + bytes(50), b"\xff\xd8" + bytes(80)], 0.5, client)
+        assert r["requests"] > 2 and r["errors"] == 0 and r["p95_ms"] >= r["p50_ms"] > 0, (client, r)
