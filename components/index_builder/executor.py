@@ -14,10 +14,14 @@ def build(data_dir: str, emb_dir: str, out_dir: str, params: dict[str, Any], tra
           transform_dir: str | None = None, examples_dir: str | None = None) -> dict:
     """Build the SearchEngine (without ranker) and save it to ``out_dir``. ``transform_dir`` / ``examples_dir``:
     Transform's ``transform_graph`` and ``transformed_examples`` (absent: the catalog is analysed in-process)."""
+    from modules.encoders.text_runtime import served_query_encoder
     from modules.search.build import build_engine, load_embeddings
 
+    # queries encoded as the bundle will serve them (the RRF tuning and the calibration run here; RankerTrainer and
+    # RetrievalEvaluator load the engine with the same encoder)
     built = build_engine(load_embeddings(data_dir, emb_dir, params), data_dir, params, train_queries, seed,
-                         transform_dir=transform_dir, examples_dir=examples_dir)
+                         transform_dir=transform_dir, examples_dir=examples_dir,
+                         query_encoder=served_query_encoder(params))
     built.engine.save(out_dir)
     shutil.copytree(Path(emb_dir) / EMB_TOWER_DIR, Path(out_dir) / EMB_TOWER_DIR)  # SearchEngine.load finds it here
     return built.info

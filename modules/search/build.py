@@ -215,12 +215,15 @@ def build_fusion(emb: CatalogEmbeddings, items: pd.DataFrame, params: Mapping[st
 def build_engine(emb: CatalogEmbeddings, data_dir: str | Path, params: Mapping[str, Any],
                  train_queries: Sequence[Mapping[str, Any]], seed: int, fusion_method: str | None = None,
                  calibrate: bool = True, transform_dir: str | Path | None = None,
-                 examples_dir: str | Path | None = None, photo_category_from: SearchEngine | None = None) -> BuiltEngine:
+                 examples_dir: str | Path | None = None, photo_category_from: SearchEngine | None = None,
+                 query_encoder: Any = None) -> BuiltEngine:
     """Index embedded catalog (see the module docstring); no ranker attached. ``fusion_method`` overrides
     ``fusion.method``; ``calibrate=False`` leaves the ``low_confidence`` threshold to params. ``transform_dir`` +
     ``examples_dir``: Transform's ``transform_graph`` and ``transformed_examples`` (IndexBuilder); without them the
     catalog is analysed in-process (reused within a process for the same items). ``photo_category_from``: an engine
-    of the same catalog whose photo-category head is reused instead of trained again."""
+    of the same catalog whose photo-category head is reused instead of trained again. ``query_encoder``: the text
+    encoder the engine encodes queries (and live-added items) with, e.g. the served ONNX runtime (IndexBuilder), so
+    the RRF tuning and the calibration see the query vectors shoppers will get; None: the catalog's encoder."""
     from modules.attributes import apply_fills
     from modules.search.transformed import catalog_price_log_z
 
@@ -235,7 +238,8 @@ def build_engine(emb: CatalogEmbeddings, data_dir: str | Path, params: Mapping[s
     seconds["transform"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     popularity = item_popularity(data_dir, items["item_id"].astype(str).tolist())
-    engine = SearchEngine.build(items, emb.text_emb, emb.image_emb, emb.color, emb.text_encoder, emb.image_encoder,
+    engine = SearchEngine.build(items, emb.text_emb, emb.image_emb, emb.color, query_encoder or emb.text_encoder,
+                                emb.image_encoder,
                                 dict(params), fusion=fusion, popularity=popularity, item_colors=emb.color_names,
                                 filled=filled, price_log_z=price_log_z, item_graph=graph,
                                 photo_fingerprints=emb.fingerprints)
