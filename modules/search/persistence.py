@@ -29,7 +29,6 @@ from modules.search.fusion import Fusion
 from modules.search.lexical import BM25Index, TfidfIndex
 from modules.search.photo_category import HEAD_FILE, PhotoCategoryHead
 from modules.search.query import QueryParser
-from modules.search.rrf_tuning import tuned_retrieval
 from modules.search.state import EngineState, retrieval_params, section
 from modules.search.transformed import PRICE_FILE, TRANSFORM_DIR, ItemGraph
 from modules.settings import load_section
@@ -47,6 +46,14 @@ def encoder_kind(encoder: Any) -> str:
         return "clip"
     return "color" if getattr(encoder, "name", "") == "color" else "tower"
 
+
+def tuned_retrieval(retrieval: Mapping[str, Any], report: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``retrieval`` section an engine loads with: the text weights tuned at build (``rrf_tuning.json``, see
+    ``modules.search.rrf_tuning``) over the given ones, unless the report holds none (tuning skipped) or the section
+    turns tuning off."""
+    if not report or "weights" not in report or not retrieval.get("rrf_tuning", {}).get("enabled", True):
+        return dict(retrieval)
+    return {**retrieval, "rrf_weights": dict(report["weights"])}
 
 def save_state(s: EngineState, directory: str | Path) -> Path:
     """Write the engine to ``directory``."""

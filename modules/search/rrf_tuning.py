@@ -28,6 +28,7 @@ import numpy as np
 
 from modules.evaluation.metrics import ndcg_at_k
 from modules.search.encode import clean_query
+from modules.search.engine import retrieve_stage
 from modules.search.features import hybrid_score, intent_columns
 from modules.search.query import Intents
 from modules.search.rrf import rrf_arrays
@@ -49,9 +50,6 @@ class FusedQuery:
 
 def fused_query(state: EngineState, text: str, relevance: Mapping[str, float]) -> FusedQuery | None:
     """Stages 1-3 of a text query (``engine.retrieve_stage``), or None when no list returned a candidate."""
-    # imported here: the engine imports persistence, which imports this module
-    from modules.search.engine import retrieve_stage
-
     intents, _, _, retrieved = retrieve_stage(state, clean_query(text, state.retrieval.max_query_chars), None, 0.0,
                                               None, False)
     rows, _ = rrf_arrays(retrieved.lists, state.retrieval.rrf_k)
@@ -131,15 +129,7 @@ def tune_rrf_weights(state: EngineState, train_queries: Sequence[Mapping[str, An
 
 def set_text_weights(state: EngineState, weights: Mapping[str, float], report: Mapping[str, Any]) -> None:
     """Make ``weights`` the engine's text-query RRF weights (its settings and params) and keep ``report``, which
-    ``persistence`` saves as ``rrf_tuning.json`` and applies again at load (:func:`tuned_retrieval`)."""
+    ``persistence`` saves as ``rrf_tuning.json`` and applies again at load (``persistence.tuned_retrieval``)."""
     state.params["retrieval"] = {**state.params["retrieval"], "rrf_weights": dict(weights)}
     state.retrieval = dataclasses.replace(state.retrieval, rrf_weights=dict(weights))
     state.rrf_tuning = dict(report)
-
-
-def tuned_retrieval(retrieval: Mapping[str, Any], report: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``retrieval`` section an engine loads with: its tuned text weights over the given ones, unless the
-    report holds none (tuning skipped) or the section turns tuning off."""
-    if not report or "weights" not in report or not retrieval.get("rrf_tuning", {}).get("enabled", True):
-        return dict(retrieval)
-    return {**retrieval, "rrf_weights": dict(report["weights"])}
