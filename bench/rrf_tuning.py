@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     engine = SearchEngine.load(args.engine, params=params, text_encoder=served_query_encoder(params))
     s = engine.state
-    set_text_weights(s, dict(params["retrieval"]["rrf_weights"]), {})   # start from params.yaml's, as at build
-    s.rrf_tuning = None
+    set_text_weights(s, dict(params["retrieval"]["rrf_weights"]))   # start from params.yaml's, as at build
     queries = load_queries(args.data)
     train = [q for q in queries if q.get("split") == "train"]
     evals = [q for q in queries if q.get("split") == "eval" and q.get("kind", "text") == "text" and q.get("text")]

@@ -269,5 +269,5 @@ def build_benchmark_engines(
         timings["late_engine"] = time.perf_counter() - t
     info = {"n_items": built.info["n_items"], "n_with_image": int(emb.has_image.sum()), "image_encoder": emb.image_kind,
             "fusion": built.info["fusion"], "n_fusion_pairs": built.info["n_fusion_pairs"],
-            "n_filled_items": built.info["n_filled_items"], "rrf_tuning": built.info.get("rrf_tuning")}
+            "n_filled_items": built.info["n_filled_items"], "rrf_tuning": built.info["rrf_tuning"]}
     return BenchmarkEngines(built.engine, late_engine, timings, info)

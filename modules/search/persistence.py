@@ -50,10 +50,11 @@ def encoder_kind(encoder: Any) -> str:
 def tuned_retrieval(retrieval: Mapping[str, Any], report: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ``retrieval`` section an engine loads with: the text weights tuned at build (``rrf_tuning.json``, see
     ``modules.search.rrf_tuning``) over the given ones, unless the report holds none (tuning skipped) or the section
-    turns tuning off."""
-    if not report or "weights" not in report or not retrieval.get("rrf_tuning", {}).get("enabled", True):
+    turns tuning off. ``retrieval``: a complete section (``state.retrieval_params``)."""
+    if not report or "weights" not in report or not retrieval["rrf_tuning"]["enabled"]:
         return dict(retrieval)
     return {**retrieval, "rrf_weights": dict(report["weights"])}
+
 
 def save_state(s: EngineState, directory: str | Path) -> Path:
     """Write the engine to ``directory``."""

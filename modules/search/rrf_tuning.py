@@ -42,7 +42,6 @@ class FusedQuery:
     """One query's candidate lists and what scores its candidates besides RRF, retrieved once."""
 
     lists: dict[str, np.ndarray]
-    rows: np.ndarray                  # every list's rows, ascending (``rrf_arrays``' rows for any weights)
     intents: Intents
     intent_cols: dict[str, np.ndarray]
     relevance: Mapping[str, float]
@@ -55,7 +54,7 @@ def fused_query(state: EngineState, text: str, relevance: Mapping[str, float]) -
     rows, _ = rrf_arrays(retrieved.lists, state.retrieval.rrf_k)
     if not len(rows):
         return None
-    return FusedQuery(retrieved.lists, rows, intents, intent_columns(state, rows, intents), relevance)
+    return FusedQuery(retrieved.lists, intents, intent_columns(state, rows, intents), relevance)
 
 
 def hybrid_top(state: EngineState, q: FusedQuery, weights: Mapping[str, float], k: int = 10) -> list[str]:
@@ -127,9 +126,11 @@ def tune_rrf_weights(state: EngineState, train_queries: Sequence[Mapping[str, An
     return report
 
 
-def set_text_weights(state: EngineState, weights: Mapping[str, float], report: Mapping[str, Any]) -> None:
-    """Make ``weights`` the engine's text-query RRF weights (its settings and params) and keep ``report``, which
-    ``persistence`` saves as ``rrf_tuning.json`` and applies again at load (``persistence.tuned_retrieval``)."""
+def set_text_weights(state: EngineState, weights: Mapping[str, float],
+                     report: Mapping[str, Any] | None = None) -> None:
+    """Make ``weights`` the engine's text-query RRF weights (its settings and params) and keep ``report`` (None:
+    the weights were not tuned), which ``persistence`` saves as ``rrf_tuning.json`` and applies again at load
+    (``persistence.tuned_retrieval``)."""
     state.params["retrieval"] = {**state.params["retrieval"], "rrf_weights": dict(weights)}
     state.retrieval = dataclasses.replace(state.retrieval, rrf_weights=dict(weights))
-    state.rrf_tuning = dict(report)
+    state.rrf_tuning = None if report is None else dict(report)
