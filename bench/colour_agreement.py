@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -57,22 +56,18 @@ def agreement(a: list[str], b: list[str], seed: int = 0, draws: int = 2000) -> t
 
 
 def learned_names(embeddings: Path, held_ids: list[str], labels: dict[str, str]) -> list[str]:
-    """The attribute classifier (``modules.attributes``' features and logistic regression, ``attributes`` in
-    params.yaml) trained on every labelled photo of an EmbeddingGen artifact except ``held_ids``, applied to them."""
-    from sklearn.linear_model import LogisticRegression
-
-    from modules.attributes import attribute_features
+    """The attribute classifier (``modules.attributes``' features and model, ``attributes`` in params.yaml) trained
+    on every labelled photo of an EmbeddingGen artifact except ``held_ids``, applied to them."""
+    from bench.colour_learned import artifact_features
+    from modules.attributes import attribute_classifier
     from modules.config import load_params
-    from modules.data.data_io import EMB_COLOR_FILE, EMB_IDS_FILE, EMB_IMAGE_FILE
 
-    ids = json.loads((embeddings / EMB_IDS_FILE).read_text())
-    image, colour = np.load(embeddings / EMB_IMAGE_FILE), np.load(embeddings / EMB_COLOR_FILE)
     cfg = load_params()["attributes"]
-    x = attribute_features(image, colour, float(cfg["color_weight"]))
+    ids, x, has_image = artifact_features(embeddings, cfg)
     row = {iid: i for i, iid in enumerate(ids)}
     held = set(held_ids)
-    train = [i for i, iid in enumerate(ids) if labels.get(iid) and iid not in held and image[i].any()]
-    model = LogisticRegression(C=float(cfg["C"]), max_iter=int(cfg["max_iter"]), random_state=0)
+    train = [i for i, iid in enumerate(ids) if labels.get(iid) and iid not in held and has_image[i]]
+    model = attribute_classifier(cfg, 0)
     model.fit(x[train], [labels[ids[i]] for i in train])
     return list(model.predict(x[[row[i] for i in held_ids]]))
 

@@ -23,10 +23,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def main(argv: list[str] | None = None) -> int:
+def artifact_features(emb: Path, cfg: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """An EmbeddingGen artifact's item ids, the attribute classifier's features of each item
+    (``modules.attributes.attribute_features`` with ``cfg``, params.yaml's ``attributes``) and which items have a
+    photo."""
     from modules.attributes import attribute_features
-    from modules.config import load_params, shared_dir
     from modules.data.data_io import EMB_COLOR_FILE, EMB_IDS_FILE, EMB_IMAGE_FILE
+
+    ids = json.loads((emb / EMB_IDS_FILE).read_text())
+    image, colour = np.load(emb / EMB_IMAGE_FILE), np.load(emb / EMB_COLOR_FILE)
+    return ids, attribute_features(image, colour, float(cfg["color_weight"])), image.any(axis=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from modules.attributes import attribute_classifier
+    from modules.config import load_params, shared_dir
+    from modules.data.data_io import EMB_IDS_FILE
     from modules.encoders.color_naming import normalize_color_name
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -38,19 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (emb / EMB_IDS_FILE).is_file():
         print(f"error: {emb} is not an EmbeddingGen artifact ({EMB_IDS_FILE} missing)", file=sys.stderr)
         return 2
-    ids = json.loads((emb / EMB_IDS_FILE).read_text())
     with open(args.catalog, newline="", encoding="utf-8") as f:
         label = {r["id"]: normalize_color_name(r.get("baseColour", "")) for r in csv.DictReader(f)}
-    image, colour = np.load(emb / EMB_IMAGE_FILE), np.load(emb / EMB_COLOR_FILE)
-    rows = np.array([i for i, iid in enumerate(ids) if label.get(iid) and image[i].any()])
-    y = np.array([label[ids[i]] for i in rows])
     cfg = load_params()["attributes"]
-    x = attribute_features(image[rows], colour[rows], float(cfg["color_weight"]))
+    ids, features, has_image = artifact_features(emb, cfg)
+    rows = np.array([i for i, iid in enumerate(ids) if label.get(iid) and has_image[i]])
+    y = np.array([label[ids[i]] for i in rows])
+    x = features[rows]
     order = np.random.default_rng(args.seed).permutation(len(rows))
     train, test = order[: len(order) // 2], order[len(order) // 2:]
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(C=float(cfg["C"]), max_iter=int(cfg["max_iter"]), random_state=args.seed)
+    model = attribute_classifier(cfg, args.seed)
     model.fit(x[train], y[train])
     pred = model.predict(x[test])
     print(f"learned colour (held-out half, {len(test)} photos): {np.mean(pred == y[test]):.1%} right "

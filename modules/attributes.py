@@ -30,6 +30,13 @@ def attribute_features(image_vecs: np.ndarray, color_feats: np.ndarray, color_we
     return np.hstack([unit(image_vecs), color_weight * unit(color_feats)]).astype(np.float32)
 
 
+def attribute_classifier(cfg: Mapping[str, Any], seed: int) -> Any:
+    """The model every learned attribute uses: a multinomial logistic regression (``attributes.C``, ``max_iter``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=float(cfg["C"]), max_iter=int(cfg["max_iter"]), random_state=seed)
+
+
 def _labels(items: pd.DataFrame, col: str) -> pd.Series:
     return items[col].fillna("").astype(str).str.strip()
 
@@ -52,8 +59,6 @@ def candidate_columns(items: pd.DataFrame, has_image: np.ndarray, cfg: Mapping[s
 
 def _fit_column(x: np.ndarray, labels: pd.Series, has_image: np.ndarray, cfg: Mapping[str, Any], seed: int
                 ) -> tuple[Any, dict[str, Any]]:
-    from sklearn.linear_model import LogisticRegression
-
     counts = labels[(labels != "") & has_image].value_counts()
     keep = set(counts[counts >= int(cfg["min_class_count"])].index)
     rows = np.flatnonzero(labels.isin(keep).to_numpy() & has_image)
@@ -64,7 +69,7 @@ def _fit_column(x: np.ndarray, labels: pd.Series, has_image: np.ndarray, cfg: Ma
     n_test = max(1, int(round(len(rows) * float(cfg["holdout_fraction"]))))
     test, train = rows[:n_test], rows[n_test:]
     y = labels.to_numpy()
-    model = LogisticRegression(C=float(cfg["C"]), max_iter=int(cfg["max_iter"]), random_state=seed)
+    model = attribute_classifier(cfg, seed)
     model.fit(x[train], y[train])
     accuracy = float((model.predict(x[test]) == y[test]).mean())
     majority = float((y[test] == pd.Series(y[train]).value_counts().index[0]).mean())
